@@ -1,0 +1,207 @@
+"""Command line: ``python -m benchmark {run,list,pretrain,leaderboard,plot,import-tsv,export-tsv}``.
+
+Bad input never shows a traceback: it prints one line naming the problem and the fix and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark.errors import BenchmarkError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage block)
+        raise BenchmarkError(f"{message} (see 'python -m benchmark {self.prog.split()[-1]} --help')")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", help="results directory to read (default: results/)")
+    p.add_argument("--out", default="leaderboards", help="where to write tables and plots (default: leaderboards/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="benchmark", description="smoothbench: certified robustness by randomized smoothing")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="fit and certify methods of a suite; resumes where it stopped")
+    run.add_argument("--suite", default="quick", help="suite name (benchmark/suites/*.toml) or a .toml path")
+    run.add_argument("--methods", default=None, help="comma list of methods, or 'all' (default: the suite's)")
+    run.add_argument("--bases", default=None, help="comma list of base models (default: the suite's)")
+    run.add_argument("--sigma", type=_floats, default=None, help="noise levels, comma separated, e.g. 0.25,0.5")
+    run.add_argument("--n0", type=int, default=None, help="selection samples")
+    run.add_argument("--n", type=int, default=None, help="estimation samples")
+    run.add_argument("--alpha", type=float, default=None, help="failure probability of each certificate")
+    run.add_argument("--max-images", type=int, default=None, help="certify at most this many test images")
+    run.add_argument("--skip", type=int, default=None, help="certify every skip-th test image")
+    run.add_argument("--start", type=int, default=None, help="first test index")
+    run.add_argument("--data-root", default=None, help="dataset folder")
+    run.add_argument("--download", action="store_true", default=None, help="let torchvision download the data")
+    run.add_argument("--results", default=None, help="results directory (default: results/)")
+    run.add_argument("--out", default="leaderboards", help="leaderboard directory (default: leaderboards/)")
+    run.add_argument("--cache-dir", default=None, help="cache of fitted states and bases (default: .cache/)")
+    run.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
+    run.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"], help="autocast precision")
+    run.add_argument("--seed", type=int, default=None, help="root seed")
+    run.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
+    run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
+    run.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
+    pre.add_argument("--suite", default="quick")
+    pre.add_argument("--bases", default=None, help="comma list (default: the suite's bases that need pretraining)")
+    pre.add_argument("--data-root", default=None)
+    pre.add_argument("--cache-dir", default=None)
+    pre.add_argument("--device", default=None)
+    pre.add_argument("--seed", type=int, default=None)
+
+    sub.add_parser("list", help="list methods, base models, datasets and suites")
+
+    for name, text in (("leaderboard", "regenerate markdown + CSV (and plots) from results"),
+                       ("plot", "regenerate certified-accuracy-vs-radius PNGs from results")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
+        _add_output_args(p)
+
+    imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
+    imp.add_argument("file")
+    imp.add_argument("--method", required=True)
+    imp.add_argument("--sigma", type=float, required=True)
+    imp.add_argument("--suite", required=True)
+    imp.add_argument("--base", default="imported")
+    imp.add_argument("--dataset", default=None)
+    imp.add_argument("--n0", type=int, default=None)
+    imp.add_argument("--n", type=int, default=None)
+    imp.add_argument("--alpha", type=float, default=None)
+    imp.add_argument("--fresh", action="store_true")
+    _add_output_args(imp)
+
+    exp = sub.add_parser("export-tsv", help="write one run's records as a locuslab/smoothing TSV")
+    exp.add_argument("--suite", required=True)
+    exp.add_argument("--method", required=True)
+    exp.add_argument("--sigma", type=float, required=True)
+    exp.add_argument("--base", default=None)
+    exp.add_argument("--results", default="results")
+    exp.add_argument("--output", required=True, help="TSV file to write")
+    return parser
+
+
+def _leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
+    from benchmark.leaderboard import suites_in, write_leaderboard
+    from benchmark.plots import write_plots
+
+    if not results.is_dir():
+        raise BenchmarkError(f"results directory {results} does not exist: run 'python -m benchmark run' first")
+    suites = [suite] if suite else suites_in(results)
+    if not suites:
+        raise BenchmarkError(f"no runs found under {results}")
+    for name in suites:
+        paths = write_plots(results, out, name) if plots_only else write_leaderboard(results, out, name, command)
+        for path in paths:
+            print(path)
+
+
+def _overrides(args) -> dict:
+    keys = ("n0", "n", "alpha", "max_images", "skip", "start", "data_root", "download", "results", "cache_dir",
+            "device", "precision", "seed", "batch_size")  # fmt: skip
+    values = {k: getattr(args, k, None) for k in keys}
+    values["sigmas"] = getattr(args, "sigma", None)
+    for key in ("methods", "bases"):
+        text = getattr(args, key, None)
+        values[key] = [v.strip() for v in text.split(",") if v.strip()] if text else None
+    if values.get("data_root"):
+        values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
+    return values
+
+
+def cmd_run(args) -> None:
+    from benchmark.config import build_run_config
+    from benchmark.registry import METHODS
+    from benchmark.runner import Runner
+
+    overrides = _overrides(args)
+    if overrides["methods"]:
+        overrides["methods"] = METHODS.resolve(overrides["methods"])
+    cfg = build_run_config(args.suite, overrides)
+    if not cfg.methods:
+        raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
+    Runner(cfg, fresh=args.fresh, progress=not args.quiet).run()
+    if not args.no_leaderboard:
+        command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {args.out}"
+        _leaderboards(Path(cfg.results), Path(args.out), cfg.suite, command)
+
+
+def cmd_pretrain(args) -> None:
+    import json
+
+    from benchmark.config import build_run_config
+    from benchmark.models import _Pretrained, base_spec
+    from benchmark.runner import Runner
+
+    cfg = build_run_config(args.suite, _overrides(args) | {"methods": ["vanilla"]})
+    runner = Runner(cfg, progress=True)
+    names = [b for b in cfg.bases if isinstance(base_spec(b), _Pretrained)]
+    if not names:
+        raise BenchmarkError(f"suite {cfg.suite!r} has no base that the suite trains itself (e.g. small_cnn)")
+    for name in names:
+        spec = base_spec(name)
+        runner.build_base(name)
+        info_path = spec.cache_dir(runner.base_config(name), runner.dataset, runner.build_context()) / "run.json"
+        info = json.loads(info_path.read_text())
+        print(f"{name}: clean accuracy {info['clean_accuracy']:.4f}, fit {info['fit']['time_s']:.1f} s, "
+              f"{info['params']:,} parameters -> {info_path.parent}")  # fmt: skip
+
+
+def cmd_list(args) -> None:
+    from benchmark.config import suite_names
+    from benchmark.registry import BASES, DATASETS, METHODS
+
+    print("methods: " + ", ".join(METHODS.names()))
+    print("bases:   " + ", ".join(BASES.names()) + ", timm:<any timm model>")
+    print("datasets: " + ", ".join(DATASETS.names()))
+    print("suites:  " + ", ".join(suite_names()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        command = "python -m benchmark " + " ".join(argv)
+        if args.command == "run":
+            cmd_run(args)
+        elif args.command == "pretrain":
+            cmd_pretrain(args)
+        elif args.command == "list":
+            cmd_list(args)
+        elif args.command in ("leaderboard", "plot"):
+            _leaderboards(Path(args.results), Path(args.out), args.suite, command, args.command == "plot")
+        elif args.command == "import-tsv":
+            from benchmark.interop import import_tsv
+
+            directory = import_tsv(
+                Path(args.file), method=args.method, sigma=args.sigma, suite=args.suite, results=Path(args.results),
+                base=args.base, dataset=args.dataset, n0=args.n0, n=args.n, alpha=args.alpha, fresh=args.fresh,
+            )  # fmt: skip
+            print(directory)
+        elif args.command == "export-tsv":
+            from benchmark.interop import export_tsv
+
+            print(export_tsv(Path(args.results), suite=args.suite, method=args.method, sigma=args.sigma,
+                             out=Path(args.output), base=args.base))  # fmt: skip
+    except BenchmarkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: records so far are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

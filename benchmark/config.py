@@ -1,0 +1,213 @@
+"""Run configuration: suite TOML + CLI overrides -> a validated, frozen :class:`RunConfig`; canonical hashing.
+
+Precedence is dataclass defaults < suite TOML < CLI. The hash of everything that can change a record (method
+and its config, base, data subset, sigma, n0, n, alpha, seed, precision) is part of each result path, so records
+of different configurations are never mixed. Things that cannot change a record (batch size, device, paths,
+``max_images``) stay out of the hash: a run can be extended to more images or resumed on another batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import BenchmarkError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def canonical_json(obj: Any) -> str:
+    """Serialise ``obj`` (dataclasses, dicts, lists, scalars) canonically: sorted keys, no whitespace."""
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def config_hash(obj: Any) -> str:
+    """First 10 hex digits of the SHA-256 of the canonical JSON of ``obj``."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:10]
+
+
+def override_dataclass(instance: Any, overrides: dict[str, Any], where: str) -> Any:
+    """Return ``instance`` with ``overrides`` applied, recursing into nested dataclass fields.
+
+    Unknown keys raise a :class:`BenchmarkError` naming ``where`` and the closest known key; lists become tuples
+    so the result stays hashable; the dataclass' own ``__post_init__`` validates the values.
+    """
+    names = {f.name for f in dataclasses.fields(instance)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(sorted(names))}"
+            raise BenchmarkError(f"unknown setting {key!r} in {where}{hint}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            value = override_dataclass(current, value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        changes[key] = value
+    try:
+        return dataclasses.replace(instance, **changes)
+    except (TypeError, ValueError) as err:
+        raise BenchmarkError(f"invalid setting in {where}: {err}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a ``run`` needs, resolved from defaults, the suite file and the command line.
+
+    Attributes:
+        suite: suite name; results go to ``results/<suite>/...``.
+        dataset: dataset registry key.
+        split: which split is certified.
+        bases: base-model registry keys.
+        methods: method registry keys.
+        sigmas: noise levels in [0, 1] pixel units.
+        n0: selection samples (Cohen et al.: 100).
+        n: estimation samples (Cohen et al.: 100,000; Salman et al. 2020: 10,000).
+        alpha: failure probability of each certificate (Cohen et al.: 0.001).
+        skip: certify test images ``start, start + skip, ...`` (Cohen et al. use skip 20 on CIFAR-10).
+        start: first test index.
+        max_images: stop after this many images (None: the whole strided split).
+        seed: root seed; image ``idx`` draws its noise from a generator seeded by ``(seed, idx)``.
+        batch_size: noisy samples per forward pass in certification (never changes a result).
+        device: torch device string.
+        precision: "fp32", "bf16" (autocast) or "auto" (bf16 where the device supports it).
+        radii: radius grid of the tables.
+        data_root: dataset location (None: the dataset's default).
+        download: allow torchvision to download a dataset that is missing (never in tests or CI).
+        results: results directory.
+        cache_dir: where fitted states, pretrained bases and decoded data are cached.
+        method_settings: per-method overrides of the method's ``Config`` (suite ``[methods.<name>]`` tables).
+        base_settings: per-base overrides (suite ``[bases.<name>]`` tables), e.g. pretraining budgets.
+    """
+
+    suite: str
+    dataset: str
+    bases: tuple[str, ...]
+    methods: tuple[str, ...]
+    sigmas: tuple[float, ...]
+    n0: int = 100
+    n: int = 100_000
+    alpha: float = 0.001
+    split: str = "test"
+    skip: int = 1
+    start: int = 0
+    max_images: int | None = None
+    seed: int = 0
+    batch_size: int = 1000
+    device: str = "cpu"
+    precision: str = "auto"
+    radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    data_root: str | None = None
+    download: bool = False
+    results: str = "results"
+    cache_dir: str = ".cache"
+    method_settings: dict[str, dict] = field(default_factory=dict, hash=False)
+    base_settings: dict[str, dict] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        if not self.sigmas:
+            raise ValueError("at least one sigma is needed")
+        for sigma in self.sigmas:
+            if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        if int(self.n0) != self.n0 or self.n0 < 1:
+            raise ValueError(f"n0 must be an integer >= 1, got {self.n0!r}")
+        if int(self.n) != self.n or self.n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {self.n!r}")
+        if not (0.0 < self.alpha < 1.0):
+            raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha!r}")
+        if self.skip < 1:
+            raise ValueError(f"skip must be >= 1, got {self.skip!r}")
+        if self.start < 0:
+            raise ValueError(f"start must be >= 0, got {self.start!r}")
+        if self.max_images is not None and self.max_images < 1:
+            raise ValueError(f"max-images must be >= 1, got {self.max_images!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch-size must be >= 1, got {self.batch_size!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if any(r < 0 for r in self.radii) or list(self.radii) != sorted(self.radii):
+            raise ValueError(f"radii must be non-negative and increasing, got {self.radii!r}")
+
+
+# TOML keys of a suite file that map to RunConfig fields; [methods.*] and [bases.*] tables are handled apart.
+_SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", "method_settings", "base_settings"}
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """Read a suite by name (``benchmark/suites/<name>.toml``) or by path; return its name and raw table."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" and path.is_file()):
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name_or_path, suite_names(), n=2)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise BenchmarkError(f"unknown suite {name_or_path!r}: {hint}known suites: {', '.join(suite_names())}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise BenchmarkError(f"suite file {path} is not valid TOML ({err}): fix the file") from None
+    return table.get("name", path.stem), table
+
+
+def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
+    """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
+    name, table = load_suite(suite)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("name", "description", "method_settings", "base_settings", "methods", "bases"):
+            continue
+        if key not in _SUITE_KEYS:
+            close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise BenchmarkError(f"unknown key {key!r} in suite {name!r}{hint}")
+        values[key] = tuple(value) if isinstance(value, list) else value
+    # Paths in a suite file are relative to the project root, so a suite runs the same from any directory.
+    if values.get("data_root") and not Path(values["data_root"]).expanduser().is_absolute():
+        values["data_root"] = str(PROJECT_ROOT / values["data_root"])
+    # Per-entry settings live in [method_settings.<name>] and [base_settings.<name>] tables.
+    method_settings = dict(table.get("method_settings", {}))
+    base_settings = dict(table.get("base_settings", {}))
+    for key in ("methods", "bases"):
+        if key in table:
+            values[key] = tuple(table[key])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in _SUITE_KEYS:
+            raise ValueError(f"unknown override {key!r}")
+        values[key] = tuple(value) if isinstance(value, list) else value
+    values.setdefault("methods", ())
+    values.setdefault("bases", ())
+    try:
+        return RunConfig(suite=name, method_settings=method_settings, base_settings=base_settings, **values)
+    except (TypeError, ValueError) as err:
+        raise BenchmarkError(f"invalid configuration for suite {name!r}: {err}") from None

@@ -1,0 +1,120 @@
+"""The method interface: the seam that ``methods/`` and ``baselines/`` implement.
+
+Cohen et al.'s ``Smooth(base_classifier, num_classes, sigma)`` needs only *some* classifier of noisy inputs;
+methods differ in how that classifier is built or trained, rarely in how it is certified. A method is
+instantiated once per (base, sigma) with its frozen ``Config`` and a private copy of the base, and provides:
+
+* ``noisy_classifier(sigma)`` (required): an ``nn.Module`` mapping noisy images in [0, 1] to logits;
+* ``trainable_parameters()`` + ``training_loss(batch, sigma, generator)`` (optional): the shared loop in
+  :mod:`benchmark.train` does the rest; ``train_config()`` gives its settings (default ``config.train``);
+* ``state_to_save()`` / ``load_saved_state()``: what a fit produced, cached as safetensors by config hash.
+
+Methods never call the runner, the results writer or each other; a method that needs another model (a surrogate
+classifier, a denoiser) gets it through :class:`MethodContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from benchmark.data import DatasetSpec
+from benchmark.models import BaseClassifier
+from benchmark.train import TrainConfig
+
+
+@dataclass
+class MethodContext:
+    """The harness services a method may use.
+
+    Attributes:
+        dataset: the dataset spec (class count, shapes, augmentation).
+        device: where to build and train.
+        bf16: whether forward passes run under bf16 autocast.
+        seed: root seed of the run.
+        cache_dir: cache root (methods may cache models independent of the base, e.g. denoisers, under it).
+        train_data: returns the clean training split (loaded on first call).
+        build_base: builds another base classifier by registry name (e.g. a surrogate), frozen, in eval mode.
+    """
+
+    dataset: DatasetSpec
+    device: torch.device
+    bf16: bool
+    seed: int
+    cache_dir: Path
+    train_data: Callable[[], Dataset]
+    build_base: Callable[[str], BaseClassifier]
+
+
+class Method:
+    """Base class of every smoothing strategy (see the module docstring for the contract)."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    Config: ClassVar[type]
+
+    def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
+        self.config = config
+        self.base = base
+        self.ctx = ctx
+
+    # -- required ---------------------------------------------------------------------------------------------
+    def noisy_classifier(self, sigma: float) -> nn.Module:
+        """The classifier f of Cohen et al. that the smoothed classifier votes over: noisy [0,1] images -> logits."""
+        raise NotImplementedError
+
+    # -- optional training hooks ------------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the shared loop optimises (empty: nothing is trained)."""
+        return []
+
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], sigma: float, generator: torch.Generator):
+        """Scalar loss on a clean batch ``(x in [0,1], y)``; the method draws its own noise from ``generator``."""
+        raise NotImplementedError
+
+    def train_config(self) -> TrainConfig:
+        return self.config.train
+
+    def set_train_mode(self) -> None:
+        """Put the modules being trained in train mode (default: the whole noisy classifier)."""
+        self.fitted_module().train()
+
+    def needs_fit(self) -> bool:
+        return bool(self.trainable_parameters())
+
+    def fitted_module(self) -> nn.Module:
+        """The module whose state a fit changes (checkpointed by the loop, saved after it)."""
+        return self.base
+
+    def state_to_save(self) -> dict[str, torch.Tensor]:
+        """The tensors a fit produced: trainable parameters and every buffer (batch-norm statistics)."""
+        module = self.fitted_module()
+        trainable = {id(p) for p in self.trainable_parameters()}
+        state = {k: p.detach() for k, p in module.named_parameters() if id(p) in trainable}
+        state.update({k: b.detach() for k, b in module.named_buffers() if b is not None})
+        return state
+
+    def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(state) - set(self.fitted_module().state_dict())
+        if missing:
+            raise ValueError(f"saved state has unknown keys {sorted(missing)[:3]}")
+        self.fitted_module().load_state_dict(state, strict=False)
+
+    # -- cost accounting --------------------------------------------------------------------------------------
+    def cost(self) -> dict:
+        """Trainable parameters, their share of the base, and the bytes stored per sigma."""
+        trainable = sum(p.numel() for p in self.trainable_parameters())
+        base_params = sum(p.numel() for p in self.base.parameters())
+        stored = sum(t.numel() * t.element_size() for t in self.state_to_save().values()) if trainable else 0
+        return {
+            "trainable_params": trainable,
+            "base_params": base_params,
+            "trainable_pct": 100.0 * trainable / base_params if base_params else 0.0,
+            "stored_bytes": stored,
+        }

@@ -1,0 +1,61 @@
+"""Certified-accuracy-vs-radius plots as pure functions of ``results/`` (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.metrics import certified_accuracy, envelope, r_max
+from benchmark.results import latest_runs, safe_name
+
+
+def _axes(title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    ax.set_xlabel("l2 radius ([0,1] pixel units)")
+    ax.set_ylabel("certified accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    return plt, fig, ax
+
+
+def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
+    """One PNG per (base, sigma) with a curve per method, and one envelope-over-sigma PNG per base."""
+    runs = [r for r in latest_runs(results, suite) if r.records]
+    written: list[Path] = []
+    folder = out_dir / safe_name(suite)
+    for base in sorted({r.info["base"] for r in runs}):
+        base_runs = [r for r in runs if r.info["base"] == base]
+        top = max(r_max(float(r.info["sigma"]), r.info.get("n"), r.info.get("alpha")) for r in base_runs)
+        top = top if np.isfinite(top) else max(float(x["radius"]) for r in base_runs for x in r.records) or 1.0
+        grid = np.linspace(0.0, top * 1.02, 300)
+        sigmas = sorted({float(r.info["sigma"]) for r in base_runs})
+        for sigma in sigmas:
+            plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")
+            for run in sorted(
+                (r for r in base_runs if float(r.info["sigma"]) == sigma), key=lambda r: r.info["method"]
+            ):
+                ax.plot(grid, certified_accuracy(run.records, grid), label=run.info["method"])
+            ax.legend(fontsize=8)
+            written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
+        plt, fig, ax = _axes(f"{suite} / {base} / envelope over sigma {', '.join(f'{s:g}' for s in sigmas)}")
+        for method in sorted({r.info["method"] for r in base_runs}):
+            curves = [certified_accuracy(r.records, grid) for r in base_runs if r.info["method"] == method]
+            ax.plot(grid, envelope(curves), label=method)
+        ax.legend(fontsize=8)
+        written.append(_save(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
+    return written
+
+
+def _save(plt, fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

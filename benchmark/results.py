@@ -1,0 +1,197 @@
+"""Per-image records and run provenance: append-only JSON lines, resumable, shard-aware.
+
+Layout: ``<results>/<suite>/<method>/<base>/sigma_<s>/<config hash>/`` holds ``records.jsonl`` (or
+``records-<shard>.jsonl`` per rank; readers merge them) and ``run.json``. A record is written as one whole line
+and flushed; on open, a torn last line (a run killed mid-write) is cut off and finished indices are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from benchmark.config import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+
+RECORD_FIELDS = (
+    "method", "config_hash", "dataset", "split", "idx", "sigma", "seed", "n0", "n", "alpha",
+    "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "n_used", "time_s",
+)  # fmt: skip
+PACKAGES = ("torch", "torchvision", "timm", "peft", "diffusers", "numpy", "scipy", "safetensors")
+
+
+def safe_name(name: str) -> str:
+    """A registry key as a path component (``timm:vit_b`` -> ``timm-vit_b``)."""
+    return name.replace(":", "-").replace("/", "-")
+
+
+def run_dir(results: Path, suite: str, method: str, base: str, sigma: float, chash: str) -> Path:
+    return results / safe_name(suite) / safe_name(method) / safe_name(base) / f"sigma_{sigma:g}" / chash
+
+
+class RecordWriter:
+    """Appends records to ``records[-<shard>].jsonl`` in ``directory``.
+
+    Args:
+        directory: the run directory (created on first write, not before).
+        shard: rank name for sharded runs (None: a single file).
+    """
+
+    def __init__(self, directory: Path, shard: str | None = None):
+        self.directory = directory
+        self.path = directory / (f"records-{shard}.jsonl" if shard else "records.jsonl")
+        self._fh = None
+        self.done: set[int] = {r["idx"] for r in read_records(directory)}
+
+    def _open(self):
+        if self._fh is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across appends
+        return self._fh
+
+    def append(self, record: dict) -> None:
+        missing = [f for f in RECORD_FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"record lacks fields {missing}")
+        fh = self._open()
+        fh.write(json.dumps(record, allow_nan=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+        self.done.add(int(record["idx"]))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _read_lines(path: Path) -> list[dict]:
+    """Read one records file; cut a torn (unterminated or unparsable) last line off the file itself."""
+    data = path.read_bytes()
+    if not data:
+        return []
+    keep = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
+    rows = []
+    lines = keep.splitlines()
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                raise BenchmarkError(
+                    f"{path} line {i + 1} is corrupt: delete that line or rerun with --fresh"
+                ) from None
+            keep = keep[: len(keep) - len(line) - 1]
+    if len(keep) != len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(len(keep))
+    return rows
+
+
+def read_records(directory: Path) -> list[dict]:
+    """All records of a run directory, shards merged, one per index (first wins), sorted by index."""
+    by_idx: dict[int, dict] = {}
+    for path in sorted(directory.glob("records*.jsonl")):
+        for row in _read_lines(path):
+            by_idx.setdefault(int(row["idx"]), row)
+    return [by_idx[i] for i in sorted(by_idx)]
+
+
+def git_state() -> dict:
+    """Commit SHA and dirty flag of the project checkout (None when not a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_run_json(directory: Path) -> dict | None:
+    path = directory / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise BenchmarkError(f"{path} is corrupt: delete it (records stay) and rerun the same command") from None
+
+
+@dataclass
+class Run:
+    """One run directory as read back: its provenance and its records."""
+
+    directory: Path
+    info: dict
+    records: list[dict]
+
+    @property
+    def key(self) -> tuple[str, str, str, float]:
+        return (self.info["suite"], self.info["method"], self.info["base"], float(self.info["sigma"]))
+
+
+def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
+    """Every run directory under ``results`` (optionally one suite) that has a run.json."""
+    pattern = f"{safe_name(suite)}/*/*/sigma_*/*/run.json" if suite else "*/*/*/sigma_*/*/run.json"
+    for path in sorted(results.glob(pattern)):
+        info = read_run_json(path.parent)
+        if info is not None:
+            yield Run(path.parent, info, read_records(path.parent))
+
+
+def latest_runs(results: Path, suite: str | None = None) -> list[Run]:
+    """One run per (suite, method, base, sigma): the most recently updated config hash; older ones are kept on disk
+    but left out of tables, so a changed configuration never mixes with stale records."""
+    chosen: dict[tuple, Run] = {}
+    for run in iter_runs(results, suite):
+        previous = chosen.get(run.key)
+        if previous is None or run.info.get("updated", "") > previous.info.get("updated", ""):
+            chosen[run.key] = run
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def check_writable(results: Path) -> None:
+    """Fail early, touching nothing, when ``results`` cannot be written."""
+    probe_dir = results
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise BenchmarkError(f"results directory {results} is not writable: pass --results DIR with a writable DIR")
+
+
+def command_line() -> list[str]:
+    return [Path(sys.executable).name, "-m", "benchmark", *sys.argv[1:]]

@@ -1,0 +1,326 @@
+"""The run loop: for each base x method x sigma, fit (cached) -> certify -> one record per image.
+
+Everything that can fail on bad input (names, data, weights, result directory) is checked before the first
+record is written. Each (base, method, sigma) is resumable on its own: finished images are skipped, the fitted
+state is loaded from the cache, and re-running the same command only does what is missing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from benchmark.config import RunConfig, config_hash, override_dataclass, to_jsonable
+from benchmark.data import DatasetSpec, subset_indices
+from benchmark.errors import BenchmarkError
+from benchmark.method import Method, MethodContext
+from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_base_config
+from benchmark.registry import BASES, DATASETS, METHODS
+from benchmark.results import (
+    RecordWriter,
+    check_writable,
+    command_line,
+    git_state,
+    now,
+    package_versions,
+    read_run_json,
+    run_dir,
+    write_json_atomic,
+)
+from benchmark.smoothing import ABSTAIN, certify, image_generator
+from benchmark.train import autocast, fit
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchmarkError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError("--device cuda asked for but no CUDA device is visible: use --device cpu")
+    return device
+
+
+def resolve_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast for "bf16", and for "auto" where the device runs it natively."""
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class SmoothingClassifier(torch.nn.Module):
+    """Wraps a noisy classifier for certification: eval mode, no grad, optional bf16 autocast, fp32 logits."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, bf16: bool):
+        super().__init__()
+        self.model = model.eval()
+        self.device = device
+        self.bf16 = bf16
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.bf16):
+            return self.model(x).float()
+
+
+@dataclass
+class Plan:
+    """One (base, method, sigma) cell of a run, resolved and hashed."""
+
+    base: str
+    method: str
+    sigma: float
+    method_cls: type[Method]
+    method_config: object
+    key: dict
+    chash: str
+    directory: Path
+    writer: RecordWriter
+    todo: list[int]
+
+
+def record_key(cfg: RunConfig, method_cls, method_config, base: str, base_config, sigma: float, bf16: bool) -> dict:
+    """Everything that can change a record; its hash names the run directory."""
+    return {
+        "method": method_cls.name,
+        "method_version": method_cls.version,
+        "method_config": to_jsonable(method_config),
+        "base": base,
+        "base_config": to_jsonable(base_config),
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "start": cfg.start,
+        "skip": cfg.skip,
+        "sigma": float(sigma),
+        "n0": cfg.n0,
+        "n": cfg.n,
+        "alpha": cfg.alpha,
+        "seed": cfg.seed,
+        "precision": "bf16" if bf16 else "fp32",
+    }
+
+
+def fit_key(key: dict) -> dict:
+    """The part of a record key a fitted state depends on (not the certification settings)."""
+    drop = {"split", "start", "skip", "n0", "n", "alpha"}
+    return {k: v for k, v in key.items() if k not in drop}
+
+
+class Runner:
+    """Executes a :class:`RunConfig`.
+
+    Args:
+        cfg: the resolved configuration.
+        fresh: delete the selected cells' records first.
+        progress: show tqdm bars.
+    """
+
+    def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True):
+        self.cfg = cfg
+        self.fresh = fresh
+        self.progress = progress
+        self.device = resolve_device(cfg.device)
+        self.bf16 = resolve_bf16(cfg.precision, self.device)
+        self.results = Path(cfg.results).expanduser()
+        self.cache_dir = Path(cfg.cache_dir).expanduser()
+        self.data_root = Path(cfg.data_root).expanduser() if cfg.data_root else None
+        self.dataset: DatasetSpec = DATASETS.get(cfg.dataset)()
+        self._train_set = None
+        self._bases: dict[str, BaseClassifier] = {}
+
+    # -- services handed to methods ---------------------------------------------------------------------------
+    def build_context(self) -> BuildContext:
+        return BuildContext(self.device, self.cache_dir, self.data_root, self.cfg.download, self.bf16, self.cfg.seed)
+
+    def base_config(self, name: str):
+        return resolve_base_config(base_spec(name), self.cfg.base_settings.get(name))
+
+    def build_base(self, name: str) -> BaseClassifier:
+        if name not in self._bases:
+            if not name.startswith("timm:"):
+                BASES.check(name)
+            spec = base_spec(name)
+            model = spec.build(self.base_config(name), self.dataset, self.build_context())
+            for p in model.parameters():
+                p.requires_grad_(False)
+            self._bases[name] = model
+        return self._bases[name]
+
+    def train_data(self):
+        if self._train_set is None:
+            self._train_set = self.dataset.load("train", self.data_root, self.cache_dir, self.cfg.download)
+        return self._train_set
+
+    def method_context(self) -> MethodContext:
+        return MethodContext(
+            self.dataset, self.device, self.bf16, self.cfg.seed, self.cache_dir, self.train_data, self.build_base
+        )
+
+    # -- planning (all validation happens here, before anything is written) ------------------------------------
+    def plan(self) -> tuple[list[Plan], object]:
+        cfg = self.cfg
+        methods = METHODS.resolve(cfg.methods)
+        for name in cfg.bases:
+            if not name.startswith("timm:"):
+                BASES.check(name)
+        if not cfg.bases:
+            raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
+        check_writable(self.results)
+        test_set = self.dataset.load(cfg.split, self.data_root, self.cache_dir, cfg.download)
+        indices = subset_indices(len(test_set), cfg.start, cfg.skip, cfg.max_images)
+        if not indices:
+            raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {len(test_set)} images")
+        plans = []
+        for base in cfg.bases:
+            base_config = self.base_config(base)
+            for method in methods:
+                method_cls = METHODS.get(method)
+                settings = cfg.method_settings.get(method, {})
+                method_config = override_dataclass(method_cls.Config(), settings, f"[methods.{method}]")
+                for sigma in cfg.sigmas:
+                    key = record_key(cfg, method_cls, method_config, base, base_config, sigma, self.bf16)
+                    chash = config_hash(key)
+                    directory = run_dir(self.results, cfg.suite, method, base, sigma, chash)
+                    if self.fresh:
+                        for f in directory.glob("records*.jsonl"):
+                            f.unlink()
+                    writer = RecordWriter(directory)
+                    todo = [i for i in indices if i not in writer.done]
+                    plans.append(
+                        Plan(base, method, sigma, method_cls, method_config, key, chash, directory, writer, todo)
+                    )
+        # Build every base now: a missing or corrupt checkpoint fails before the first record is written.
+        for base in cfg.bases:
+            if any(p.todo for p in plans if p.base == base):
+                self.build_base(base)
+        return plans, test_set
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    def fit_method(self, method: Method, plan: Plan) -> dict:
+        """Fit through the shared loop, or load the cached fitted state; return the fit's provenance."""
+        if not method.needs_fit():
+            return {"fit_time_s": 0.0, "cached": False}
+        fkey = fit_key(plan.key)
+        fit_dir = self.cache_dir / "fits" / plan.method / config_hash(fkey)
+        state_path, info_path = fit_dir / "state.safetensors", fit_dir / "fit.json"
+        if state_path.is_file() and info_path.is_file():
+            method.load_saved_state(load_file(str(state_path), device=str(self.device)))
+            info = json.loads(info_path.read_text())
+            return {**info, "cached": True}
+        module = method.fitted_module()
+        sigma = plan.sigma
+        result = fit(
+            module, method.trainable_parameters(),
+            lambda batch, gen: method.training_loss(batch, sigma, gen),
+            self.train_data(), method.train_config(), device=self.device, bf16=self.bf16, seed=self.cfg.seed,
+            checkpoint=fit_dir / "checkpoint.pt", augment=self.dataset.augment, train_mode=method.set_train_mode,
+            desc=f"fit {plan.method} sigma={sigma:g}",
+        )  # fmt: skip
+        extra = method.fit_report() if hasattr(method, "fit_report") else {}
+        info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
+                "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from_epoch,
+                "fit_key": fkey, **extra}  # fmt: skip
+        save_file({k: v.contiguous().cpu() for k, v in method.state_to_save().items()}, str(state_path))
+        write_json_atomic(info_path, info)
+        (fit_dir / "checkpoint.pt").unlink(missing_ok=True)
+        return {**info, "cached": False}
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> list[Path]:
+        plans, test_set = self.plan()
+        for plan in plans:
+            if not plan.todo:
+                continue
+            base = copy.deepcopy(self.build_base(plan.base))
+            method = plan.method_cls(plan.method_config, base, self.method_context())
+            info = self.start_run_json(plan)
+            fit_info = self.fit_method(method, plan)
+            info.update(fit=fit_info, cost=method.cost())
+            info["timings"]["fit_time_s"] = fit_info.get("fit_time_s", 0.0)
+            classifier = SmoothingClassifier(method.noisy_classifier(plan.sigma), self.device, self.bf16)
+            write_json_atomic(plan.directory / "run.json", info)
+            self.certify_images(plan, classifier, test_set, info)
+        return [p.directory for p in plans]
+
+    def start_run_json(self, plan: Plan) -> dict:
+        cfg = self.cfg
+        previous = read_run_json(plan.directory) or {}
+        timings = previous.get("timings", {"certify_time_s": 0.0, "images": 0})
+        return {
+            "suite": cfg.suite,
+            "method": plan.method,
+            "base": plan.base,
+            "sigma": float(plan.sigma),
+            "dataset": cfg.dataset,
+            "dataset_label": self.dataset.label,
+            "split": cfg.split,
+            "n0": cfg.n0,
+            "n": cfg.n,
+            "alpha": cfg.alpha,
+            "seed": cfg.seed,
+            "radii": list(cfg.radii),
+            "config_hash": plan.chash,
+            "config": plan.key,
+            "run_settings": {
+                "batch_size": cfg.batch_size,
+                "max_images": cfg.max_images,
+                "device": str(self.device),
+                "data_root": cfg.data_root,
+                "results": cfg.results,
+            },  # fmt: skip
+            "argv": command_line(),
+            "git": git_state(),
+            "packages": package_versions(),
+            "device": str(self.device),
+            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "status": "running",
+            "started": previous.get("started", now()),
+            "sessions": int(previous.get("sessions", 0)) + 1,
+            "updated": now(),
+            "timings": timings,
+        }
+
+    def certify_images(self, plan: Plan, classifier, test_set, info: dict) -> None:
+        cfg = self.cfg
+        bar = tqdm(plan.todo, desc=f"{plan.base}/{plan.method} sigma={plan.sigma:g}", unit="img",
+                   disable=None if self.progress else True)  # fmt: skip
+        timings = info["timings"]
+        try:
+            for idx in bar:
+                x, label = test_set[idx]
+                x = x.to(self.device)
+                t0 = time.perf_counter()
+                gen = image_generator(cfg.seed, idx, self.device)
+                cert = certify(classifier, x, plan.sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, gen)
+                elapsed = time.perf_counter() - t0
+                plan.writer.append({
+                    "method": plan.method, "config_hash": plan.chash, "dataset": cfg.dataset, "split": cfg.split,
+                    "idx": idx, "sigma": float(plan.sigma), "seed": cfg.seed, "n0": cfg.n0, "n": cfg.n,
+                    "alpha": cfg.alpha, "label": int(label), "prediction": cert.prediction,
+                    "correct": int(cert.prediction == int(label) and cert.prediction != ABSTAIN),
+                    "radius": cert.radius, "p_a_lower": cert.p_a_lower, "n_top": cert.n_top,
+                    "n_used": cfg.n0 + cfg.n, "time_s": elapsed,
+                })  # fmt: skip
+                timings["certify_time_s"] = timings.get("certify_time_s", 0.0) + elapsed
+                timings["images"] = timings.get("images", 0) + 1
+                timings["certify_s_per_image"] = timings["certify_time_s"] / timings["images"]
+                bar.set_postfix(samples_s=f"{(cfg.n0 + cfg.n) / elapsed:,.0f}")
+        finally:
+            plan.writer.close()
+            bar.close()
+            info["updated"] = now()
+            info["images_done"] = len(plan.writer.done)
+            info["status"] = "complete" if set(plan.todo) <= plan.writer.done else "partial"
+            write_json_atomic(plan.directory / "run.json", info)

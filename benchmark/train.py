@@ -1,0 +1,236 @@
+"""The one training loop: optimizer, schedule, optional bf16 autocast, per-epoch checkpoint and resume.
+
+Every method that trains something (full fine-tuning, PEFT modules, denoisers, the suite's own base models)
+goes through :func:`fit` with its own loss hook; nothing else in the project steps an optimizer. Data order,
+augmentation and noise of epoch ``e`` come from generators seeded by ``(seed, e)``, so a run resumed from its
+checkpoint ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from benchmark.data import UInt8Images
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of the shared loop.
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: images per step.
+        optimizer: "sgd" (with momentum), "adam" or "adamw".
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 / decoupled weight decay.
+        schedule: "cosine" (to 0), "step" (x ``gamma`` every ``step_epochs``) or "constant".
+        step_epochs: step schedule period.
+        gamma: step schedule factor.
+        warmup_epochs: linear warm-up length (fractions allowed).
+        grad_clip: clip the gradient norm to this (None: no clipping).
+        max_steps_per_epoch: cap on steps per epoch (None: the whole training set), for CPU-scale budgets.
+        augment: apply the dataset's training augmentation (crops and flips on CIFAR).
+    """
+
+    epochs: int = 1
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_epochs: int = 30
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = None
+    max_steps_per_epoch: int | None = None
+    augment: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("train: epochs must be >= 0, batch_size >= 1 and lr > 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+
+@dataclass
+class FitResult:
+    """What a fit cost and how it ended."""
+
+    time_s: float
+    steps: int
+    epochs: int
+    final_loss: float
+    resumed_from_epoch: int
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([int(seed), 7919, int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast on ``device`` when asked for (a no-op context otherwise)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def _make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    epoch_f = step / steps_per_epoch
+    if cfg.warmup_epochs > 0 and epoch_f < cfg.warmup_epochs:
+        return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
+    if cfg.schedule == "cosine":
+        total = cfg.epochs * steps_per_epoch
+        warm = cfg.warmup_epochs * steps_per_epoch
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1.0, total - warm)))
+    if cfg.schedule == "step":
+        return cfg.gamma ** int(epoch_f // cfg.step_epochs)
+    return 1.0
+
+
+def _batches(data: Dataset, cfg: TrainConfig, perm: torch.Tensor):
+    """Yield (x, y) batches in the order ``perm``; in-memory datasets are gathered directly, others loaded."""
+    if isinstance(data, UInt8Images):
+        for i in range(0, len(perm), cfg.batch_size):
+            yield data.batch(perm[i : i + cfg.batch_size])
+    elif hasattr(data, "tensors"):
+        x_all, y_all = data.tensors
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            yield x_all[idx], y_all[idx]
+    else:
+        yield from DataLoader(data, batch_size=cfg.batch_size, sampler=perm.tolist(), num_workers=4)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    module: nn.Module,
+    params: Sequence[nn.Parameter],
+    loss_fn: LossFn,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    bf16: bool = False,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    train_mode: Callable[[], None] | None = None,
+    desc: str = "fit",
+) -> FitResult:
+    """Minimise ``loss_fn`` over ``params`` for ``cfg.epochs`` epochs of ``data``.
+
+    Args:
+        module: everything whose state must survive an interruption (its ``state_dict`` is checkpointed).
+        params: the parameters to optimise; all others should have ``requires_grad=False``.
+        loss_fn: ``(batch on device, generator) -> scalar loss``; the method's hook (noise, objective).
+        data: training set of ``(image in [0,1], label)``.
+        cfg: optimisation settings.
+        device: where to train.
+        bf16: run forward passes under bf16 autocast.
+        seed: root seed; epoch ``e`` uses generators seeded by ``(seed, e)``.
+        checkpoint: file for per-epoch checkpoints; an existing one is resumed from.
+        augment: batch augmentation ``(x, generator) -> x`` (applied when ``cfg.augment``).
+        train_mode: puts the right submodules in train mode (default ``module.train()``).
+        desc: progress-bar label.
+
+    Returns:
+        A :class:`FitResult`; ``module`` is left in eval mode with the trained weights.
+    """
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"{desc}: nothing to train (no parameter requires grad)")
+    optimizer = _make_optimizer(params, cfg)
+    n_batches = math.ceil(len(data) / cfg.batch_size)
+    steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch or n_batches)
+    start_epoch, elapsed, last_loss = 0, 0.0, float("nan")
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
+    for _ in range(start_epoch * steps_per_epoch):
+        scheduler.step()  # the LR schedule is a pure function of the step, so replaying it resumes it exactly
+
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        (train_mode or module.train)()
+        cpu_gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
+        perm = torch.randperm(len(data), generator=cpu_gen)[: steps_per_epoch * cfg.batch_size]
+        running, count = 0.0, 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            unit="step",
+            disable=None,
+        )
+        for x, y in _batches(data, cfg, perm):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cfg.augment and augment is not None:
+                x = augment(x, gen)
+            with autocast(device, bf16):
+                loss = loss_fn((x, y), gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running += float(loss.detach()) * len(x)
+            count += len(x)
+            bar.update(1)
+            bar.set_postfix(loss=f"{running / count:.4f}")
+        bar.close()
+        last_loss = running / max(count, 1)
+        elapsed += time.perf_counter() - t0
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic(
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "time_s": elapsed,
+                    "loss": last_loss,
+                },
+                checkpoint,
+            )
+    module.eval()
+    return FitResult(
+        time_s=elapsed, steps=step, epochs=cfg.epochs, final_loss=last_loss, resumed_from_epoch=start_epoch
+    )

@@ -1,0 +1,1 @@
+"""Smoothing strategies under comparison, one file per procedure (PEFT variants are entries of one file)."""
