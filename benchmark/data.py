@@ -110,7 +110,7 @@ def _image_folder_to_uint8(folder: Path, cache_dir: Path) -> UInt8Images:
     if cache.is_file():
         blob = torch.load(cache, weights_only=True)
         return UInt8Images(blob["images"], blob["labels"])
-    images = torch.stack([torch.from_numpy(np.asarray(tree.loader(p), dtype=np.uint8)) for p, _ in tree.samples])
+    images = torch.stack([torch.from_numpy(np.array(tree.loader(p), dtype=np.uint8)) for p, _ in tree.samples])
     images = images.permute(0, 3, 1, 2).contiguous()  # [N,H,W,C] -> [N,C,H,W]
     labels = torch.tensor(tree.targets, dtype=torch.long)
     cache.parent.mkdir(parents=True, exist_ok=True)
