@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,10 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
-    for _ in range(start_epoch * steps_per_epoch):
-        scheduler.step()  # the LR schedule is a pure function of the step, so replaying it resumes it exactly
+    with warnings.catch_warnings():  # replaying the schedule before any optimizer step is intended here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch * steps_per_epoch):
+            scheduler.step()  # the LR schedule is a pure function of the step, so replaying it resumes it exactly
 
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):

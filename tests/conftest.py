@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny classifiers with known answers and a tiny offline suite."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class ConstantClassifier(nn.Module):
+    """Always votes for ``label`` whatever the input: p_A = 1 exactly."""
+
+    def __init__(self, label: int, num_classes: int = 10):
+        super().__init__()
+        self.label, self.num_classes = label, num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(x), self.num_classes, device=x.device)
+        logits[:, self.label] = 1.0
+        return logits
+
+
+class LinearClassifier(nn.Module):
+    """Two classes split by the hyperplane w.x + b = 0; the smoothed classifier's exact l2 radius at x is
+    |w.x + b| / ||w|| (Cohen et al. 2019, Sec. 3.2), whatever sigma is."""
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x.flatten(1) @ self.w.flatten() + self.b
+        return torch.stack([-score, score], dim=1)
+
+
+TINY_SUITE = """
+name = "tiny"
+dataset = "digits"
+sigmas = [0.25, 0.5]
+n0 = 20
+n = 100
+alpha = 0.001
+skip = 50
+batch_size = 64
+precision = "fp32"
+methods = ["vanilla", "gaussian"]
+bases = ["small_cnn"]
+
+[base_settings.small_cnn]
+width = 4
+depth = 2
+train = {{ epochs = 2, optimizer = "adam", lr = 3e-3, batch_size = 64, max_steps_per_epoch = 5 }}
+
+[method_settings.gaussian]
+train = {{ epochs = 1, optimizer = "adam", lr = 1e-3, batch_size = 32, max_steps_per_epoch = 3 }}
+"""
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    """A suite file that runs in a second or two: digits, a 2-stage CNN, n = 100, 8 images."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(textwrap.dedent(TINY_SUITE.format()))
+    return path
+
+
+@pytest.fixture
+def run_args(tmp_path: Path, tiny_suite: Path) -> list[str]:
+    return ["--suite", str(tiny_suite), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "lb"),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]  # fmt: skip

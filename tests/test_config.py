@@ -1,0 +1,46 @@
+"""Configuration: precedence, validation, stable hashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.config import build_run_config, config_hash, suite_names
+from benchmark.errors import BenchmarkError
+from benchmark.registry import METHODS, Registry
+
+
+def test_precedence_defaults_suite_cli():
+    cfg = build_run_config("quick", {})
+    assert cfg.dataset == "digits" and cfg.n == 2000 and cfg.sigmas == (0.25, 0.5)
+    cfg = build_run_config("quick", {"n": 500, "sigmas": [0.12], "seed": None})
+    assert cfg.n == 500 and cfg.sigmas == (0.12,) and cfg.seed == 0
+
+
+def test_every_suite_parses():
+    for name in suite_names():
+        cfg = build_run_config(name, {})
+        assert cfg.methods and cfg.bases and cfg.sigmas
+    cfg = build_run_config("cifar10-cpu", {})
+    assert cfg.n == 10_000 and cfg.skip == 50 and cfg.data_root.endswith("shared/data/cifar10")
+
+
+def test_unknown_suite_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndataset = "digits"\nsigmas = [0.25]\nsigmass = [1]\n')
+    with pytest.raises(BenchmarkError, match="did you mean 'sigmas'"):
+        build_run_config(str(bad), {})
+
+
+def test_hash_is_canonical():
+    assert config_hash({"a": 1, "b": [1.5, 2]}) == config_hash({"b": (1.5, 2), "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_registry():
+    assert METHODS.resolve("all") == METHODS.names()
+    assert METHODS.resolve("gaussian, vanilla,gaussian") == ["gaussian", "vanilla"]
+    with pytest.raises(BenchmarkError, match="did you mean"):
+        METHODS.resolve("vanila")
+    reg = Registry("thing", {"a": "m:A"})
+    with pytest.raises(ValueError, match="twice"):
+        reg.register("a", "m:B")

@@ -1,0 +1,148 @@
+"""Contract tests parametrised over every registry key: a new entry is covered by adding its registry line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.config import config_hash, override_dataclass
+from benchmark.data import Digits
+from benchmark.method import Method, MethodContext
+from benchmark.models import BaseClassifier, BuildContext, SmallCNN, SmallViT, base_spec
+from benchmark.registry import BASES, DATASETS, METHODS
+from benchmark.train import fit
+from tests.conftest import SHARED
+
+
+def tiny_base(family: str) -> BaseClassifier:
+    """A 2-layer conv net or a 2-block timm ViT on 1x8x8 inputs (randomly initialised, frozen as the harness does)."""
+    torch.manual_seed(0)
+    ds = Digits()
+    if family == "cnn":
+        spec, cfg = SmallCNN(), SmallCNN.Config(width=4, depth=2)
+    else:
+        spec, cfg = SmallViT(), SmallViT.Config(width=16, depth=2, patch_size=4)
+    base = spec.make_model(cfg, ds).eval()
+    base.requires_grad_(False)
+    return base
+
+
+def context(tmp_path) -> MethodContext:
+    ds = Digits()
+    return MethodContext(
+        dataset=ds, device=torch.device("cpu"), bf16=False, seed=0, cache_dir=tmp_path,
+        train_data=lambda: ds.load("train", None, tmp_path), build_base=lambda name: tiny_base("cnn"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("family", ["cnn", "vit"])
+def test_method_contract(name, family, tmp_path):
+    cls = METHODS.get(name)
+    assert issubclass(cls, Method) and cls.name == name and isinstance(cls.version, int)
+    config = cls.Config.tiny()
+    assert dataclasses.is_dataclass(config)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.__setattr__("x_y_z", 1)
+    config_hash(config)  # serialisable and hashable
+    ctx = context(tmp_path)
+    base = tiny_base(family)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    method = cls(config, base, ctx)
+    sigma = 0.25
+    if method.needs_fit():
+        params = method.trainable_parameters()
+        assert params and all(p.requires_grad for p in params)
+        result = fit(
+            method.fitted_module(), params, lambda b, g: method.training_loss(b, sigma, g), ctx.train_data(),
+            method.train_config(), device=ctx.device, seed=0, train_mode=method.set_train_mode,
+        )  # fmt: skip
+        assert result.steps > 0 and torch.isfinite(torch.tensor(result.final_loss))
+        state = method.state_to_save()
+        assert state and all(isinstance(t, torch.Tensor) for t in state.values())
+        fresh = cls(config, tiny_base(family), ctx)
+        fresh.load_saved_state(state)
+        x = torch.rand(4, 1, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(fresh.noisy_classifier(sigma)(x), method.noisy_classifier(sigma)(x))
+    else:
+        assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
+    clf = method.noisy_classifier(sigma)
+    assert isinstance(clf, nn.Module)
+    with torch.no_grad():
+        logits = clf(torch.rand(5, 1, 8, 8))
+    assert logits.shape == (5, 10) and torch.isfinite(logits).all()
+    cost = method.cost()
+    assert set(cost) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
+    assert 0.0 <= cost["trainable_pct"] <= 100.0 + 1e-9
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_config_overrides_validate(name):
+    cls = METHODS.get(name)
+    from benchmark.errors import BenchmarkError
+
+    with pytest.raises(BenchmarkError, match="unknown setting"):
+        override_dataclass(cls.Config(), {"no_such_setting": 1}, f"[method_settings.{name}]")
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_dataset_contract(name, tmp_path):
+    spec = DATASETS.get(name)()
+    assert spec.name == name and spec.num_classes >= 2 and len(spec.image_shape) == 3
+    assert len(spec.mean) == len(spec.std) == spec.image_shape[0]
+    if name == "digits":
+        test = spec.load("test", None, tmp_path)
+        x, y = test[0]
+        assert tuple(x.shape) == spec.image_shape and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        assert len(test) == 400 and len(spec.load("train", None, tmp_path)) == 1397
+        assert torch.equal(spec.load("test", None, tmp_path)[7][0], test[7][0])  # fixed split
+    else:
+        from benchmark.errors import BenchmarkError
+
+        with pytest.raises(BenchmarkError, match="--data-root"):
+            spec.load("test", tmp_path / "missing", tmp_path)
+    batch = torch.rand(3, *spec.image_shape)
+    out = spec.augment(batch, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape
+
+
+@pytest.mark.parametrize("name", BASES.names())
+def test_base_contract(name, tmp_path):
+    spec = base_spec(name)
+    assert spec.name == name
+    config = spec.Config()
+    config_hash(config)
+    ctx = BuildContext(device=torch.device("cpu"), cache_dir=tmp_path)
+    if name in ("small_cnn", "small_vit"):
+        tiny = override_dataclass(config, {"width": 16, "depth": 2, "patch_size": 4,
+                                           "train": {"epochs": 1, "max_steps_per_epoch": 2}}, "test")  # fmt: skip
+        model = spec.build(tiny, Digits(), ctx)
+        again = spec.build(tiny, Digits(), ctx)  # cached: same weights, no retraining
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        info = (spec.cache_dir(tiny, Digits(), ctx) / "run.json").read_text()
+        assert "clean_accuracy" in info
+        x = torch.rand(2, 1, 8, 8)
+    else:
+        weights = SHARED / "models"
+        if not weights.is_dir():
+            pytest.skip("../shared/models is not present")
+        from benchmark.data import CIFAR10
+
+        model = spec.build(override_dataclass(config, {"weights_dir": str(weights)}, "test"), CIFAR10(), ctx)
+        x = torch.rand(2, 3, 32, 32)
+    assert isinstance(model, BaseClassifier) and model.family in ("cnn", "vit")
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+
+
+def test_timm_prefix_builds_any_timm_model(tmp_path):
+    spec = base_spec("timm:resnet10t")
+    cfg = override_dataclass(spec.Config(), {"pretrained": False, "input_size": 16}, "test")
+    model = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), cache_dir=tmp_path))
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 8, 8).expand(2, 3, 8, 8)).shape == (2, 10)

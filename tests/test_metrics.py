@@ -1,0 +1,33 @@
+"""Metrics as functions of records, with hand-computed answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmark.metrics import abstain_rate, acr, certified_accuracy, envelope, r_max
+
+
+def rows():
+    # (correct, radius, prediction)
+    data = [(1, 0.5, 1), (1, 0.2, 2), (0, 0.9, 3), (0, 0.0, -1)]
+    return [{"correct": c, "radius": r, "prediction": p} for c, r, p in data]
+
+
+def test_certified_accuracy_and_acr():
+    assert certified_accuracy(rows(), [0.0, 0.2, 0.25, 0.5, 0.6]) == [0.5, 0.5, 0.25, 0.25, 0.0]
+    assert acr(rows()) == pytest.approx((0.5 + 0.2) / 4)
+    assert abstain_rate(rows()) == 0.25
+
+
+def test_empty_is_nan():
+    assert all(math.isnan(v) for v in certified_accuracy([], [0.0, 1.0]))
+    assert math.isnan(acr([]))
+
+
+def test_envelope_and_rmax():
+    assert envelope([[0.8, 0.5, 0.0], [0.6, 0.55, 0.3]]) == [0.8, 0.55, 0.3]
+    assert envelope([[float("nan"), 0.1], [0.2, float("nan")]]) == [0.2, 0.1]
+    assert r_max(0.25, 100_000, 0.001) == pytest.approx(0.95, abs=0.01)
+    assert math.isnan(r_max(0.25, None, 0.001))

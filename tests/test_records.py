@@ -1,0 +1,65 @@
+"""Records: append-only, torn last line dropped, resume without duplicates, shards merged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.errors import BenchmarkError
+from benchmark.results import RECORD_FIELDS, RecordWriter, read_records
+
+
+def _record(idx: int) -> dict:
+    return {f: 0 for f in RECORD_FIELDS} | {"idx": idx, "radius": 0.123456789012345}
+
+
+def test_append_and_resume(tmp_path):
+    w = RecordWriter(tmp_path / "run")
+    for i in (0, 5, 10):
+        w.append(_record(i))
+    w.close()
+    w2 = RecordWriter(tmp_path / "run")
+    assert w2.done == {0, 5, 10}
+    rows = read_records(tmp_path / "run")
+    assert [r["idx"] for r in rows] == [0, 5, 10]
+    assert rows[0]["radius"] == 0.123456789012345  # full precision, not Cohen's {:.3}
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    d = tmp_path / "run"
+    w = RecordWriter(d)
+    w.append(_record(0))
+    w.append(_record(1))
+    w.close()
+    path = d / "records.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"idx": 2, "rad')  # killed mid-write
+    assert [r["idx"] for r in read_records(d)] == [0, 1]
+    assert path.read_bytes().endswith(b"\n")  # the torn bytes are cut from the file itself
+    w = RecordWriter(d)
+    w.append(_record(2))
+    w.close()
+    assert [json.loads(line)["idx"] for line in path.read_text().splitlines()] == [0, 1, 2]
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "records.jsonl").write_text('{"idx": 0}\nnot json\n{"idx": 1}\n')
+    with pytest.raises(BenchmarkError, match="corrupt"):
+        read_records(d)
+
+
+def test_shards_are_merged(tmp_path):
+    d = tmp_path / "run"
+    for shard, indices in (("0", [0, 2]), ("1", [1, 3])):
+        w = RecordWriter(d, shard=shard)
+        for i in indices:
+            w.append(_record(i))
+        w.close()
+    assert [r["idx"] for r in read_records(d)] == [0, 1, 2, 3]
+
+
+def test_missing_fields_refused(tmp_path):
+    with pytest.raises(ValueError, match="lacks"):
+        RecordWriter(tmp_path).append({"idx": 0})

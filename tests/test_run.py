@@ -1,0 +1,107 @@
+"""End-to-end runs of a tiny suite: outputs, provenance, determinism, resume after SIGKILL, fit caching."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmark.cli import main
+from benchmark.results import latest_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+STABLE = ("idx", "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "config_hash")
+
+
+def records(results: Path, suite: str = "tiny") -> dict:
+    return {r.key: [{k: x[k] for k in STABLE} for x in r.records] for r in latest_runs(results, suite)}
+
+
+def test_tiny_suite_run_writes_everything(run_args, tmp_path):
+    assert main(["run", *run_args, "--methods", "all"]) == 0
+    results, lb = tmp_path / "results", tmp_path / "lb"
+    runs = latest_runs(results, "tiny")
+    assert {(r.info["method"], r.info["sigma"]) for r in runs} == {
+        (m, s) for m in ("vanilla", "gaussian") for s in (0.25, 0.5)
+    }
+    for run in runs:
+        assert len(run.records) == 8 and run.info["status"] == "complete"
+        info = run.info
+        for key in ("argv", "config", "config_hash", "git", "packages", "device", "timings", "seed"):
+            assert key in info
+        assert info["packages"]["torch"] and "sha" in info["git"]
+        assert all(r["correct"] in (0, 1) for r in run.records)
+        assert all(r["n_used"] == 120 for r in run.records)
+    gauss = next(r for r in runs if r.info["method"] == "gaussian")
+    assert gauss.info["cost"]["trainable_pct"] == 100.0 and gauss.info["timings"]["fit_time_s"] > 0
+    csv = (lb / "tiny.csv").read_text().splitlines()
+    assert csv[0].startswith("method,base,sigma,n_images,n,alpha,trainable_params,trainable_pct,fit_time_s,")
+    assert "acc@0.25" in csv[0] and len(csv) == 5
+    md = (lb / "tiny.md").read_text()
+    assert "python -m benchmark leaderboard" in md and "R_max" in md
+    assert list((lb / "tiny").glob("*.png"))
+    # regenerating from results alone gives the same table
+    before = (lb / "tiny.csv").read_text()
+    assert main(["leaderboard", "--results", str(results), "--out", str(lb)]) == 0
+    assert (lb / "tiny.csv").read_text() == before
+
+
+def test_records_independent_of_batch_size_and_rerun_is_noop(run_args, tmp_path):
+    assert main(["run", *run_args, "--methods", "vanilla", "--batch-size", "7"]) == 0
+    first = records(tmp_path / "results")
+    other = [a if a != str(tmp_path / "results") else str(tmp_path / "results2") for a in run_args]
+    assert main(["run", *other, "--methods", "vanilla", "--batch-size", "120"]) == 0
+    assert records(tmp_path / "results2") == first
+    assert main(["run", *run_args, "--methods", "vanilla"]) == 0  # everything done: nothing appended
+    assert records(tmp_path / "results") == first
+    assert main(["run", *run_args, "--methods", "vanilla", "--fresh"]) == 0
+    assert records(tmp_path / "results") == first
+
+
+def test_max_images_extends_the_same_run(run_args, tmp_path):
+    assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "3"]) == 0
+    assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25"]) == 0
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
+
+
+def test_fit_is_cached(run_args, tmp_path):
+    assert main(["run", *run_args, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "1"]) == 0
+    fits = list((tmp_path / "cache" / "fits" / "gaussian").glob("*/state.safetensors"))
+    assert len(fits) == 1
+    mtime = fits[0].stat().st_mtime_ns
+    assert main(["run", *run_args, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "2"]) == 0
+    assert fits[0].stat().st_mtime_ns == mtime
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert run.info["fit"]["cached"] is True and len(run.records) == 2
+
+
+def test_resume_after_sigkill_matches_uninterrupted(run_args, tmp_path):
+    """Kill a real run mid-way with SIGKILL, rerun the same command: the records equal an uninterrupted run."""
+    slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10",
+            "--max-images", "12", "--no-leaderboard"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env)
+    results = tmp_path / "results"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        files = list(results.glob("tiny/vanilla/*/*/*/records.jsonl"))
+        if files and len(files[0].read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(files[0].read_text().splitlines())
+    assert 3 <= done_before < 12, "the run finished before it could be killed"
+    assert subprocess.run([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env).returncode == 0
+    resumed = records(results)
+    other = [a if a != str(results) else str(tmp_path / "clean") for a in slow]
+    assert main(["run", *other]) == 0
+    assert resumed == records(tmp_path / "clean")
+    (run,) = latest_runs(results, "tiny")
+    assert len(run.records) == 12 and run.info["sessions"] == 2 and run.info["status"] == "complete"
+    json.dumps(run.info)

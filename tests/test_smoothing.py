@@ -1,0 +1,123 @@
+"""Known-answer and soundness tests of CERTIFY / PREDICT (Cohen et al. 2019)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import beta, binom, norm
+
+from benchmark import certify, predict
+from benchmark.smoothing import (
+    ABSTAIN,
+    clopper_pearson_lower,
+    image_generator,
+    max_radius,
+    sample_counts,
+)
+from tests.conftest import ConstantClassifier, LinearClassifier
+
+
+def test_constant_classifier_known_answer():
+    """All n votes for one class: p_a_lower = alpha^(1/n) exactly, radius = sigma * Phi^-1(alpha^(1/n))."""
+    x = torch.rand(3, 4, 4)
+    n, alpha, sigma = 1000, 0.001, 0.5
+    cert = certify(ConstantClassifier(7), x, sigma, n0=10, n=n, alpha=alpha, batch_size=128)
+    assert cert.prediction == 7 and cert.n_top == n and cert.n == n
+    assert cert.p_a_lower == pytest.approx(alpha ** (1 / n), rel=1e-12)
+    assert cert.radius == pytest.approx(sigma * norm.ppf(alpha ** (1 / n)), rel=1e-10)
+    assert cert.radius == pytest.approx(max_radius(sigma, n, alpha), rel=1e-12)
+    # the table in REFERENCES.md: Phi^-1(0.001^(1/10000)) = 3.20 (R_max 0.80 at sigma 0.25)
+    assert max_radius(0.25, 10_000, 0.001) == pytest.approx(0.80, abs=0.005)
+
+
+@pytest.mark.parametrize("k,n", [(1, 10), (50, 100), (99, 100), (7371, 10000), (10000, 10000)])
+@pytest.mark.parametrize("alpha", [0.001, 0.05])
+def test_bound_is_beta_quantile(k, n, alpha):
+    """One-sided (1-alpha) Clopper-Pearson = Beta(k, n-k+1) quantile at alpha (= proportion_confint(2 alpha))."""
+    assert clopper_pearson_lower(k, n, alpha) == pytest.approx(beta.ppf(alpha, k, n - k + 1), rel=1e-12)
+    # coverage definition: P(X >= k | p = bound) = alpha
+    bound = clopper_pearson_lower(k, n, alpha)
+    assert binom.sf(k - 1, n, bound) == pytest.approx(alpha, rel=1e-6)
+    assert clopper_pearson_lower(0, n, alpha) == 0.0
+
+
+def test_abstains_below_half():
+    """A classifier that is right about half the time must abstain (p_a_lower < 0.5) with radius 0."""
+    clf = LinearClassifier(torch.tensor([1.0, 0.0]), 0.0)
+    x = torch.zeros(1, 1, 2)  # on the hyperplane: p_A = 1/2
+    cert = certify(clf, x, 0.5, n0=100, n=2000, alpha=0.001, generator=image_generator(0, 0))
+    assert cert.prediction == ABSTAIN and cert.radius == 0.0 and cert.p_a_lower < 0.5
+
+
+def test_counts_do_not_depend_on_batch_size():
+    clf = LinearClassifier(torch.tensor([1.0, -2.0, 0.5, 1.0]), 0.1)
+    x = torch.rand(1, 2, 2)
+    ref = sample_counts(clf, x, 0.7, 1234, batch_size=1000, generator=image_generator(3, 9))
+    for bs in (1, 37, 100, 5000):
+        got = sample_counts(clf, x, 0.7, 1234, batch_size=bs, generator=image_generator(3, 9))
+        assert torch.equal(got, ref)
+    assert int(ref.sum()) == 1234
+
+
+def test_certify_is_deterministic_per_seed_and_index():
+    clf = LinearClassifier(torch.tensor([1.0, -1.0]), 0.05)
+    x = torch.tensor([[[0.3, 0.1]]])
+    a = certify(clf, x, 0.25, 100, 500, 0.01, batch_size=64, generator=image_generator(0, 5))
+    b = certify(clf, x, 0.25, 100, 500, 0.01, batch_size=500, generator=image_generator(0, 5))
+    c = certify(clf, x, 0.25, 100, 500, 0.01, generator=image_generator(0, 6))
+    assert a == b
+    assert a.n_top != c.n_top or a.radius != c.radius  # another index draws other noise
+
+
+def test_linear_classifier_soundness():
+    """Certificates exceed the true radius |w.x+b|/||w|| with probability <= alpha (Cohen et al., Thm 1 + CP)."""
+    rng = np.random.default_rng(0)
+    w = torch.tensor([0.6, -0.8])  # unit norm
+    clf = LinearClassifier(w, 0.0)
+    alpha, sigma, points = 0.05, 0.5, 400
+    violations = certified = 0
+    for i in range(points):
+        x = torch.tensor(rng.uniform(-1, 1, size=(1, 1, 2)), dtype=torch.float32)
+        true_radius = abs(float((x.flatten() * w).sum()))
+        true_class = int(float((x.flatten() * w).sum()) > 0)
+        cert = certify(clf, x, sigma, n0=50, n=200, alpha=alpha, batch_size=250, generator=image_generator(1, i))
+        if cert.prediction == ABSTAIN:
+            continue
+        certified += 1
+        if cert.prediction != true_class or cert.radius > true_radius + 1e-9:
+            violations += 1
+    assert certified > points // 2
+    # consistent with a violation rate <= alpha: the one-sided binomial p-value must not be tiny
+    assert binom.sf(violations - 1, certified, alpha) > 1e-3, (violations, certified)
+
+
+def test_radius_is_never_beyond_truth_for_clear_cases():
+    """With exact arithmetic on a far point the certificate approaches but never passes the true radius."""
+    clf = LinearClassifier(torch.tensor([1.0, 0.0]), 0.0)
+    x = torch.tensor([[[0.3, 0.0]]])
+    cert = certify(clf, x, 0.25, 100, 20_000, 0.001, batch_size=5000, generator=image_generator(0, 0))
+    assert cert.prediction == 1
+    assert 0.2 < cert.radius < 0.3
+
+
+def test_predict():
+    x = torch.rand(1, 2, 2)
+    assert predict(ConstantClassifier(3), x, 0.25, n=100, alpha=0.001) == 3
+    # Cohen et al. #8: with n = 10 even unanimous votes cannot reach alpha = 0.001 -> abstain
+    assert predict(ConstantClassifier(3), x, 0.25, n=10, alpha=0.001) == ABSTAIN
+    balanced = LinearClassifier(torch.tensor([1.0, 0.0, 0.0, 0.0]), 0.0)
+    assert predict(balanced, torch.zeros(1, 2, 2), 1.0, 1000, 0.001, generator=image_generator(0, 1)) == ABSTAIN
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"sigma": 0.0}, "sigma"), ({"sigma": -1.0}, "sigma"), ({"n0": 0}, "n0"), ({"n": 0}, "n"),
+     ({"alpha": 0.0}, "alpha"), ({"alpha": 1.0}, "alpha"), ({"sigma": math.nan}, "sigma")],
+)  # fmt: skip
+def test_invalid_arguments(kwargs, match):
+    args = {"sigma": 0.25, "n0": 10, "n": 10, "alpha": 0.01} | kwargs
+    with pytest.raises(ValueError, match=match):
+        certify(ConstantClassifier(0), torch.rand(1, 2, 2), **args)
