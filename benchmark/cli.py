@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmark.config import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 
 
@@ -109,6 +110,15 @@ def _leaderboards(results: Path, out: Path, suite: str | None, command: str, plo
         paths = write_plots(results, out, name) if plots_only else write_leaderboard(results, out, name, command)
         for path in paths:
             print(path)
+    # The README shows the committed leaderboards: refresh it only when the committed ones were regenerated.
+    if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():
+        from benchmark.leaderboard import readme_block, suites_in, update_readme
+
+        committed = PROJECT_ROOT / "results"
+        if results.resolve() == committed.resolve():
+            block = readme_block(committed, "python -m benchmark leaderboard", suites_in(committed))
+            if update_readme(PROJECT_ROOT / "README.md", block):
+                print(PROJECT_ROOT / "README.md")
 
 
 def _overrides(args) -> dict:
