@@ -93,18 +93,26 @@ class Method:
         return self.base
 
     def state_to_save(self) -> dict[str, torch.Tensor]:
-        """The tensors a fit produced: trainable parameters and every buffer (batch-norm statistics)."""
+        """The tensors a fit produced: trainable parameters and every persistent buffer (batch-norm statistics)."""
         module = self.fitted_module()
         trainable = {id(p) for p in self.trainable_parameters()}
-        state = {k: p.detach() for k, p in module.named_parameters() if id(p) in trainable}
-        state.update({k: b.detach() for k, b in module.named_buffers() if b is not None})
-        return state
+        params = {k: p for k, p in module.named_parameters()}
+        return {k: t.detach() for k, t in module.state_dict(keep_vars=True).items()
+                if k not in params or id(params[k]) in trainable}  # fmt: skip
 
     def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(state) - set(self.fitted_module().state_dict())
         if missing:
             raise ValueError(f"saved state has unknown keys {sorted(missing)[:3]}")
         self.fitted_module().load_state_dict(state, strict=False)
+
+    def describe(self) -> dict:
+        """Settings a leaderboard should show beside the numbers (e.g. whether batch-norm statistics adapted)."""
+        return {}
+
+    def fit_report(self) -> dict:
+        """Extra facts about a finished fit, stored with it (e.g. black-box query counts)."""
+        return {}
 
     # -- cost accounting --------------------------------------------------------------------------------------
     def cost(self) -> dict:

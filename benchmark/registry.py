@@ -82,6 +82,10 @@ METHODS = Registry(
     {
         "vanilla": "baselines.vanilla:Vanilla",
         "gaussian": "baselines.gaussian:Gaussian",
+        "peft_lora": "methods.peft_smoothing:PEFTLoRA",
+        "peft_prompt": "methods.peft_smoothing:PEFTPrompt",
+        "peft_adapter": "methods.peft_smoothing:PEFTAdapter",
+        "peft_blackbox": "methods.peft_blackbox:PEFTBlackBox",
     },
 )
 

@@ -228,7 +228,7 @@ class Runner:
             checkpoint=fit_dir / "checkpoint.pt", augment=self.dataset.augment, train_mode=method.set_train_mode,
             desc=f"fit {plan.method} sigma={sigma:g}",
         )  # fmt: skip
-        extra = method.fit_report() if hasattr(method, "fit_report") else {}
+        extra = method.fit_report()
         info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
                 "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from_epoch,
                 "fit_key": fkey, **extra}  # fmt: skip
@@ -247,7 +247,7 @@ class Runner:
             method = plan.method_cls(plan.method_config, base, self.method_context())
             info = self.start_run_json(plan)
             fit_info = self.fit_method(method, plan)
-            info.update(fit=fit_info, cost=method.cost())
+            info.update(fit=fit_info, cost=method.cost(), notes=method.describe())
             info["timings"]["fit_time_s"] = fit_info.get("fit_time_s", 0.0)
             classifier = SmoothingClassifier(method.noisy_classifier(plan.sigma), self.device, self.bf16)
             write_json_atomic(plan.directory / "run.json", info)

@@ -40,6 +40,7 @@ class TrainConfig:
         optimizer: "sgd" (with momentum), "adam" or "adamw".
         lr: peak learning rate.
         momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD.
         weight_decay: L2 / decoupled weight decay.
         schedule: "cosine" (to 0), "step" (x ``gamma`` every ``step_epochs``) or "constant".
         step_epochs: step schedule period.
@@ -55,6 +56,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "cosine"
     step_epochs: int = 30
@@ -95,7 +97,9 @@ def autocast(device: torch.device, bf16: bool):
 
 def _make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -1,0 +1,198 @@
+"""PEFTSmoothing, black-box: a BlackVIP-style coordinator trained with zeroth-order (SPSA) gradients only.
+
+Paper: Fu & Wang 2024, "Certified PEFTSmoothing" (arXiv 2404.05350; ../shared/REFERENCES.md section 5), black-box
+variant; the coordinator design is BlackVIP (Oh et al., CVPR 2023). No public code exists: re-implementation.
+
+Setting: the base classifier can only be *queried* (images in, logits out). A coordinator (a small frozen encoder
+and a trainable decoder) maps the noisy image z = x + delta to an input-dependent visual prompt, and the base
+classifies z + prompt(z). Because the prompt is a deterministic function of the noisy input, the composition is
+an ordinary classifier of noisy inputs and Cohen et al.'s certificate applies unchanged.
+
+Training: cross-entropy of the base's output against the true label, minimised over the decoder's parameters
+theta with SPSA (Spall 1992): for q random Rademacher directions Delta, the gradient estimate is
+mean((L(theta + c Delta) - L(theta - c Delta)) / (2c) * Delta), two queries of the base per direction and image.
+BlackVIP's "gradient correction" (SPSA-GC) evaluates the estimate at a look-ahead point, which is Nesterov
+momentum; here the estimate is handed to the shared training loop as the gradient of a surrogate loss and SGD
+with Nesterov momentum applies it, so the one training loop, schedule and checkpointing serve this method too.
+
+The setting is enforced in code: the base is wrapped in :class:`QueryOnly`, which runs it without autograd,
+counts every image queried, and raises if anything ever tries to back-propagate through it.
+
+Deviations from the paper / BlackVIP: BlackVIP's encoder is a pretrained self-supervised ViT; here it is a small
+frozen random conv encoder (seeded), since no second pretrained encoder is available at CPU scale and it must not
+be the target model. The decoder is a two-layer transposed-conv net whose output is bounded by
+``prompt_scale * tanh``. SPSA constants (c = 0.01, q = 4 directions, lr 0.01 with cosine decay, Nesterov 0.9)
+are this suite's CPU-scale choices, not published values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.method import Method
+from benchmark.models import BaseClassifier
+from benchmark.smoothing import add_noise
+from benchmark.train import TrainConfig
+
+
+class _NoBackward(torch.autograd.Function):
+    """Identity on the logits in the forward pass; any backward pass through the base is an error."""
+
+    @staticmethod
+    def forward(ctx, x, logits, counter):
+        ctx.counter = counter
+        return logits.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.counter["backward_calls"] += 1
+        raise RuntimeError("black-box base: back-propagation through the queried model is not allowed")
+
+
+class QueryOnly(nn.Module):
+    """Wraps a classifier so that it can only be queried: no gradients through it, every image counted."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.counter = {"queries": 0, "backward_calls": 0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.counter["queries"] += len(x)
+        with torch.no_grad():
+            logits = self.model(x.detach())
+        return _NoBackward.apply(x, logits, self.counter)
+
+
+class Coordinator(nn.Module):
+    """Frozen encoder (seeded random convs, 1/4 resolution) + trainable decoder -> prompt in [-scale, scale]."""
+
+    def __init__(self, channels: int, width: int, prompt_scale: float, seed: int):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        for m in self.encoder:
+            if isinstance(m, nn.Conv2d):  # a fixed, reproducible random feature map
+                nn.init.kaiming_normal_(m.weight, generator=gen)
+                nn.init.zeros_(m.bias)
+        self.encoder.requires_grad_(False)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+        )  # fmt: skip
+        nn.init.zeros_(self.decoder[-1].weight)  # start from "no prompt": the coordinator begins at the base
+        nn.init.zeros_(self.decoder[-1].bias)
+        self.prompt_scale = prompt_scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.prompt_scale * torch.tanh(self.decoder(self.encoder(z)))
+
+
+class PromptedBlackBox(nn.Module):
+    """``base(z + coordinator(z))`` for noisy images z, the base reached only through :class:`QueryOnly`."""
+
+    def __init__(self, coordinator: Coordinator, base: QueryOnly):
+        super().__init__()
+        self.coordinator, self.base = coordinator, base
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.base(z + self.coordinator(z))
+
+
+class PEFTBlackBox(Method):
+    name = "peft_blackbox"
+    version = 1
+
+    @dataclass(frozen=True)
+    class Config:
+        """Attributes:
+        width: encoder/decoder width.
+        prompt_scale: bound of the prompt in [0,1] pixel units.
+        spsa_c: SPSA perturbation size c.
+        spsa_directions: q, random directions averaged per step (2q queries per image and step).
+        train: the shared loop's settings (SGD with Nesterov momentum = SPSA-GC's look-ahead).
+        """
+
+        width: int = 16
+        prompt_scale: float = 0.5
+        spsa_c: float = 0.01
+        spsa_directions: int = 4
+        train: TrainConfig = field(
+            default_factory=lambda: TrainConfig(
+                epochs=2, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True
+            )  # fmt: skip
+        )
+
+        @classmethod
+        def tiny(cls):
+            return cls(width=4, spsa_directions=2,
+                       train=TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.01, momentum=0.9,
+                                         nesterov=True, max_steps_per_epoch=3))  # fmt: skip
+
+    def __init__(self, config, base: BaseClassifier, ctx):
+        super().__init__(config, base, ctx)
+        channels = ctx.dataset.image_shape[0]
+        self.queried = QueryOnly(base)
+        self.coordinator = Coordinator(channels, config.width, config.prompt_scale, ctx.seed).to(ctx.device)
+        self.model = PromptedBlackBox(self.coordinator, self.queried)
+        self._fit_queries = 0
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.coordinator.decoder.parameters())
+
+    def fitted_module(self) -> nn.Module:
+        return self.coordinator
+
+    def set_train_mode(self) -> None:
+        self.coordinator.train()
+
+    @torch.no_grad()
+    def _loss_at(self, z: torch.Tensor, y: torch.Tensor) -> float:
+        return float(F.cross_entropy(self.model(z).float(), y))
+
+    def training_loss(self, batch, sigma, generator):
+        """SPSA estimate of d CE / d theta, returned as a surrogate whose gradient is that estimate.
+
+        The value of the returned scalar is the mean of the perturbed losses (a free estimate of the loss); its
+        gradient w.r.t. the decoder parameters is the SPSA estimate. No backward pass touches the base.
+        """
+        x, y = batch
+        z = add_noise(x, sigma, generator)
+        params = self.trainable_parameters()
+        c, q = self.config.spsa_c, self.config.spsa_directions
+        grads = [torch.zeros_like(p) for p in params]
+        losses = []
+        for _ in range(q):
+            deltas = [torch.randint(0, 2, p.shape, generator=generator, device=p.device).to(p.dtype) * 2 - 1
+                      for p in params]  # fmt: skip
+            with torch.no_grad():
+                for p, d in zip(params, deltas, strict=True):
+                    p.add_(c * d)
+                plus = self._loss_at(z, y)
+                for p, d in zip(params, deltas, strict=True):
+                    p.sub_(2 * c * d)
+                minus = self._loss_at(z, y)
+                for p, d in zip(params, deltas, strict=True):
+                    p.add_(c * d)
+            for g, d in zip(grads, deltas, strict=True):
+                g.add_(d, alpha=(plus - minus) / (2 * c * q))
+            losses.extend([plus, minus])
+        self._fit_queries = self.queried.counter["queries"]
+        surrogate = sum((p * g).sum() for p, g in zip(params, grads, strict=True))
+        return surrogate - surrogate.detach() + sum(losses) / len(losses)
+
+    def noisy_classifier(self, sigma: float) -> nn.Module:
+        return self.model.eval()
+
+    def fit_report(self) -> dict:
+        return {"queries": self._fit_queries, "backward_calls_through_base": self.queried.counter["backward_calls"]}
+
+    def describe(self) -> dict:
+        return {"access": "black-box (queries only)", "spsa_directions": self.config.spsa_directions}

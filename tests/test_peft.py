@@ -1,0 +1,140 @@
+"""PEFTSmoothing specifics: what is trained and frozen, the black-box setting enforced, cost accounting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.models import BuildContext, ResNet20
+from benchmark.registry import METHODS
+from benchmark.train import fit
+from methods.peft_blackbox import QueryOnly
+from tests.conftest import SHARED
+from tests.test_contract import context, tiny_base
+
+
+def _fit(method, ctx, sigma=0.25):
+    return fit(method.fitted_module(), method.trainable_parameters(),
+               lambda b, g: method.training_loss(b, sigma, g), ctx.train_data(), method.train_config(),
+               device=ctx.device, seed=0, train_mode=method.set_train_mode)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["peft_lora", "peft_prompt", "peft_adapter"])
+@pytest.mark.parametrize("family", ["cnn", "vit"])
+def test_only_peft_parameters_change(name, family, tmp_path):
+    cls = METHODS.get(name)
+    config = cls.Config.tiny()
+    base = tiny_base(family)
+    frozen = {k: v.clone() for k, v in base.named_parameters()}
+    method = cls(config, base, context(tmp_path))
+    head = {id(p) for p in __import__("methods.peft_smoothing").peft_smoothing.head_of(base.net).parameters()}
+    trainable = {id(p) for p in method.trainable_parameters()}
+    assert head <= trainable  # train_head defaults to True
+    _fit(method, method.ctx)
+    for k, p in base.named_parameters():
+        if k in frozen and id(p) not in trainable:
+            assert torch.equal(p, frozen[k]), k
+    assert method.cost()["trainable_pct"] < 100
+
+
+def test_adapters_and_prompts_start_at_the_base(tmp_path):
+    """Zero-initialised adapter up-projections and padding prompts leave the base's function unchanged."""
+    x = torch.rand(3, 1, 8, 8)
+    for family in ("cnn", "vit"):
+        base = tiny_base(family)
+        with torch.no_grad():
+            ref = base(x)
+        method = METHODS.get("peft_adapter")(METHODS.get("peft_adapter").Config.tiny(), base, context(tmp_path))
+        with torch.no_grad():
+            torch.testing.assert_close(method.noisy_classifier(0.25)(x), ref)
+    base = tiny_base("cnn")
+    with torch.no_grad():
+        ref = base(x)
+    method = METHODS.get("peft_prompt")(METHODS.get("peft_prompt").Config.tiny(), base, context(tmp_path))
+    with torch.no_grad():
+        torch.testing.assert_close(method.noisy_classifier(0.25)(x), ref)
+
+
+def test_vpt_deep_and_shallow(tmp_path):
+    cls = METHODS.get("peft_prompt")
+    deep = cls(cls.Config.tiny(), tiny_base("vit"), context(tmp_path))
+    shallow_cfg = __import__("dataclasses").replace(cls.Config.tiny(), vpt_deep=False)
+    shallow = cls(shallow_cfg, tiny_base("vit"), context(tmp_path))
+    assert deep.model.net.prompts.shape == (2, 2, 16) and shallow.model.net.prompts.shape == (1, 2, 16)
+    with torch.no_grad():
+        assert deep.model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("bn_stats,changes", [("reestimate", True), ("frozen", False)])
+def test_batch_norm_statistics_option(bn_stats, changes, tmp_path):
+    cls = METHODS.get("peft_lora")
+    config = __import__("dataclasses").replace(cls.Config.tiny(), bn_stats=bn_stats)
+    base = tiny_base("cnn")
+    bn = next(m for m in base.modules() if isinstance(m, nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    method = cls(config, base, context(tmp_path))
+    _fit(method, method.ctx)
+    assert (not torch.equal(bn.running_mean, before)) == changes
+    assert method.describe()["bn_stats"] == bn_stats
+
+
+def test_blackbox_never_backpropagates_through_the_base(tmp_path):
+    cls = METHODS.get("peft_blackbox")
+    ctx = context(tmp_path)
+    method = cls(cls.Config.tiny(), tiny_base("cnn"), ctx)
+    decoder_before = [p.clone() for p in method.trainable_parameters()]
+    result = _fit(method, ctx)
+    report = method.fit_report()
+    assert report["backward_calls_through_base"] == 0
+    # 3 steps x 2 directions x 2 evaluations x 16 images
+    assert report["queries"] == result.steps * 2 * 2 * 16
+    assert any(not torch.equal(a, b) for a, b in zip(decoder_before, method.trainable_parameters(), strict=True))
+    # the wrapper refuses gradients: a white-box objective through it fails loudly
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="black-box"):
+        method.queried(x).sum().backward()
+    assert method.queried.counter["backward_calls"] == 1
+
+
+def test_spsa_estimate_follows_the_true_gradient(tmp_path):
+    """On average over directions, the SPSA estimate points along the true gradient (positive cosine)."""
+    cls = METHODS.get("peft_blackbox")
+    ctx = context(tmp_path)
+    method = cls(__import__("dataclasses").replace(cls.Config.tiny(), spsa_directions=64, prompt_scale=2.0),
+                 tiny_base("cnn"), ctx)  # fmt: skip
+    for p in method.trainable_parameters():  # move off the zero initialisation so every layer has a gradient
+        nn.init.normal_(p, std=0.1)
+    x, y = next(iter(torch.utils.data.DataLoader(ctx.train_data(), batch_size=64)))
+    gen = torch.Generator().manual_seed(0)
+    surrogate = method.training_loss((x, y), 0.25, gen)
+    est = torch.autograd.grad(surrogate, method.trainable_parameters())
+    # the true gradient through an unwrapped copy of the same pipeline
+    noise_gen = torch.Generator().manual_seed(0)
+    z = x + torch.randn(x.shape, generator=noise_gen) * 0.25
+    loss = nn.functional.cross_entropy(method.queried.model(z + method.coordinator(z)), y)
+    true = torch.autograd.grad(loss, method.trainable_parameters())
+    cos = nn.functional.cosine_similarity(torch.cat([g.flatten() for g in est]),
+                                          torch.cat([g.flatten() for g in true]), dim=0)  # fmt: skip
+    assert cos > 0.1
+
+
+def test_query_only_counts():
+    wrapped = QueryOnly(nn.Linear(4, 2))
+    wrapped(torch.rand(5, 4))
+    wrapped(torch.rand(3, 4))
+    assert wrapped.counter == {"queries": 8, "backward_calls": 0}
+
+
+@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="../shared/models is not present")
+def test_lora_on_resnet20_trains_at_most_ten_percent(tmp_path):
+    from benchmark.data import CIFAR10
+    from benchmark.models import PublishedWeightsConfig
+
+    base = ResNet20().build(PublishedWeightsConfig(str(SHARED / "models")), CIFAR10(),
+                            BuildContext(torch.device("cpu"), tmp_path))  # fmt: skip
+    ctx = context(tmp_path)
+    ctx.dataset = CIFAR10()
+    cls = METHODS.get("peft_lora")
+    cost = cls(cls.Config(), base, ctx).cost()
+    assert cost["trainable_pct"] <= 10.0, cost
