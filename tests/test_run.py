@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from benchmark.cli import main
+from benchmark.registry import METHODS
 from benchmark.results import latest_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     results, lb = tmp_path / "results", tmp_path / "lb"
     runs = latest_runs(results, "tiny")
     assert {(r.info["method"], r.info["sigma"]) for r in runs} == {
-        (m, s) for m in ("vanilla", "gaussian") for s in (0.25, 0.5)
+        (m, s) for m in METHODS.names() for s in (0.25, 0.5)
     }
     for run in runs:
         assert len(run.records) == 8 and run.info["status"] == "complete"
@@ -40,7 +41,7 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert gauss.info["cost"]["trainable_pct"] == 100.0 and gauss.info["timings"]["fit_time_s"] > 0
     csv = (lb / "tiny.csv").read_text().splitlines()
     assert csv[0].startswith("method,base,sigma,n_images,n,alpha,trainable_params,trainable_pct,fit_time_s,")
-    assert "acc@0.25" in csv[0] and len(csv) == 5
+    assert "acc@0.25" in csv[0] and len(csv) == 1 + 2 * len(METHODS.names())
     md = (lb / "tiny.md").read_text()
     assert "python -m benchmark leaderboard" in md and "R_max" in md
     assert list((lb / "tiny").glob("*.png"))
