@@ -18,7 +18,7 @@ CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
     "certify_s_per_image", "acr",
 )  # fmt: skip
-EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "dataset", "config_hash", "status")
+EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "notes", "dataset", "config_hash", "status")
 DASH = "—"
 
 
@@ -55,6 +55,7 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
         r_max=r_max(float(info["sigma"]), info.get("n"), info.get("alpha")),
         stored_bytes=cost.get("stored_bytes"),
         queries=info.get("fit", {}).get("queries"),
+        notes="; ".join(f"{k}={v}" for k, v in sorted(info.get("notes", {}).items())) or None,
         dataset=info.get("dataset_label", info.get("dataset")),
         config_hash=info.get("config_hash"),
         status=info.get("status"),
@@ -109,8 +110,8 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
         "",
     ]
     acc_cols = [radius_label(r) for r in radii]
-    header = ["method", *(f"r={r:g}" for r in radii), "ACR", "abstain %", "images", "trainable %", "fit s",
-              "certify s/img"]  # fmt: skip
+    header = ["method", *(f"r={r:g}" for r in radii), "ACR", "abstain %", "images", "trainable %", "stored KB",
+              "fit s", "certify s/img", "queries", "notes"]  # fmt: skip
     for base in sorted({r["base"] for r in rows}):
         base_rows = [r for r in rows if r["base"] == base]
         lines += [f"## Base `{base}`", ""]
@@ -127,7 +128,9 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
                 cells = [name, *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
                          _fmt(r["abstain_rate"], "pct"), str(r["n_images"]),
                          DASH if r["trainable_pct"] is None else f"{r['trainable_pct']:.2f}",
-                         _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s")]  # fmt: skip
+                         DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
+                         _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"),
+                         _fmt(r["queries"], "int"), r["notes"] or DASH]  # fmt: skip
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         sigmas = sorted({r["sigma"] for r in base_rows})

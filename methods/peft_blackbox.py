@@ -12,17 +12,23 @@ Training: cross-entropy of the base's output against the true label, minimised o
 theta with SPSA (Spall 1992): for q random Rademacher directions Delta, the gradient estimate is
 mean((L(theta + c Delta) - L(theta - c Delta)) / (2c) * Delta), two queries of the base per direction and image.
 BlackVIP's "gradient correction" (SPSA-GC) evaluates the estimate at a look-ahead point, which is Nesterov
-momentum; here the estimate is handed to the shared training loop as the gradient of a surrogate loss and SGD
-with Nesterov momentum applies it, so the one training loop, schedule and checkpointing serve this method too.
+momentum. Here the estimate is handed to the shared training loop as the gradient of a surrogate loss, so the one
+training loop, schedule and checkpointing serve this method too, and any of its optimizers applies it: SGD with
+Nesterov momentum is SPSA-GC (``optimizer = "sgd", nesterov = true``); the default is Adam on the SPSA estimate
+(ZO-Adam), because on ResNet-20 at sigma 0.25 SPSA-GC at lr 0.002 and 0.01 saturated the prompt without raising
+single-draw noisy accuracy (11.9% -> 11.5%), while Adam at lr 1e-3 raised it to 15.3% in 150 steps.
 
 The setting is enforced in code: the base is wrapped in :class:`QueryOnly`, which runs it without autograd,
 counts every image queried, and raises if anything ever tries to back-propagate through it.
 
 Deviations from the paper / BlackVIP: BlackVIP's encoder is a pretrained self-supervised ViT; here it is a small
 frozen random conv encoder (seeded), since no second pretrained encoder is available at CPU scale and it must not
-be the target model. The decoder is a two-layer transposed-conv net whose output is bounded by
-``prompt_scale * tanh``. SPSA constants (c = 0.01, q = 4 directions, lr 0.01 with cosine decay, Nesterov 0.9)
-are this suite's CPU-scale choices, not published values.
+be the target model. The decoder is a two-layer transposed-conv net, plus a full-resolution 5x5-conv skip from
+the input (not in BlackVIP: without it the prompt cannot follow pixel-level noise, and on ResNet-20 a
+decoder-only coordinator lowered the loss without raising noisy accuracy, 11.9% -> 11.5%); the prompt is
+bounded by ``prompt_scale * tanh``. SPSA constants (c = 0.01, q = 4 directions, Adam lr 1e-3 with cosine decay)
+and the budget (300 steps of 128 images) are this suite's CPU-scale choices, not published values. The fitting
+queries run in fp32 even where the suite certifies in bf16 (see ``_loss_at``).
 """
 
 from __future__ import annotations
@@ -87,12 +93,16 @@ class Coordinator(nn.Module):
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
         )  # fmt: skip
-        nn.init.zeros_(self.decoder[-1].weight)  # start from "no prompt": the coordinator begins at the base
-        nn.init.zeros_(self.decoder[-1].bias)
+        # Full-resolution skip: a 5x5 conv of the input itself, so the prompt can also be a local filter of the
+        # image (e.g. blur(z) - z); the 1/4-resolution path alone cannot follow pixel-level noise.
+        self.skip = nn.Conv2d(channels, channels, 5, padding=2)
+        for layer in (self.decoder[-1], self.skip):  # start from "no prompt": the coordinator begins at the base
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
         self.prompt_scale = prompt_scale
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.prompt_scale * torch.tanh(self.decoder(self.encoder(z)))
+        return self.prompt_scale * torch.tanh(self.decoder(self.encoder(z)) + self.skip(z))
 
 
 class PromptedBlackBox(nn.Module):
@@ -117,16 +127,16 @@ class PEFTBlackBox(Method):
         prompt_scale: bound of the prompt in [0,1] pixel units.
         spsa_c: SPSA perturbation size c.
         spsa_directions: q, random directions averaged per step (2q queries per image and step).
-        train: the shared loop's settings (SGD with Nesterov momentum = SPSA-GC's look-ahead).
+        train: the shared loop's settings (Adam on the SPSA estimate; SGD + Nesterov gives BlackVIP's SPSA-GC).
         """
 
-        width: int = 16
-        prompt_scale: float = 0.5
+        width: int = 8
+        prompt_scale: float = 1.0
         spsa_c: float = 0.01
         spsa_directions: int = 4
         train: TrainConfig = field(
             default_factory=lambda: TrainConfig(
-                epochs=2, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True
+                epochs=1, batch_size=128, optimizer="adam", lr=1e-3, max_steps_per_epoch=300
             )  # fmt: skip
         )
 
@@ -145,7 +155,7 @@ class PEFTBlackBox(Method):
         self._fit_queries = 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self.coordinator.decoder.parameters())
+        return [*self.coordinator.decoder.parameters(), *self.coordinator.skip.parameters()]
 
     def fitted_module(self) -> nn.Module:
         return self.coordinator
@@ -155,7 +165,10 @@ class PEFTBlackBox(Method):
 
     @torch.no_grad()
     def _loss_at(self, z: torch.Tensor, y: torch.Tensor) -> float:
-        return float(F.cross_entropy(self.model(z).float(), y))
+        # Queries for the SPSA differences run in fp32: bf16 logits (a step of 0.125 at magnitude 16) round away
+        # the small loss differences that a perturbation of size c makes, and the estimate becomes exactly zero.
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return float(F.cross_entropy(self.model(z.float()), y))
 
     def training_loss(self, batch, sigma, generator):
         """SPSA estimate of d CE / d theta, returned as a surrogate whose gradient is that estimate.
