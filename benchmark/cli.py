@@ -158,9 +158,12 @@ def cmd_pretrain(args) -> None:
     from benchmark.models import _Pretrained, base_spec
     from benchmark.runner import Runner
 
-    cfg = build_run_config(args.suite, _overrides(args) | {"methods": ["vanilla"]})
+    overrides = _overrides(args) | {"methods": ["vanilla"]}
+    cfg = build_run_config(args.suite, overrides)
     runner = Runner(cfg, progress=True)
-    names = [b for b in cfg.bases if isinstance(base_spec(b), _Pretrained)]
+    # bases the suite trains itself; a timm base only when it is set to fine-tune on clean data first
+    names = [b for b in cfg.bases
+             if isinstance(base_spec(b), _Pretrained) and runner.base_config(b).train.epochs > 0]  # fmt: skip
     if not names:
         raise BenchmarkError(f"suite {cfg.suite!r} has no base that the suite trains itself (e.g. small_cnn)")
     for name in names:

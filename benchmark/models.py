@@ -275,6 +275,8 @@ class PretrainConfig:
         width: channels (CNN) or embedding width (ViT).
         depth: conv stages (CNN) or transformer blocks (ViT).
         patch_size: ViT patch side.
+        heads: ViT attention heads (None: width // 16).
+        mlp_ratio: ViT MLP width as a multiple of ``width``.
         label_smoothing: cross-entropy label smoothing.
         train: optimisation settings for the shared loop.
     """
@@ -282,6 +284,8 @@ class PretrainConfig:
     width: int = 32
     depth: int = 3
     patch_size: int = 2
+    heads: int | None = None
+    mlp_ratio: float = 2.0
     label_smoothing: float = 0.0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, optimizer="adam", lr=3e-3))
 
@@ -387,7 +391,8 @@ class SmallViT(_Pretrained):
         channels, side, _ = dataset.image_shape
         return VisionTransformer(
             img_size=side, patch_size=config.patch_size, in_chans=channels, num_classes=dataset.num_classes,
-            embed_dim=config.width, depth=config.depth, num_heads=max(1, config.width // 16), mlp_ratio=2.0,
+            embed_dim=config.width, depth=config.depth, num_heads=config.heads or max(1, config.width // 16),
+            mlp_ratio=config.mlp_ratio,
         )  # fmt: skip
 
 
@@ -398,6 +403,7 @@ class TimmConfig:
     Attributes:
         pretrained: load timm's published weights (needs the hub or a filled Hugging Face cache).
         input_size: side the model expects (None: timm's default for the model); inputs are resized after the noise.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``img_size``, ``depth`` for a small random ViT).
         label_smoothing: used when fine-tuning on clean data.
         train: clean fine-tuning of the whole model before any method (epochs = 0: none), for a pretrained model
             whose head does not match the dataset (e.g. an ImageNet-21k ViT-B/16 on CIFAR-10); cached like a
@@ -406,6 +412,7 @@ class TimmConfig:
 
     pretrained: bool = True
     input_size: int | None = None
+    model_kwargs: dict = field(default_factory=dict)
     label_smoothing: float = 0.0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0, optimizer="sgd", lr=0.01))
 
@@ -423,7 +430,8 @@ class TimmBase(_Pretrained):
         import timm
 
         try:
-            return timm.create_model(self.model_name, pretrained=config.pretrained, num_classes=dataset.num_classes)
+            return timm.create_model(self.model_name, pretrained=config.pretrained, num_classes=dataset.num_classes,
+                                     in_chans=dataset.image_shape[0], **config.model_kwargs)  # fmt: skip
         except RuntimeError as err:
             raise BenchmarkError(f"timm could not build {self.model_name!r}: {err}") from None
         except Exception as err:  # noqa: BLE001 - hub / network failures
@@ -437,8 +445,13 @@ class TimmBase(_Pretrained):
 
         data_cfg = timm.data.resolve_data_config({}, model=net)
         family = "vit" if hasattr(net, "blocks") and hasattr(net, "patch_embed") else "cnn"
-        size = config.input_size or data_cfg["input_size"][-1]
-        return BaseClassifier(net, data_cfg["mean"], data_cfg["std"], family, size)
+        # a ViT built with another img_size expects that size, whatever its pretrained_cfg says
+        vit_size = getattr(getattr(net, "patch_embed", None), "img_size", None)
+        size = config.input_size or (vit_size[-1] if vit_size else data_cfg["input_size"][-1])
+        mean, std = data_cfg["mean"], data_cfg["std"]
+        if len(mean) != dataset.image_shape[0]:  # e.g. a grey-scale dataset: timm's RGB statistics do not apply
+            mean, std = dataset.mean, dataset.std
+        return BaseClassifier(net, mean, std, family, size)
 
     def build(self, config, dataset: DatasetSpec, ctx: BuildContext) -> BaseClassifier:
         if config.train.epochs == 0:

@@ -56,6 +56,12 @@ width = 4
 depth = 2
 train = {{ epochs = 2, optimizer = "adam", lr = 3e-3, batch_size = 64, max_steps_per_epoch = 5 }}
 
+[base_settings.small_vit]
+width = 16
+depth = 1
+patch_size = 4
+train = {{ epochs = 2, optimizer = "adamw", lr = 3e-3, batch_size = 64, max_steps_per_epoch = 5 }}
+
 [method_settings.gaussian]
 train = {{ epochs = 1, optimizer = "adam", lr = 1e-3, batch_size = 32, max_steps_per_epoch = 3 }}
 """

@@ -147,4 +147,22 @@ def test_timm_prefix_builds_any_timm_model(tmp_path):
     cfg = override_dataclass(spec.Config(), {"pretrained": False, "input_size": 16}, "test")
     model = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), cache_dir=tmp_path))
     with torch.no_grad():
-        assert model(torch.rand(2, 1, 8, 8).expand(2, 3, 8, 8)).shape == (2, 10)
+        assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["peft_lora", "peft_prompt", "peft_adapter", "peft_blackbox"])
+def test_methods_on_a_tiny_random_timm_vit(name, tmp_path):
+    """The GPU suites' ViT-B/16 path, exercised with a tiny randomly initialised timm ViT (nothing downloaded)."""
+    spec = base_spec("timm:vit_tiny_patch16_224")
+    cfg = override_dataclass(spec.Config(), {"pretrained": False, "model_kwargs": {
+        "img_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2}}, "test")  # fmt: skip
+    base = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), cache_dir=tmp_path))
+    base.requires_grad_(False)
+    assert base.family == "vit" and base.input_size == 8
+    cls = METHODS.get(name)
+    method = cls(cls.Config.tiny(), base, context(tmp_path))
+    ctx = context(tmp_path)
+    fit(method.fitted_module(), method.trainable_parameters(), lambda b, g: method.training_loss(b, 0.25, g),
+        ctx.train_data(), method.train_config(), device=ctx.device, train_mode=method.set_train_mode)  # fmt: skip
+    with torch.no_grad():
+        assert method.noisy_classifier(0.25)(torch.rand(3, 1, 8, 8)).shape == (3, 10)

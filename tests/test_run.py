@@ -106,3 +106,18 @@ def test_resume_after_sigkill_matches_uninterrupted(run_args, tmp_path):
     (run,) = latest_runs(results, "tiny")
     assert len(run.records) == 12 and run.info["sessions"] == 2 and run.info["status"] == "complete"
     json.dumps(run.info)
+
+
+def test_pretrain_command_trains_and_caches_a_vit(tiny_suite, tmp_path, capsys):
+    """`pretrain` trains the suite's own ViT on clean data once, then reuses it; run.json records accuracy and cost."""
+    args = ["pretrain", "--suite", str(tiny_suite), "--bases", "small_vit", "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "small_vit: clean accuracy" in out
+    (info_path,) = (tmp_path / "c" / "bases").glob("small_vit-digits-*/run.json")
+    info = json.loads(info_path.read_text())
+    assert 0.0 <= info["clean_accuracy"] <= 1.0 and info["fit"]["time_s"] > 0 and info["params"] > 0
+    weights = info_path.parent / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    assert main(args) == 0
+    assert weights.stat().st_mtime_ns == mtime
