@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.config import config_hash, override_dataclass, to_jsonable
+from benchmark.config import PROJECT_ROOT, config_hash, override_dataclass, to_jsonable
 from benchmark.data import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.train import TrainConfig, autocast, fit
@@ -92,7 +92,10 @@ def find_weights(filename: str, sha256: str, url: str | None, weights_dir: str |
     file is in neither and a URL is published.
     """
     hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    candidates = ([Path(weights_dir).expanduser() / filename] if weights_dir else []) + [hub_dir / filename]
+    local = Path(weights_dir).expanduser() if weights_dir else None
+    if local is not None and not local.is_absolute():  # suite files name paths relative to the project root
+        local = PROJECT_ROOT / local
+    candidates = ([local / filename] if local else []) + [hub_dir / filename]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         if url is None:
