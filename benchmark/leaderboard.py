@@ -35,6 +35,7 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
     """One leaderboard row: metrics of the run's records, cost and provenance from its run.json."""
     info, records = run.info, run.records
     cost = info.get("cost", {})
+    notes = {**info.get("notes", {}), **info.get("report", {})}
     timings = info.get("timings", {})
     row = {
         "method": info["method"],
@@ -55,12 +56,16 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
         r_max=r_max(float(info["sigma"]), info.get("n"), info.get("alpha")),
         stored_bytes=cost.get("stored_bytes"),
         queries=info.get("fit", {}).get("queries"),
-        notes="; ".join(f"{k}={v}" for k, v in sorted(info.get("notes", {}).items())) or None,
+        notes="; ".join(f"{k}={_short(v)}" for k, v in sorted(notes.items())) or None,
         dataset=info.get("dataset_label", info.get("dataset")),
         config_hash=info.get("config_hash"),
         status=info.get("status"),
     )
     return row
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def leaderboard_rows(results: Path, suite: str) -> tuple[list[dict], list[float]]:

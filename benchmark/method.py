@@ -41,6 +41,9 @@ class MethodContext:
         cache_dir: cache root (methods may cache models independent of the base, e.g. denoisers, under it).
         train_data: returns the clean training split (loaded on first call).
         build_base: builds another base classifier by registry name (e.g. a surrogate), frozen, in eval mode.
+        eval_data: returns the clean split being certified (for reports such as denoising error).
+        fitted: ``(method name, sigma) -> Method``: another registered method on the same base, fitted or loaded
+            from the fit cache (e.g. the MSE denoiser a Stab+MSE denoiser starts from).
     """
 
     dataset: DatasetSpec
@@ -50,6 +53,8 @@ class MethodContext:
     cache_dir: Path
     train_data: Callable[[], Dataset]
     build_base: Callable[[str], BaseClassifier]
+    eval_data: Callable[[], Dataset] | None = None
+    fitted: Callable[[str, float], Method] | None = None
 
 
 class Method:
@@ -58,6 +63,11 @@ class Method:
     name: ClassVar[str]
     version: ClassVar[int] = 1
     Config: ClassVar[type]
+    # False when the fit never looks at the base (a denoiser trained on images alone): it is then cached once
+    # for every base instead of once per base.
+    fit_uses_base: ClassVar[bool] = True
+    # False when one fit serves every sigma (a diffusion model trained over all noise levels).
+    fit_uses_sigma: ClassVar[bool] = True
 
     def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
         self.config = config
@@ -110,8 +120,15 @@ class Method:
         """Settings a leaderboard should show beside the numbers (e.g. whether batch-norm statistics adapted)."""
         return {}
 
-    def fit_report(self) -> dict:
-        """Extra facts about a finished fit, stored with it (e.g. black-box query counts)."""
+    def before_fit(self, sigma: float) -> None:
+        """Called once before a fit that is not cached (e.g. to initialise from another fitted method)."""
+
+    def fit_report(self, sigma: float) -> dict:
+        """Extra facts about a finished fit, stored with it (e.g. black-box query counts, denoising MSE)."""
+        return {}
+
+    def run_report(self, sigma: float) -> dict:
+        """Measurements stored with each run at ``sigma`` (e.g. denoising MSE); shown in the leaderboard notes."""
         return {}
 
     # -- cost accounting --------------------------------------------------------------------------------------
@@ -126,3 +143,35 @@ class Method:
             "trainable_pct": 100.0 * trainable / base_params if base_params else 0.0,
             "stored_bytes": stored,
         }
+
+
+# --- Black-box access ---------------------------------------------------------------------------------------
+
+
+class _NoBackward(torch.autograd.Function):
+    """Identity on the logits in the forward pass; any backward pass through the base is an error."""
+
+    @staticmethod
+    def forward(ctx, x, logits, counter):
+        ctx.counter = counter
+        return logits.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.counter["backward_calls"] += 1
+        raise RuntimeError("black-box base: back-propagation through the queried model is not allowed")
+
+
+class QueryOnly(nn.Module):
+    """Wraps a classifier so that it can only be queried: no gradients through it, every image counted."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.counter = {"queries": 0, "backward_calls": 0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.counter["queries"] += len(x)
+        with torch.no_grad():
+            logits = self.model(x.detach())
+        return _NoBackward.apply(x, logits, self.counter)

@@ -112,9 +112,14 @@ def record_key(cfg: RunConfig, method_cls, method_config, base: str, base_config
     }
 
 
-def fit_key(key: dict) -> dict:
-    """The part of a record key a fitted state depends on (not the certification settings)."""
+def fit_key(key: dict, method_cls: type[Method]) -> dict:
+    """The part of a record key a fitted state depends on: never the certification settings, and not the base
+    when the method's fit does not use it (a denoiser trained on images alone serves every classifier)."""
     drop = {"split", "start", "skip", "n0", "n", "alpha"}
+    if not method_cls.fit_uses_base:
+        drop |= {"base", "base_config"}
+    if not method_cls.fit_uses_sigma:
+        drop |= {"sigma"}
     return {k: v for k, v in key.items() if k not in drop}
 
 
@@ -138,6 +143,7 @@ class Runner:
         self.data_root = Path(cfg.data_root).expanduser() if cfg.data_root else None
         self.dataset: DatasetSpec = DATASETS.get(cfg.dataset)()
         self._train_set = None
+        self._eval_set = None
         self._bases: dict[str, BaseClassifier] = {}
 
     # -- services handed to methods ---------------------------------------------------------------------------
@@ -163,10 +169,16 @@ class Runner:
             self._train_set = self.dataset.load("train", self.data_root, self.cache_dir, self.cfg.download)
         return self._train_set
 
-    def method_context(self) -> MethodContext:
+    def eval_data(self):
+        if self._eval_set is None:
+            self._eval_set = self.dataset.load(self.cfg.split, self.data_root, self.cache_dir, self.cfg.download)
+        return self._eval_set
+
+    def method_context(self, base: str) -> MethodContext:
         return MethodContext(
-            self.dataset, self.device, self.bf16, self.cfg.seed, self.cache_dir, self.train_data, self.build_base
-        )
+            self.dataset, self.device, self.bf16, self.cfg.seed, self.cache_dir, self.train_data, self.build_base,
+            eval_data=self.eval_data, fitted=lambda name, sigma: self.fitted(name, base, sigma)[0],
+        )  # fmt: skip
 
     # -- planning (all validation happens here, before anything is written) ------------------------------------
     def plan(self) -> tuple[list[Plan], object]:
@@ -178,7 +190,7 @@ class Runner:
         if not cfg.bases:
             raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
         check_writable(self.results)
-        test_set = self.dataset.load(cfg.split, self.data_root, self.cache_dir, cfg.download)
+        test_set = self.eval_data()
         indices = subset_indices(len(test_set), cfg.start, cfg.skip, cfg.max_images)
         if not indices:
             raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {len(test_set)} images")
@@ -187,8 +199,7 @@ class Runner:
             base_config = self.base_config(base)
             for method in methods:
                 method_cls = METHODS.get(method)
-                settings = cfg.method_settings.get(method, {})
-                method_config = override_dataclass(method_cls.Config(), settings, f"[methods.{method}]")
+                method_config = self.method_config(method)
                 for sigma in cfg.sigmas:
                     key = record_key(cfg, method_cls, method_config, base, base_config, sigma, self.bf16)
                     chash = config_hash(key)
@@ -208,30 +219,38 @@ class Runner:
         return plans, test_set
 
     # -- fitting ----------------------------------------------------------------------------------------------
-    def fit_method(self, method: Method, plan: Plan) -> dict:
+    def method_config(self, name: str):
+        cls = METHODS.get(name)
+        return override_dataclass(cls.Config(), self.cfg.method_settings.get(name, {}), f"[method_settings.{name}]")
+
+    def fitted(self, name: str, base: str, sigma: float) -> tuple[Method, dict]:
+        """An instance of method ``name`` on ``base`` at ``sigma``, fitted (or loaded from the fit cache)."""
+        cls, config = METHODS.get(name), self.method_config(name)
+        method = cls(config, copy.deepcopy(self.build_base(base)), self.method_context(base))
+        key = record_key(self.cfg, cls, config, base, self.base_config(base), sigma, self.bf16)
+        return method, self.fit_method(method, name, fit_key(key, cls), sigma)
+
+    def fit_method(self, method: Method, name: str, fkey: dict, sigma: float) -> dict:
         """Fit through the shared loop, or load the cached fitted state; return the fit's provenance."""
         if not method.needs_fit():
             return {"fit_time_s": 0.0, "cached": False}
-        fkey = fit_key(plan.key)
-        fit_dir = self.cache_dir / "fits" / plan.method / config_hash(fkey)
+        fit_dir = self.cache_dir / "fits" / name / config_hash(fkey)
         state_path, info_path = fit_dir / "state.safetensors", fit_dir / "fit.json"
         if state_path.is_file() and info_path.is_file():
             method.load_saved_state(load_file(str(state_path), device=str(self.device)))
             info = json.loads(info_path.read_text())
             return {**info, "cached": True}
-        module = method.fitted_module()
-        sigma = plan.sigma
+        method.before_fit(sigma)
         result = fit(
-            module, method.trainable_parameters(),
+            method.fitted_module(), method.trainable_parameters(),
             lambda batch, gen: method.training_loss(batch, sigma, gen),
             self.train_data(), method.train_config(), device=self.device, bf16=self.bf16, seed=self.cfg.seed,
             checkpoint=fit_dir / "checkpoint.pt", augment=self.dataset.augment, train_mode=method.set_train_mode,
-            desc=f"fit {plan.method} sigma={sigma:g}",
+            desc=f"fit {name} sigma={sigma:g}",
         )  # fmt: skip
-        extra = method.fit_report()
         info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
                 "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from_epoch,
-                "fit_key": fkey, **extra}  # fmt: skip
+                "fit_key": fkey, **method.fit_report(sigma)}  # fmt: skip
         save_file({k: v.contiguous().cpu() for k, v in method.state_to_save().items()}, str(state_path))
         write_json_atomic(info_path, info)
         (fit_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -243,11 +262,11 @@ class Runner:
         for plan in plans:
             if not plan.todo:
                 continue
-            base = copy.deepcopy(self.build_base(plan.base))
-            method = plan.method_cls(plan.method_config, base, self.method_context())
             info = self.start_run_json(plan)
-            fit_info = self.fit_method(method, plan)
-            info.update(fit=fit_info, cost=method.cost(), notes=method.describe())
+            method, fit_info = self.fitted(plan.method, plan.base, plan.sigma)
+            info.update(
+                fit=fit_info, cost=method.cost(), notes=method.describe(), report=method.run_report(plan.sigma)
+            )
             info["timings"]["fit_time_s"] = fit_info.get("fit_time_s", 0.0)
             classifier = SmoothingClassifier(method.noisy_classifier(plan.sigma), self.device, self.bf16)
             write_json_atomic(plan.directory / "run.json", info)

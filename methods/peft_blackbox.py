@@ -39,39 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.method import Method
+from benchmark.method import Method, QueryOnly
 from benchmark.models import BaseClassifier
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
-
-
-class _NoBackward(torch.autograd.Function):
-    """Identity on the logits in the forward pass; any backward pass through the base is an error."""
-
-    @staticmethod
-    def forward(ctx, x, logits, counter):
-        ctx.counter = counter
-        return logits.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        ctx.counter["backward_calls"] += 1
-        raise RuntimeError("black-box base: back-propagation through the queried model is not allowed")
-
-
-class QueryOnly(nn.Module):
-    """Wraps a classifier so that it can only be queried: no gradients through it, every image counted."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model.eval().requires_grad_(False)
-        self.counter = {"queries": 0, "backward_calls": 0}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.counter["queries"] += len(x)
-        with torch.no_grad():
-            logits = self.model(x.detach())
-        return _NoBackward.apply(x, logits, self.counter)
 
 
 class Coordinator(nn.Module):
@@ -204,7 +175,7 @@ class PEFTBlackBox(Method):
     def noisy_classifier(self, sigma: float) -> nn.Module:
         return self.model.eval()
 
-    def fit_report(self) -> dict:
+    def fit_report(self, sigma: float) -> dict:
         return {"queries": self._fit_queries, "backward_calls_through_base": self.queried.counter["backward_calls"]}
 
     def describe(self) -> dict:

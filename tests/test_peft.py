@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.method import QueryOnly
 from benchmark.models import BuildContext, ResNet20
 from benchmark.registry import METHODS
 from benchmark.train import fit
-from methods.peft_blackbox import QueryOnly
 from tests.conftest import SHARED
 from tests.test_contract import context, tiny_base
 
@@ -85,7 +85,7 @@ def test_blackbox_never_backpropagates_through_the_base(tmp_path):
     method = cls(cls.Config.tiny(), tiny_base("cnn"), ctx)
     decoder_before = [p.clone() for p in method.trainable_parameters()]
     result = _fit(method, ctx)
-    report = method.fit_report()
+    report = method.fit_report(0.25)
     assert report["backward_calls_through_base"] == 0
     # 3 steps x 2 directions x 2 evaluations x 16 images
     assert report["queries"] == result.steps * 2 * 2 * 16
