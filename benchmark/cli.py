@@ -73,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
         _add_output_args(p)
+    plot = sub.choices["plot"]
+    plot.add_argument("--denoised", action="store_true",
+                      help="instead: a PNG grid of clean / noisy / denoised images per sigma for each denoiser "
+                           "method of the suite (fits or loads the denoisers)")  # fmt: skip
+    plot.add_argument("--methods", default=None, help="with --denoised: which denoisers (default: all in the suite)")
+    plot.add_argument("--sigma", type=_floats, default=None)
+    plot.add_argument("--data-root", default=None)
+    plot.add_argument("--cache-dir", default=None)
+    plot.add_argument("--device", default=None)
+    plot.add_argument("--images", type=int, default=8, help="with --denoised: images per row")
 
     imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
     imp.add_argument("file")
@@ -175,6 +185,35 @@ def cmd_pretrain(args) -> None:
               f"{info['params']:,} parameters -> {info_path.parent}")  # fmt: skip
 
 
+def cmd_denoised(args) -> None:
+    import torch
+
+    from benchmark.config import build_run_config
+    from benchmark.plots import write_denoised_preview
+    from benchmark.registry import METHODS
+    from benchmark.results import safe_name
+    from benchmark.runner import Runner
+
+    if not args.suite:
+        raise BenchmarkError("plot --denoised needs --suite NAME")
+    overrides = _overrides(args) | {"results": None}
+    cfg = build_run_config(args.suite, overrides)
+    names = [m for m in (overrides["methods"] or cfg.methods) if hasattr(METHODS.get(m), "denoise")]
+    if not names:
+        raise BenchmarkError(f"no denoiser among the methods of suite {cfg.suite!r}: name one with --methods")
+    runner = Runner(cfg)
+    data = runner.eval_data()
+    images = torch.stack([data[i][0] for i in range(cfg.start, len(data), cfg.skip)[: args.images]])
+    images = images.to(runner.device)
+    base = cfg.bases[0]
+    for name in names:
+        fitted = {s: runner.fitted(name, base, s)[0] for s in cfg.sigmas}
+        path = Path(args.out) / safe_name(cfg.suite) / f"denoised_{name}.png"
+        title = f"{cfg.suite}: what {base} sees through {name}"
+        denoise = lambda z, s, fitted=fitted: fitted[s].denoise(z, s)  # noqa: E731
+        print(write_denoised_preview(images, denoise, cfg.sigmas, path, title, cfg.seed))
+
+
 def cmd_list(args) -> None:
     from benchmark.config import suite_names
     from benchmark.registry import BASES, DATASETS, METHODS
@@ -196,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_pretrain(args)
         elif args.command == "list":
             cmd_list(args)
+        elif args.command == "plot" and args.denoised:
+            cmd_denoised(args)
         elif args.command in ("leaderboard", "plot"):
             _leaderboards(Path(args.results), Path(args.out), args.suite, command, args.command == "plot")
         elif args.command == "import-tsv":

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-from benchmark.smoothing import ABSTAIN, max_radius
+from benchmark.smoothing import ABSTAIN, add_noise, max_radius
 
 
 def certified_accuracy(records: Sequence[dict], radii: Sequence[float]) -> list[float]:
@@ -50,3 +51,13 @@ def envelope(curves: Sequence[Sequence[float]]) -> list[float]:
     with np.errstate(all="ignore"):
         out = np.nanmax(np.where(np.isnan(arr), -np.inf, arr), axis=0)
     return [float("nan") if np.isinf(v) else float(v) for v in out]
+
+
+@torch.no_grad()
+def denoising_report(denoise, data, sigma: float, device: torch.device, seed: int, count: int = 256) -> dict:
+    """Mean squared error per pixel of the noisy and the denoised images against the clean ones (first ``count``
+    images of ``data``, fixed noise)."""
+    x = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(device)
+    z = add_noise(x, sigma, torch.Generator(device=device).manual_seed(seed))
+    denoised = denoise(z).float()
+    return {"noisy_mse": float(((z - x) ** 2).mean()), "denoised_mse": float(((denoised - x) ** 2).mean())}

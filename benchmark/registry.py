@@ -82,6 +82,10 @@ METHODS = Registry(
     {
         "vanilla": "baselines.vanilla:Vanilla",
         "gaussian": "baselines.gaussian:Gaussian",
+        "dncnn": "baselines.denoised_smoothing:DnCNNDenoiser",
+        "dncnn_stab": "baselines.denoised_smoothing:DnCNNStab",
+        "dncnn_surrogate": "baselines.denoised_smoothing:DnCNNSurrogate",
+        "diffusion": "baselines.diffusion:DiffusionDenoised",
         "peft_lora": "methods.peft_smoothing:PEFTLoRA",
         "peft_prompt": "methods.peft_smoothing:PEFTPrompt",
         "peft_adapter": "methods.peft_smoothing:PEFTAdapter",

@@ -62,6 +62,40 @@ depth = 1
 patch_size = 4
 train = {{ epochs = 2, optimizer = "adamw", lr = 3e-3, batch_size = 64, max_steps_per_epoch = 5 }}
 
+[method_settings.dncnn]
+depth = 3
+width = 4
+train = {{ epochs = 1, batch_size = 32, optimizer = "adam", lr = 1e-3, max_steps_per_epoch = 3 }}
+
+[method_settings.dncnn_stab]
+depth = 3
+width = 4
+surrogate = "small_cnn"
+train = {{ epochs = 1, batch_size = 32, optimizer = "adam", lr = 1e-4, max_steps_per_epoch = 3 }}
+
+[method_settings.diffusion]
+block_out_channels = [4, 8]
+train = {{ epochs = 1, batch_size = 16, optimizer = "adamw", lr = 1e-3, max_steps_per_epoch = 2 }}
+
+[method_settings.dncnn_surrogate]
+depth = 3
+width = 4
+surrogate = "small_vit"
+train = {{ epochs = 1, batch_size = 32, optimizer = "adam", lr = 1e-4, max_steps_per_epoch = 3 }}
+
+[method_settings.peft_lora]
+train = {{ epochs = 1, batch_size = 32, optimizer = "adamw", lr = 1e-3, max_steps_per_epoch = 3 }}
+
+[method_settings.peft_prompt]
+train = {{ epochs = 1, batch_size = 32, optimizer = "adamw", lr = 1e-3, max_steps_per_epoch = 3 }}
+
+[method_settings.peft_adapter]
+train = {{ epochs = 1, batch_size = 32, optimizer = "adamw", lr = 1e-3, max_steps_per_epoch = 3 }}
+
+[method_settings.peft_blackbox]
+spsa_directions = 2
+train = {{ epochs = 1, batch_size = 16, optimizer = "adam", lr = 1e-3, max_steps_per_epoch = 3 }}
+
 [method_settings.gaussian]
 train = {{ epochs = 1, optimizer = "adam", lr = 1e-3, batch_size = 32, max_steps_per_epoch = 3 }}
 """
