@@ -62,8 +62,6 @@ def test_surrogate_never_touches_the_target(tmp_path):
     assert method.queried.counter["queries"] == 2
 
 
-
-
 def test_denoisers_cached_once_and_stab_starts_from_mse(tiny_suite, run_args, tmp_path):
     args = [*run_args, "--methods", "dncnn,dncnn_stab,diffusion", "--bases", "small_cnn,small_vit",
             "--max-images", "2"]  # fmt: skip
