@@ -147,6 +147,9 @@ class CIFAR10(DatasetSpec):
             images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
             return UInt8Images(images, torch.tensor(ds.targets, dtype=torch.long))
         if (root / split).is_dir():
+            # tables must say when numbers come from a re-encoded copy (e.g. ../shared's JPEG q75 tree)
+            jpeg = next((root / split).rglob("*.jpg"), None) is not None
+            self.label = "CIFAR-10 (JPEG q75 copy)" if jpeg else "CIFAR-10 (ImageFolder copy)"
             return _image_folder_to_uint8(root / split, cache_dir)
         raise BenchmarkError(
             f"CIFAR-10 not found under {root}: pass --data-root pointing at a folder with cifar-10-batches-py/ "
