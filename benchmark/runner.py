@@ -82,8 +82,6 @@ class Plan:
     base: str
     method: str
     sigma: float
-    method_cls: type[Method]
-    method_config: object
     key: dict
     chash: str
     directory: Path
@@ -209,9 +207,7 @@ class Runner:
                             f.unlink()
                     writer = RecordWriter(directory)
                     todo = [i for i in indices if i not in writer.done]
-                    plans.append(
-                        Plan(base, method, sigma, method_cls, method_config, key, chash, directory, writer, todo)
-                    )
+                    plans.append(Plan(base, method, sigma, key, chash, directory, writer, todo))
         # Build every base now: a missing or corrupt checkpoint fails before the first record is written.
         for base in cfg.bases:
             if any(p.todo for p in plans if p.base == base):

@@ -17,7 +17,7 @@ classifier normalises inside (Cohen et al. issues #6 and #12).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -62,9 +62,6 @@ class Certificate:
     p_a_lower: float
     n_top: int
     n: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:
