@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--device", default=None)
     plot.add_argument("--images", type=int, default=8, help="with --denoised: images per row")
 
+    pub = sub.add_parser(
+        "publish-fits",
+        help="copy the fitted states behind a suite's results (from the cache) to "
+        "<results>/checkpoints/, so a run resumed elsewhere certifies the same state",
+    )
+    pub.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
+    pub.add_argument("--results", default="results")
+    pub.add_argument("--cache-dir", default=".cache")
+    pub.add_argument("--max-mb", type=float, default=20.0, help="larger states stay local (default: 20)")
+
     imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
     imp.add_argument("file")
     imp.add_argument("--method", required=True)
@@ -239,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
             cmd_denoised(args)
         elif args.command in ("leaderboard", "plot"):
             _leaderboards(Path(args.results), Path(args.out), args.suite, command, args.command == "plot")
+        elif args.command == "publish-fits":
+            from benchmark.runner import publish_fits
+
+            results = Path(args.results)
+            if not results.is_dir():
+                raise BenchmarkError(f"no results directory {results}: pass --results")
+            lines = publish_fits(results, Path(args.cache_dir), args.suite, int(args.max_mb * 2**20))
+            print("\n".join(lines) if lines else f"no fitted runs under {results}")
         elif args.command == "import-tsv":
             from benchmark.interop import import_tsv
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from benchmark.config import RunConfig, config_hash, override_dataclass, to_json
 from benchmark.data import DatasetSpec, subset_indices
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method, MethodContext
-from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_base_config
+from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_base_config, sha256_file
 from benchmark.registry import BASES, DATASETS, METHODS
 from benchmark.results import (
     RecordWriter,
@@ -108,6 +109,42 @@ def record_key(cfg: RunConfig, method_cls, method_config, base: str, base_config
         "seed": cfg.seed,
         "precision": "bf16" if bf16 else "fp32",
     }
+
+
+def checkpoint_dir(results: Path, method: str, fhash: str) -> Path:
+    """Where `publish-fits` commits a fitted state beside the results it produced."""
+    return results / "checkpoints" / method / fhash
+
+
+def publish_fits(results: Path, cache_dir: Path, suite: str | None, max_bytes: int) -> list[str]:
+    """Copy the cached fitted state of every run in ``results`` (of one suite, or all) to
+    ``results/checkpoints/<method>/<fit hash>/``; states over ``max_bytes`` stay local. Returns one line per fit."""
+    lines, seen = [], set()
+    for run_json in sorted(results.glob(f"{suite or '*'}/*/*/sigma_*/*/run.json")):
+        info = json.loads(run_json.read_text())
+        fkey = info.get("fit", {}).get("fit_key")
+        if not fkey:
+            continue
+        method, fhash = info["method"], config_hash(fkey)
+        if (method, fhash) in seen:
+            continue
+        seen.add((method, fhash))
+        source, target = cache_dir / "fits" / method / fhash, checkpoint_dir(results, method, fhash)
+        state = source / "state.safetensors"
+        if (target / "state.safetensors").is_file():
+            lines.append(f"{method} {fhash}: already published")
+        elif not state.is_file():
+            lines.append(f"{method} {fhash}: not in {cache_dir} (fit it first)")
+        elif state.stat().st_size > max_bytes:
+            lines.append(f"{method} {fhash}: {state.stat().st_size / 2**20:.1f} MB, over the limit; kept local")
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            info_path = source / "fit.json"
+            fit_info = {**json.loads(info_path.read_text()), "state_sha256": sha256_file(state)}
+            shutil.copyfile(state, target / "state.safetensors")
+            write_json_atomic(target / "fit.json", fit_info)
+            lines.append(f"{method} {fhash}: published {state.stat().st_size / 2**10:.0f} KB -> {target}")
+    return lines
 
 
 def fit_key(key: dict, method_cls: type[Method]) -> dict:
@@ -230,12 +267,17 @@ class Runner:
         """Fit through the shared loop, or load the cached fitted state; return the fit's provenance."""
         if not method.needs_fit():
             return {"fit_time_s": 0.0, "cached": False}
-        fit_dir = self.cache_dir / "fits" / name / config_hash(fkey)
+        fhash = config_hash(fkey)
+        fit_dir = self.cache_dir / "fits" / name / fhash
+        # A fit committed under <results>/checkpoints (see `publish-fits`) wins over the local cache, so that a run
+        # resumed on another machine certifies the very state its first records came from.
+        for source in (checkpoint_dir(self.results, name, fhash), fit_dir):
+            state_path, info_path = source / "state.safetensors", source / "fit.json"
+            if state_path.is_file() and info_path.is_file():
+                method.load_saved_state(load_file(str(state_path), device=str(self.device)))
+                info = json.loads(info_path.read_text())
+                return {**info, "cached": True, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}
         state_path, info_path = fit_dir / "state.safetensors", fit_dir / "fit.json"
-        if state_path.is_file() and info_path.is_file():
-            method.load_saved_state(load_file(str(state_path), device=str(self.device)))
-            info = json.loads(info_path.read_text())
-            return {**info, "cached": True}
         method.before_fit(sigma)
         result = fit(
             method.fitted_module(), method.trainable_parameters(),
@@ -250,7 +292,7 @@ class Runner:
         save_file({k: v.contiguous().cpu() for k, v in method.state_to_save().items()}, str(state_path))
         write_json_atomic(info_path, info)
         (fit_dir / "checkpoint.pt").unlink(missing_ok=True)
-        return {**info, "cached": False}
+        return {**info, "cached": False, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> list[Path]:
@@ -260,6 +302,7 @@ class Runner:
                 continue
             info = self.start_run_json(plan)
             method, fit_info = self.fitted(plan.method, plan.base, plan.sigma)
+            self.check_same_state(plan, fit_info)
             info.update(
                 fit=fit_info, cost=method.cost(), notes=method.describe(), report=method.run_report(plan.sigma)
             )
@@ -268,6 +311,18 @@ class Runner:
             write_json_atomic(plan.directory / "run.json", info)
             self.certify_images(plan, classifier, test_set, info)
         return [p.directory for p in plans]
+
+    def check_same_state(self, plan: Plan, fit_info: dict) -> None:
+        """Refuse to append records certified with a different fitted state than the run's existing ones (a refit
+        on another machine is not bit-identical)."""
+        before = (read_run_json(plan.directory) or {}).get("fit", {}).get("state_sha256")
+        now_sha = fit_info.get("state_sha256")
+        if plan.writer.done and before and now_sha and before != now_sha:
+            raise BenchmarkError(
+                f"{plan.directory}: its {len(plan.writer.done)} records came from fitted state {before[:12]}, but "
+                f"this fit is {now_sha[:12]}: restore that state under {checkpoint_dir(self.results, plan.method, '')}"
+                " (python -m benchmark publish-fits) or rerun with --fresh"
+            )
 
     def start_run_json(self, plan: Plan) -> dict:
         cfg = self.cfg

@@ -81,6 +81,37 @@ def test_fit_is_cached(run_args, tmp_path):
     assert run.info["fit"]["cached"] is True and len(run.records) == 2
 
 
+def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path, capsys):
+    import shutil
+
+    args = ["run", *run_args, "--methods", "gaussian", "--sigma", "0.25"]
+    assert main([*args, "--max-images", "1"]) == 0
+    assert main(["publish-fits", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    (published,) = (tmp_path / "results" / "checkpoints" / "gaussian").glob("*/state.safetensors")
+    assert "published" in capsys.readouterr().out
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert json.loads((published.parent / "fit.json").read_text())["state_sha256"] == run.info["fit"]["state_sha256"]
+
+    shutil.rmtree(tmp_path / "cache" / "fits")  # a new machine: only what was committed
+    assert main([*args, "--max-images", "2"]) == 0
+    assert not (tmp_path / "cache" / "fits" / "gaussian").exists()
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert run.info["fit"]["cached"] is True and len(run.records) == 2
+
+    # A different state under the same fit hash must not extend records certified with the first one.
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(published))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 1.0
+    save_file(state, str(published))
+    capsys.readouterr()
+    assert main([*args, "--max-images", "3"]) == 2
+    assert "rerun with --fresh" in capsys.readouterr().err
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert len(run.records) == 2
+
+
 def test_resume_after_sigkill_matches_uninterrupted(run_args, tmp_path):
     """Kill a real run mid-way with SIGKILL, rerun the same command: the records equal an uninterrupted run."""
     slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10",
