@@ -35,6 +35,7 @@ paper does not say what it did (its ViTs have no batch norm).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -174,6 +175,20 @@ class PEFTLoRA(_WhiteBoxPEFT):
                           target_modules=targets, bias="none")  # fmt: skip
         inject_adapter_in_model(lora, base.net)
         return base
+
+    def noisy_classifier(self, sigma: float) -> nn.Module:
+        """The fitted model with every LoRA update merged into its base weight (W + B A * alpha / r): the same
+        function as the trained one up to float rounding, at the base's inference cost. Unmerged, the extra
+        low-rank convolutions made ResNet-20 certification 2.5x slower (11.3 vs 4.5 s an image on 2 cores)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        merged = copy.deepcopy(self.model).eval()
+        for name, module in list(merged.named_modules()):
+            if isinstance(module, BaseTunerLayer):
+                module.merge(safe_merge=True)
+                parent_name, _, child = name.rpartition(".")
+                setattr(merged.get_submodule(parent_name), child, module.get_base_layer())
+        return merged
 
 
 # --- Prompt tuning ------------------------------------------------------------------------------------------------

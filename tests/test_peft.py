@@ -56,6 +56,24 @@ def test_adapters_and_prompts_start_at_the_base(tmp_path):
         torch.testing.assert_close(method.noisy_classifier(0.25)(x), ref)
 
 
+@pytest.mark.parametrize("family", ["cnn", "vit"])
+def test_lora_is_certified_merged_and_unchanged(family, tmp_path):
+    """Certification uses the LoRA updates merged into the base weights: no LoRA module left, same function."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    method = METHODS.get("peft_lora")(METHODS.get("peft_lora").Config.tiny(), tiny_base(family), context(tmp_path))
+    _fit(method, method.ctx)
+    trained = method.fitted_module().eval()
+    lora_b = [p for n, p in trained.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the updates are non-zero, so merging matters
+    merged = method.noisy_classifier(0.25)
+    assert not any(isinstance(m, BaseTunerLayer) for m in merged.modules())
+    assert any(isinstance(m, BaseTunerLayer) for m in trained.modules())  # the fitted module is left as it was
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(merged(x), trained(x), rtol=1e-4, atol=1e-5)
+
+
 def test_vpt_deep_and_shallow(tmp_path):
     cls = METHODS.get("peft_prompt")
     deep = cls(cls.Config.tiny(), tiny_base("vit"), context(tmp_path))
