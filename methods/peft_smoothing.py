@@ -63,6 +63,8 @@ class PEFTConfig:
         pad_prompt: width in pixels of the CNN padding prompt (Bahng et al. 2022: 30 on 224 px).
         adapter_dim: bottleneck width of the adapters (Houlsby et al. 2019 use 8-256; 8 here).
         train_head: also train the classification head.
+        train_norm: also train the affine scale and shift of every normalisation layer (batch norm in a CNN,
+            layer norm in a ViT; BitFit-like, about 0.5 % of ResNet-20).
         bn_stats: "reestimate" (batch-norm running statistics follow the noisy training data) or "frozen".
         train: optimisation settings of the shared loop.
     """
@@ -74,6 +76,7 @@ class PEFTConfig:
     pad_prompt: int = 4
     adapter_dim: int = 8
     train_head: bool = True
+    train_norm: bool = False
     bn_stats: str = "reestimate"
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=4, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=0.0)
@@ -113,6 +116,10 @@ class _WhiteBoxPEFT(Method):
         self.model = self.attach(base).to(ctx.device)
         if config.train_head:
             head_of(base.net).requires_grad_(True)
+        if config.train_norm:
+            for m in base.net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm):
+                    m.requires_grad_(True)
 
     def attach(self, base: BaseClassifier) -> nn.Module:
         raise NotImplementedError
@@ -148,7 +155,8 @@ class _WhiteBoxPEFT(Method):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
     def describe(self) -> dict:
-        return {"bn_stats": self.config.bn_stats if self._has_bn() else "none", "train_head": self.config.train_head}
+        notes = {"bn_stats": self.config.bn_stats if self._has_bn() else "none", "train_head": self.config.train_head}
+        return {**notes, "train_norm": True} if self.config.train_norm else notes
 
     def _has_bn(self) -> bool:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())

@@ -74,6 +74,22 @@ def test_lora_is_certified_merged_and_unchanged(family, tmp_path):
         torch.testing.assert_close(merged(x), trained(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["cnn", "vit"])
+def test_train_norm_adds_exactly_the_norm_affine_parameters(family, tmp_path):
+    import dataclasses
+
+    cls = METHODS.get("peft_lora")
+    plain = cls(cls.Config.tiny(), tiny_base(family), context(tmp_path))
+    normed = cls(dataclasses.replace(cls.Config.tiny(), train_norm=True), tiny_base(family), context(tmp_path))
+    names = {n for n, p in plain.model.named_parameters() if p.requires_grad}
+    extra = {n for n, p in normed.model.named_parameters() if p.requires_grad} - names
+    norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)
+    expected = {f"{m}.{p}" for m, mod in normed.model.named_modules() if isinstance(mod, norms)
+                for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
+    assert extra and extra == expected - names
+    assert normed.describe()["train_norm"] is True and "train_norm" not in plain.describe()
+
+
 def test_vpt_deep_and_shallow(tmp_path):
     cls = METHODS.get("peft_prompt")
     deep = cls(cls.Config.tiny(), tiny_base("vit"), context(tmp_path))
