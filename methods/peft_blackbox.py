@@ -98,6 +98,9 @@ class PEFTBlackBox(Method):
         prompt_scale: bound of the prompt in [0,1] pixel units.
         spsa_c: SPSA perturbation size c.
         spsa_directions: q, random directions averaged per step (2q queries per image and step).
+        filter_only: train only the full-resolution filter (228 parameters on RGB): the decoder keeps its
+            zero-initialised output, so the prompt is ``prompt_scale * tanh(skip(z))``. SPSA's variance grows
+            with the number of parameters it perturbs, and the 2.7k of the whole coordinator are many for it.
         train: the shared loop's settings (Adam on the SPSA estimate; SGD + Nesterov gives BlackVIP's SPSA-GC).
         """
 
@@ -105,6 +108,7 @@ class PEFTBlackBox(Method):
         prompt_scale: float = 1.0
         spsa_c: float = 0.01
         spsa_directions: int = 4
+        filter_only: bool = False
         train: TrainConfig = field(
             default_factory=lambda: TrainConfig(
                 epochs=1, batch_size=128, optimizer="adam", lr=1e-3, max_steps_per_epoch=300
@@ -126,7 +130,8 @@ class PEFTBlackBox(Method):
         self._fit_queries = 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [*self.coordinator.decoder.parameters(), *self.coordinator.skip.parameters()]
+        decoder = [] if self.config.filter_only else [*self.coordinator.decoder.parameters()]
+        return [*decoder, *self.coordinator.skip.parameters()]
 
     def fitted_module(self) -> nn.Module:
         return self.coordinator
@@ -179,4 +184,5 @@ class PEFTBlackBox(Method):
         return {"queries": self._fit_queries, "backward_calls_through_base": self.queried.counter["backward_calls"]}
 
     def describe(self) -> dict:
-        return {"access": "black-box (queries only)", "spsa_directions": self.config.spsa_directions}
+        notes = {"access": "black-box (queries only)", "spsa_directions": self.config.spsa_directions}
+        return {**notes, "prompt": "filter only"} if self.config.filter_only else notes

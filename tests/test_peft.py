@@ -131,6 +131,23 @@ def test_blackbox_never_backpropagates_through_the_base(tmp_path):
     assert method.queried.counter["backward_calls"] == 1
 
 
+def test_blackbox_filter_only_trains_the_filter_alone(tmp_path):
+    import dataclasses
+
+    cls = METHODS.get("peft_blackbox")
+    ctx = context(tmp_path)
+    method = cls(dataclasses.replace(cls.Config.tiny(), filter_only=True), tiny_base("cnn"), ctx)
+    coordinator = method.coordinator
+    assert {id(p) for p in method.trainable_parameters()} == {id(p) for p in coordinator.skip.parameters()}
+    decoder = [p.clone() for p in coordinator.decoder.parameters()]
+    skip = [p.clone() for p in coordinator.skip.parameters()]
+    result = _fit(method, ctx)
+    assert all(torch.equal(a, b) for a, b in zip(decoder, coordinator.decoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(skip, coordinator.skip.parameters(), strict=True))
+    assert method.fit_report(0.25)["queries"] == result.steps * 2 * 2 * 16
+    assert method.describe()["prompt"] == "filter only"
+
+
 def test_spsa_estimate_follows_the_true_gradient(tmp_path):
     """On average over directions, the SPSA estimate points along the true gradient (positive cosine)."""
     cls = METHODS.get("peft_blackbox")
