@@ -287,7 +287,8 @@ class Runner:
             desc=f"fit {name} sigma={sigma:g}",
         )  # fmt: skip
         info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
-                "final_loss": result.final_loss, "resumed_from_epoch": result.resumed_from_epoch,
+                "final_loss": result.final_loss, "loss_history": result.loss_history,
+                "resumed_from_epoch": result.resumed_from_epoch,
                 "fit_key": fkey, **method.fit_report(sigma)}  # fmt: skip
         save_file({k: v.contiguous().cpu() for k, v in method.state_to_save().items()}, str(state_path))
         write_json_atomic(info_path, info)

@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,7 @@ class FitResult:
     epochs: int
     final_loss: float
     resumed_from_epoch: int
+    loss_history: list[float] = field(default_factory=list)  # mean training loss of every epoch
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -179,11 +180,13 @@ def fit(
     n_batches = math.ceil(len(data) / cfg.batch_size)
     steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch or n_batches)
     start_epoch, elapsed, last_loss = 0, 0.0, float("nan")
+    history: list[float] = []
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
+        history = [float(v) for v in state.get("loss_history", [last_loss])]  # older checkpoints: the last only
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
     with warnings.catch_warnings():  # replaying the schedule before any optimizer step is intended here
         warnings.simplefilter("ignore", UserWarning)
@@ -224,6 +227,7 @@ def fit(
             bar.set_postfix(loss=f"{running / count:.4f}")
         bar.close()
         last_loss = running / max(count, 1)
+        history.append(last_loss)
         elapsed += time.perf_counter() - t0
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -234,10 +238,16 @@ def fit(
                     "epoch": epoch + 1,
                     "time_s": elapsed,
                     "loss": last_loss,
+                    "loss_history": torch.tensor(history, dtype=torch.float64),
                 },
                 checkpoint,
             )
     module.eval()
     return FitResult(
-        time_s=elapsed, steps=step, epochs=cfg.epochs, final_loss=last_loss, resumed_from_epoch=start_epoch
+        time_s=elapsed,
+        steps=step,
+        epochs=cfg.epochs,
+        final_loss=last_loss,
+        resumed_from_epoch=start_epoch,
+        loss_history=history,
     )

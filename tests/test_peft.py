@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from benchmark.method import QueryOnly
@@ -131,21 +132,39 @@ def test_blackbox_never_backpropagates_through_the_base(tmp_path):
     assert method.queried.counter["backward_calls"] == 1
 
 
-def test_blackbox_filter_only_trains_the_filter_alone(tmp_path):
+@pytest.mark.parametrize("trainable", ["filter", "shared_filter"])
+def test_blackbox_trains_only_the_chosen_part(tmp_path, trainable):
     import dataclasses
 
     cls = METHODS.get("peft_blackbox")
     ctx = context(tmp_path)
-    method = cls(dataclasses.replace(cls.Config.tiny(), filter_only=True), tiny_base("cnn"), ctx)
+    method = cls(dataclasses.replace(cls.Config.tiny(), trainable=trainable), tiny_base("cnn"), ctx)
     coordinator = method.coordinator
-    assert {id(p) for p in method.trainable_parameters()} == {id(p) for p in coordinator.skip.parameters()}
-    decoder = [p.clone() for p in coordinator.decoder.parameters()]
-    skip = [p.clone() for p in coordinator.skip.parameters()]
+    chosen = [*coordinator.skip.parameters()] if trainable == "filter" else [coordinator.shared_kernel]
+    assert {id(p) for p in method.trainable_parameters()} == {id(p) for p in chosen}
+    before = {name: p.clone() for name, p in coordinator.named_parameters()}
     result = _fit(method, ctx)
-    assert all(torch.equal(a, b) for a, b in zip(decoder, coordinator.decoder.parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(skip, coordinator.skip.parameters(), strict=True))
+    moved = {name for name, p in coordinator.named_parameters() if not torch.equal(before[name], p)}
+    assert moved and moved <= {name for name, p in coordinator.named_parameters() if any(p is c for c in chosen)}
     assert method.fit_report(0.25)["queries"] == result.steps * 2 * 2 * 16
-    assert method.describe()["prompt"] == "filter only"
+    assert method.describe()["prompt"] == trainable
+
+
+def test_blackbox_shared_filter_is_one_kernel_on_every_channel():
+    from methods.peft_blackbox import Coordinator
+
+    coordinator = Coordinator(channels=3, width=4, prompt_scale=2.0, seed=0)
+    with torch.no_grad():
+        coordinator.shared_kernel.normal_(std=0.2)
+    z = torch.rand(2, 3, 8, 8)
+    kernel = coordinator.shared_kernel
+    per_channel = torch.cat([F.conv2d(z[:, c : c + 1], kernel, padding=2) for c in range(3)], dim=1)
+    torch.testing.assert_close(coordinator(z), 2.0 * torch.tanh(per_channel))
+
+
+def test_blackbox_rejects_an_unknown_trainable_part():
+    with pytest.raises(ValueError, match="trainable must be one of"):
+        METHODS.get("peft_blackbox").Config(trainable="decoder")
 
 
 def test_spsa_estimate_follows_the_true_gradient(tmp_path):

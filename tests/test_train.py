@@ -38,7 +38,7 @@ def loss_for(model, interrupt_at=None):
 def test_resume_gives_identical_weights(tmp_path, optimizer):
     cfg = TrainConfig(epochs=3, batch_size=16, optimizer=optimizer, lr=0.05, warmup_epochs=0.5, grad_clip=1.0)
     ref_model, data = problem()
-    fit(ref_model, list(ref_model.parameters()), loss_for(ref_model), data, cfg, device=torch.device("cpu"))
+    ref = fit(ref_model, list(ref_model.parameters()), loss_for(ref_model), data, cfg, device=torch.device("cpu"))
     model, data = problem()
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):  # killed in the middle of epoch 2 (4 steps per epoch)
@@ -48,6 +48,9 @@ def test_resume_gives_identical_weights(tmp_path, optimizer):
     result = fit(model2, list(model2.parameters()), loss_for(model2), data, cfg, device=torch.device("cpu"),
                  checkpoint=ckpt)  # fmt: skip
     assert result.resumed_from_epoch == 1
+    # the per-epoch loss curve survives the interruption: epoch 1 from the checkpoint, epochs 2-3 re-run
+    assert len(ref.loss_history) == 3 and ref.final_loss == ref.loss_history[-1]
+    assert result.loss_history == pytest.approx(ref.loss_history, rel=1e-6)
     for a, b in zip(ref_model.state_dict().values(), model2.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
 
