@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from benchmark.errors import BenchmarkError
+from benchmark.results import write_atomic
 
 
 class UInt8Images(Dataset):
@@ -113,10 +114,7 @@ def _image_folder_to_uint8(folder: Path, cache_dir: Path) -> UInt8Images:
     images = torch.stack([torch.from_numpy(np.array(tree.loader(p), dtype=np.uint8)) for p, _ in tree.samples])
     images = images.permute(0, 3, 1, 2).contiguous()  # [N,H,W,C] -> [N,C,H,W]
     labels = torch.tensor(tree.targets, dtype=torch.long)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels}, tmp)
-    tmp.replace(cache)
+    write_atomic(cache, lambda tmp: torch.save({"images": images, "labels": labels}, tmp))
     return UInt8Images(images, labels)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from benchmark.config import PROJECT_ROOT, config_hash, override_dataclass, to_jsonable
 from benchmark.data import DatasetSpec
 from benchmark.errors import BenchmarkError
+from benchmark.results import write_atomic, write_json_atomic
 from benchmark.train import TrainConfig, autocast, fit
 
 
@@ -335,7 +335,8 @@ class _Pretrained(BaseSpec):
         )  # fmt: skip
         test_set = dataset.load("test", ctx.data_root, ctx.cache_dir, ctx.download)
         accuracy = clean_accuracy(model, test_set, ctx.device, ctx.bf16)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+        tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+        write_atomic(out / "model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
         info = {
             "base": self.name,
             "dataset": dataset.name,
@@ -346,7 +347,7 @@ class _Pretrained(BaseSpec):
             "fit": dataclasses.asdict(result),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_json_atomic(out / "run.json", info)
         (out / "checkpoint.pt").unlink(missing_ok=True)
         return info
 

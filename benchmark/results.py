@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -134,11 +134,24 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(tmp)`` and an atomic rename, so that a reader never sees half a file.
+
+    The temporary name is unique to the process: two runs sharing a cache (two queues started together) may
+    write the same file at once, and with one shared temporary name the first rename pulls it from under the other.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def read_run_json(directory: Path) -> dict | None:
@@ -160,8 +173,14 @@ class Run:
     records: list[dict]
 
     @property
-    def key(self) -> tuple[str, str, str, float]:
-        return (self.info["suite"], self.info["method"], self.info["base"], float(self.info["sigma"]))
+    def precision(self) -> str:
+        return str(self.info.get("config", {}).get("precision", "fp32"))
+
+    @property
+    def key(self) -> tuple[str, str, str, float, str]:
+        # Precision is part of the key: "auto" resolves to bf16 or fp32 by CPU, and a run on a machine without
+        # native bf16 must stand beside the bf16 rows, not hide them as if it were a newer configuration.
+        return (self.info["suite"], self.info["method"], self.info["base"], float(self.info["sigma"]), self.precision)
 
 
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
@@ -174,8 +193,8 @@ def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
 
 
 def latest_runs(results: Path, suite: str | None = None) -> list[Run]:
-    """One run per (suite, method, base, sigma): the most recently updated config hash; older ones are kept on disk
-    but left out of tables, so a changed configuration never mixes with stale records."""
+    """One run per (suite, method, base, sigma, precision): the most recently updated config hash; older ones are
+    kept on disk but left out of tables, so a changed configuration never mixes with stale records."""
     chosen: dict[tuple, Run] = {}
     for run in iter_runs(results, suite):
         previous = chosen.get(run.key)

@@ -33,6 +33,7 @@ from benchmark.results import (
     package_versions,
     read_run_json,
     run_dir,
+    write_atomic,
     write_json_atomic,
 )
 from benchmark.smoothing import ABSTAIN, certify, image_generator
@@ -290,7 +291,8 @@ class Runner:
                 "final_loss": result.final_loss, "loss_history": result.loss_history,
                 "resumed_from_epoch": result.resumed_from_epoch,
                 "fit_key": fkey, **method.fit_report(sigma)}  # fmt: skip
-        save_file({k: v.contiguous().cpu() for k, v in method.state_to_save().items()}, str(state_path))
+        tensors = {k: v.contiguous().cpu() for k, v in method.state_to_save().items()}
+        write_atomic(state_path, lambda tmp: save_file(tensors, str(tmp)))
         write_json_atomic(info_path, info)
         (fit_dir / "checkpoint.pt").unlink(missing_ok=True)
         return {**info, "cached": False, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}

@@ -9,7 +9,6 @@ checkpoint ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data import UInt8Images
+from benchmark.results import write_atomic
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -133,12 +133,6 @@ def _batches(data: Dataset, cfg: TrainConfig, perm: torch.Tensor):
         yield from DataLoader(data, batch_size=cfg.batch_size, sampler=perm.tolist(), num_workers=4)
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def fit(
     module: nn.Module,
     params: Sequence[nn.Parameter],
@@ -230,18 +224,15 @@ def fit(
         history.append(last_loss)
         elapsed += time.perf_counter() - t0
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            _save_atomic(
-                {
-                    "module": module.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "time_s": elapsed,
-                    "loss": last_loss,
-                    "loss_history": torch.tensor(history, dtype=torch.float64),
-                },
-                checkpoint,
-            )
+            state = {
+                "module": module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "time_s": elapsed,
+                "loss": last_loss,
+                "loss_history": torch.tensor(history, dtype=torch.float64),
+            }
+            write_atomic(checkpoint, lambda tmp, state=state: torch.save(state, tmp))
     module.eval()
     return FitResult(
         time_s=elapsed,

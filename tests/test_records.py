@@ -63,3 +63,42 @@ def test_shards_are_merged(tmp_path):
 def test_missing_fields_refused(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         RecordWriter(tmp_path).append({"idx": 0})
+
+
+def _write_many(path, payload: bytes, start, rounds: int) -> None:
+    from benchmark.results import write_atomic
+
+    start.wait()
+    for _ in range(rounds):
+        write_atomic(path, lambda tmp: tmp.write_bytes(payload))
+
+
+def test_concurrent_atomic_writes_of_one_file(tmp_path):
+    """Two processes that cache the same file at once (two queues on one cache) must both succeed, and the file
+    must always be one writer's whole content."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(2)
+    path = tmp_path / "cache" / "blob.pt"
+    payloads = [bytes([i]) * 2**20 for i in (1, 2)]
+    procs = [ctx.Process(target=_write_many, args=(path, p, start, 40)) for p in payloads]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert path.read_bytes() in payloads
+    assert [f.name for f in path.parent.iterdir()] == ["blob.pt"]  # no temporary left behind
+
+
+def test_failed_atomic_write_leaves_nothing(tmp_path):
+    from benchmark.results import write_atomic
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "x.json", broken)
+    assert list(tmp_path.iterdir()) == []
