@@ -18,7 +18,8 @@ CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
     "certify_s_per_image", "acr",
 )  # fmt: skip
-EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "notes", "dataset", "config_hash", "status")
+EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "notes", "dataset", "config_hash", "status",
+                 "precision")
 DASH = "—"
 
 
@@ -60,8 +61,15 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
         dataset=info.get("dataset_label", info.get("dataset")),
         config_hash=info.get("config_hash"),
         status=info.get("status"),
+        precision=run.precision,
     )
     return row
+
+
+def label(row: dict, rows: Sequence[dict]) -> str:
+    """The row's method name, with its precision when the table also holds another precision."""
+    mixed = len({r["precision"] for r in rows}) > 1
+    return f"{row['method']} [{row['precision']}]" if mixed else row["method"]
 
 
 def _short(value) -> str:
@@ -129,7 +137,7 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
                       "beyond it can be certified.", ""]  # fmt: skip
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for r in sorted(sig_rows, key=lambda r: -(r[acc_cols[0]] if not math.isnan(r[acc_cols[0]]) else -1)):
-                name = r["method"] + ("" if r["status"] == "complete" else f" ({r['status']})")
+                name = label(r, base_rows) + ("" if r["status"] == "complete" else f" ({r['status']})")
                 cells = [name, *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
                          _fmt(r["abstain_rate"], "pct"), str(r["n_images"]),
                          DASH if r["trainable_pct"] is None else f"{r['trainable_pct']:.2f}",
@@ -144,9 +152,9 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
                       "Best certified accuracy over the sigmas at each radius; an envelope mixes models, so it is "
                       "shown apart from the per-sigma rows.", ""]  # fmt: skip
             lines += ["| method | " + " | ".join(f"r={r:g}" for r in radii) + " |", "|" + "---|" * (len(radii) + 1)]
-            for method in sorted({r["method"] for r in base_rows}):
-                curves = [[r[c] for c in acc_cols] for r in base_rows if r["method"] == method]
-                lines.append(f"| {method} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + " |")
+            for name in sorted({label(r, base_rows) for r in base_rows}):
+                curves = [[r[c] for c in acc_cols] for r in base_rows if label(r, base_rows) == name]
+                lines.append(f"| {name} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + " |")
             lines.append("")
     if plots:
         lines += ["## Plots", ""]

@@ -38,18 +38,21 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         top = top if np.isfinite(top) else max(float(x["radius"]) for r in base_runs for x in r.records) or 1.0
         grid = np.linspace(0.0, top * 1.02, 300)
         sigmas = sorted({float(r.info["sigma"]) for r in base_runs})
+        mixed = len({r.precision for r in base_runs}) > 1
+
+        def name(run, mixed=mixed) -> str:  # the leaderboard's row label (see leaderboard.label)
+            return f"{run.info['method']} [{run.precision}]" if mixed else run.info["method"]
+
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")
-            for run in sorted(
-                (r for r in base_runs if float(r.info["sigma"]) == sigma), key=lambda r: r.info["method"]
-            ):
-                ax.plot(grid, certified_accuracy(run.records, grid), label=run.info["method"])
+            for run in sorted((r for r in base_runs if float(r.info["sigma"]) == sigma), key=name):
+                ax.plot(grid, certified_accuracy(run.records, grid), label=name(run))
             ax.legend(fontsize=8)
             written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
         plt, fig, ax = _axes(f"{suite} / {base} / envelope over sigma {', '.join(f'{s:g}' for s in sigmas)}")
-        for method in sorted({r.info["method"] for r in base_runs}):
-            curves = [certified_accuracy(r.records, grid) for r in base_runs if r.info["method"] == method]
-            ax.plot(grid, envelope(curves), label=method)
+        for label in sorted({name(r) for r in base_runs}):
+            curves = [certified_accuracy(r.records, grid) for r in base_runs if name(r) == label]
+            ax.plot(grid, envelope(curves), label=label)
         ax.legend(fontsize=8)
         written.append(_save(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
     return written

@@ -11,7 +11,7 @@ from benchmark.registry import METHODS, Registry
 
 def test_precedence_defaults_suite_cli():
     cfg = build_run_config("quick", {})
-    assert cfg.dataset == "digits" and cfg.n == 2000 and cfg.sigmas == (0.25, 0.5)
+    assert cfg.dataset == "digits" and cfg.n == 1000 and cfg.sigmas == (0.25, 0.5)
     cfg = build_run_config("quick", {"n": 500, "sigmas": [0.12], "seed": None})
     assert cfg.n == 500 and cfg.sigmas == (0.12,) and cfg.seed == 0
 

@@ -70,6 +70,20 @@ def test_max_images_extends_the_same_run(run_args, tmp_path):
     assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
 
 
+def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
+    """"auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled, not a newer
+    configuration hiding the other."""
+    one = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "2"]
+    assert main(["run", *one, "--precision", "bf16"]) == 0
+    assert main(["run", *one, "--precision", "fp32"]) == 0
+    runs = latest_runs(tmp_path / "results", "tiny")
+    assert sorted(r.precision for r in runs) == ["bf16", "fp32"]
+    md = (tmp_path / "lb" / "tiny.md").read_text()
+    assert "| vanilla [bf16] |" in md and "| vanilla [fp32] |" in md
+    csv = (tmp_path / "lb" / "tiny.csv").read_text()
+    assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
+
+
 def test_fit_is_cached(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "1"]) == 0
     fits = list((tmp_path / "cache" / "fits" / "gaussian").glob("*/state.safetensors"))
