@@ -19,7 +19,7 @@ CSV_COLUMNS = (
     "certify_s_per_image", "acr",
 )  # fmt: skip
 EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "notes", "dataset", "config_hash", "status",
-                 "precision")
+                 "precision")  # fmt: skip
 DASH = "—"
 
 

@@ -162,9 +162,30 @@ def test_blackbox_shared_filter_is_one_kernel_on_every_channel():
     torch.testing.assert_close(coordinator(z), 2.0 * torch.tanh(per_channel))
 
 
-def test_blackbox_rejects_an_unknown_trainable_part():
+def test_blackbox_rejects_an_unknown_trainable_part_or_objective():
+    config = METHODS.get("peft_blackbox").Config
     with pytest.raises(ValueError, match="trainable must be one of"):
-        METHODS.get("peft_blackbox").Config(trainable="decoder")
+        config(trainable="decoder")
+    with pytest.raises(ValueError, match="objective must be"):
+        config(objective="accuracy")
+
+
+@pytest.mark.parametrize("objective", ["ce", "prob"])
+def test_blackbox_objective_is_the_documented_loss(tmp_path, objective):
+    """'ce' is the paper's cross-entropy; 'prob' is minus the mean softmax probability of the true label."""
+    import dataclasses
+
+    cls = METHODS.get("peft_blackbox")
+    method = cls(dataclasses.replace(cls.Config.tiny(), objective=objective), tiny_base("cnn"), context(tmp_path))
+    with torch.no_grad():
+        method.coordinator.shared_kernel.normal_(std=0.3)  # a non-trivial prompt
+    z, y = torch.rand(6, *context(tmp_path).dataset.image_shape), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.no_grad():
+        logits = method.model(z)
+    expected = F.cross_entropy(logits, y) if objective == "ce" else -logits.softmax(1)[torch.arange(6), y].mean()
+    assert method._loss_at(z, y) == pytest.approx(float(expected), rel=1e-5)
+    notes = method.describe()
+    assert notes.get("objective") == (None if objective == "ce" else "prob")
 
 
 def test_spsa_estimate_follows_the_true_gradient(tmp_path):

@@ -71,8 +71,8 @@ def test_max_images_extends_the_same_run(run_args, tmp_path):
 
 
 def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
-    """"auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled, not a newer
-    configuration hiding the other."""
+    """Precision "auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled,
+    not a newer configuration hiding the other."""
     one = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "2"]
     assert main(["run", *one, "--precision", "bf16"]) == 0
     assert main(["run", *one, "--precision", "fp32"]) == 0
