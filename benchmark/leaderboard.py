@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.metrics import abstain_rate, acr, certified_accuracy, envelope, r_max
-from benchmark.results import Run, latest_runs
+from benchmark.results import Run, latest_runs, run_label
 
 CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
@@ -67,9 +67,7 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
 
 
 def label(row: dict, rows: Sequence[dict]) -> str:
-    """The row's method name, with its precision when the table also holds another precision."""
-    mixed = len({r["precision"] for r in rows}) > 1
-    return f"{row['method']} [{row['precision']}]" if mixed else row["method"]
+    return run_label(row["method"], row["precision"], mixed=len({r["precision"] for r in rows}) > 1)
 
 
 def _short(value) -> str:

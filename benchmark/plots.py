@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from benchmark.metrics import certified_accuracy, envelope, r_max
-from benchmark.results import latest_runs, safe_name
+from benchmark.results import latest_runs, run_label, safe_name
 from benchmark.smoothing import add_noise
 
 
@@ -40,8 +40,8 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         sigmas = sorted({float(r.info["sigma"]) for r in base_runs})
         mixed = len({r.precision for r in base_runs}) > 1
 
-        def name(run, mixed=mixed) -> str:  # the leaderboard's row label (see leaderboard.label)
-            return f"{run.info['method']} [{run.precision}]" if mixed else run.info["method"]
+        def name(run, mixed=mixed) -> str:
+            return run_label(run.info["method"], run.precision, mixed)
 
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")

@@ -183,6 +183,11 @@ class Run:
         return (self.info["suite"], self.info["method"], self.info["base"], float(self.info["sigma"]), self.precision)
 
 
+def run_label(method: str, precision: str, mixed: bool) -> str:
+    """A row's name in tables and plots: the method, with its precision where rows of two precisions meet."""
+    return f"{method} [{precision}]" if mixed else method
+
+
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
     """Every run directory under ``results`` (optionally one suite) that has a run.json."""
     pattern = f"{safe_name(suite)}/*/*/sigma_*/*/run.json" if suite else "*/*/*/sigma_*/*/run.json"

@@ -54,14 +54,18 @@ from benchmark.models import BaseClassifier
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
-TRAINABLE = ("coordinator", "filter", "shared_filter")
+# Config.trainable -> the terms of the prompt that SPSA trains; the others are zero by construction, so the
+# coordinator computes only these (it runs on every certified sample).
+TRAINABLE = {"coordinator": ("decoder", "skip"), "filter": ("skip",), "shared_filter": ("shared",)}
 
 
 class Coordinator(nn.Module):
     """Frozen encoder (seeded random convs, 1/4 resolution) + trainable decoder -> prompt in [-scale, scale]."""
 
-    def __init__(self, channels: int, width: int, prompt_scale: float, seed: int, kernel: int = 5):
+    def __init__(self, channels: int, width: int, prompt_scale: float, seed: int, kernel: int = 5,
+                 terms: tuple[str, ...] = ("decoder", "skip", "shared")):  # fmt: skip
         super().__init__()
+        self.terms = terms
         gen = torch.Generator().manual_seed(seed)
         self.encoder = nn.Sequential(
             nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
@@ -87,10 +91,20 @@ class Coordinator(nn.Module):
             nn.init.zeros_(layer.bias)
         self.prompt_scale = prompt_scale
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def term_parameters(self, term: str) -> list[nn.Parameter]:
+        return {"decoder": [*self.decoder.parameters()], "skip": [*self.skip.parameters()],
+                "shared": [self.shared_kernel]}[term]  # fmt: skip
+
+    def _term(self, term: str, z: torch.Tensor) -> torch.Tensor:
+        if term == "decoder":
+            return self.decoder(self.encoder(z))
+        if term == "skip":
+            return self.skip(z)
         channels, k = z.shape[1], self.shared_kernel.shape[-1]
-        shared = F.conv2d(z, self.shared_kernel.expand(channels, 1, k, k), padding=k // 2, groups=channels)
-        return self.prompt_scale * torch.tanh(self.decoder(self.encoder(z)) + self.skip(z) + shared)
+        return F.conv2d(z, self.shared_kernel.expand(channels, 1, k, k), padding=k // 2, groups=channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.prompt_scale * torch.tanh(sum(self._term(t, z) for t in self.terms))
 
 
 class PromptedBlackBox(nn.Module):
@@ -143,7 +157,7 @@ class PEFTBlackBox(Method):
 
         def __post_init__(self):
             if self.trainable not in TRAINABLE:
-                raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+                raise ValueError(f"trainable must be one of {tuple(TRAINABLE)}, got {self.trainable!r}")
             if self.objective not in ("ce", "prob"):
                 raise ValueError(f"objective must be 'ce' or 'prob', got {self.objective!r}")
             if self.kernel < 1 or self.kernel % 2 == 0:
@@ -159,18 +173,14 @@ class PEFTBlackBox(Method):
         super().__init__(config, base, ctx)
         channels = ctx.dataset.image_shape[0]
         self.queried = QueryOnly(base)
-        self.coordinator = Coordinator(channels, config.width, config.prompt_scale, ctx.seed, config.kernel)
+        self.coordinator = Coordinator(channels, config.width, config.prompt_scale, ctx.seed, config.kernel,
+                                       TRAINABLE[config.trainable])  # fmt: skip
         self.coordinator.to(ctx.device)
         self.model = PromptedBlackBox(self.coordinator, self.queried)
         self._fit_queries = 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        coordinator = self.coordinator
-        return {
-            "coordinator": [*coordinator.decoder.parameters(), *coordinator.skip.parameters()],
-            "filter": [*coordinator.skip.parameters()],
-            "shared_filter": [coordinator.shared_kernel],
-        }[self.config.trainable]
+        return [p for term in self.coordinator.terms for p in self.coordinator.term_parameters(term)]
 
     def fitted_module(self) -> nn.Module:
         return self.coordinator
