@@ -68,6 +68,9 @@ class Method:
     fit_uses_base: ClassVar[bool] = True
     # False when one fit serves every sigma (a diffusion model trained over all noise levels).
     fit_uses_sigma: ClassVar[bool] = True
+    # False when the fit computes in fp32 whatever the run's precision (a black-box fit whose SPSA differences
+    # bf16 would round away): the loop then runs without autocast and one fitted state serves both precisions.
+    fit_uses_precision: ClassVar[bool] = True
 
     def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
         self.config = config

@@ -150,12 +150,15 @@ def publish_fits(results: Path, cache_dir: Path, suite: str | None, max_bytes: i
 
 def fit_key(key: dict, method_cls: type[Method]) -> dict:
     """The part of a record key a fitted state depends on: never the certification settings, and not the base
-    when the method's fit does not use it (a denoiser trained on images alone serves every classifier)."""
+    when the method's fit does not use it (a denoiser trained on images alone serves every classifier); likewise
+    sigma and precision."""
     drop = {"split", "start", "skip", "n0", "n", "alpha"}
     if not method_cls.fit_uses_base:
         drop |= {"base", "base_config"}
     if not method_cls.fit_uses_sigma:
         drop |= {"sigma"}
+    if not method_cls.fit_uses_precision:
+        drop |= {"precision"}
     return {k: v for k, v in key.items() if k not in drop}
 
 
@@ -283,7 +286,8 @@ class Runner:
         result = fit(
             method.fitted_module(), method.trainable_parameters(),
             lambda batch, gen: method.training_loss(batch, sigma, gen),
-            self.train_data(), method.train_config(), device=self.device, bf16=self.bf16, seed=self.cfg.seed,
+            self.train_data(), method.train_config(), device=self.device,
+            bf16=self.bf16 and type(method).fit_uses_precision, seed=self.cfg.seed,
             checkpoint=fit_dir / "checkpoint.pt", augment=self.dataset.augment, train_mode=method.set_train_mode,
             desc=f"fit {name} sigma={sigma:g}",
         )  # fmt: skip

@@ -27,8 +27,8 @@ be the target model. The decoder is a two-layer transposed-conv net, plus a full
 the input (not in BlackVIP: without it the prompt cannot follow pixel-level noise, and on ResNet-20 a
 decoder-only coordinator lowered the loss without raising noisy accuracy, 11.9% -> 11.5%); the prompt is
 bounded by ``prompt_scale * tanh``. SPSA constants (c = 0.01, q = 4 directions, Adam lr 1e-3 with cosine decay)
-and the budget (300 steps of 128 images) are this suite's CPU-scale choices, not published values. The fitting
-queries run in fp32 even where the suite certifies in bf16 (see ``_loss_at``).
+and the budget (300 steps of 128 images) are this suite's CPU-scale choices, not published values. The fit runs
+in fp32 even where the suite certifies in bf16 (see ``_loss_at``), so its cache key leaves precision out.
 
 Objective (deviation, option ``objective``): the paper trains on cross-entropy, and so does the default here. With
 queries only, SPSA on cross-entropy takes the cheap way down on ResNet-20 at sigma 0.25: the base is overconfident
@@ -121,6 +121,8 @@ class PromptedBlackBox(nn.Module):
 class PEFTBlackBox(Method):
     name = "peft_blackbox"
     version = 2  # 2: the shared-kernel filter joined the coordinator's state
+    # The SPSA queries run in fp32 (see _loss_at), so one fitted state serves bf16 and fp32 certification.
+    fit_uses_precision = False
 
     @dataclass(frozen=True)
     class Config:

@@ -84,6 +84,21 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
 
 
+def test_a_fit_that_ignores_precision_serves_both(run_args, tmp_path):
+    """peft_blackbox fits in fp32 whatever the precision: the bf16 row reuses the fp32 row's fitted state (one
+    fit on disk), while gaussian, whose fit runs under autocast, is fitted once per precision."""
+    for method in ("peft_blackbox", "gaussian"):
+        one = [*run_args, "--methods", method, "--sigma", "0.25", "--max-images", "1"]
+        assert main(["run", *one, "--precision", "fp32"]) == 0
+        assert main(["run", *one, "--precision", "bf16"]) == 0
+    fits = {m: list((tmp_path / "cache" / "fits" / m).glob("*/state.safetensors")) for m in ("peft_blackbox", "gaussian")}
+    assert len(fits["peft_blackbox"]) == 1 and len(fits["gaussian"]) == 2
+    runs = {(r.info["method"], r.precision): r.info["fit"] for r in latest_runs(tmp_path / "results", "tiny")}
+    assert runs["peft_blackbox", "bf16"]["cached"] is True
+    assert runs["peft_blackbox", "bf16"]["state_sha256"] == runs["peft_blackbox", "fp32"]["state_sha256"]
+    assert "precision" not in runs["peft_blackbox", "fp32"]["fit_key"]
+
+
 def test_fit_is_cached(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "1"]) == 0
     fits = list((tmp_path / "cache" / "fits" / "gaussian").glob("*/state.safetensors"))
