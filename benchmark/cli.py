@@ -25,6 +25,17 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    try:
+        shard = int(k), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, e.g. 0/2, got {text!r}") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
+    return shard
+
+
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", help="results directory to read (default: results/)")
     p.add_argument("--out", default="leaderboards", help="where to write tables and plots (default: leaderboards/)")
@@ -55,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="root seed")
     run.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
+    run.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                     help="certify every N-th image from position K (0 <= K < N) into its own records file; "
+                          "start K = 0..N-1 as N processes (or one per GPU) and they make the whole run")  # fmt: skip
     run.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -165,7 +179,7 @@ def cmd_run(args) -> None:
     cfg = build_run_config(args.suite, overrides)
     if not cfg.methods:
         raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
-    Runner(cfg, fresh=args.fresh, progress=not args.quiet).run()
+    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard).run()
     if not args.no_leaderboard:
         command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {args.out}"
         _leaderboards(Path(cfg.results), Path(args.out), cfg.suite, command)

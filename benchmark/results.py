@@ -1,19 +1,21 @@
 """Per-image records and run provenance: append-only JSON lines, resumable, shard-aware.
 
 Layout: ``<results>/<suite>/<method>/<base>/sigma_<s>/<config hash>/`` holds ``records.jsonl`` (or
-``records-<shard>.jsonl`` per rank; readers merge them) and ``run.json``. A record is written as one whole line
-and flushed; on open, a torn last line (a run killed mid-write) is cut off and finished indices are skipped.
+``records-<k>of<N>.jsonl`` per shard of ``run --shard k/N``; readers merge them) and ``run.json``. A record is
+written as one whole line and flushed; on open, a torn last line (a run killed mid-write) is cut off and finished
+indices are skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -147,6 +149,27 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block.
+
+    Shards of one run start together and share the fit cache: the first fits, the others wait here and then load
+    its state instead of fitting the same thing again. Where ``fcntl`` does not exist (Windows) this is a no-op.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

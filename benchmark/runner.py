@@ -28,9 +28,11 @@ from benchmark.results import (
     RecordWriter,
     check_writable,
     command_line,
+    exclusive,
     git_state,
     now,
     package_versions,
+    read_records,
     read_run_json,
     run_dir,
     write_atomic,
@@ -89,6 +91,7 @@ class Plan:
     directory: Path
     writer: RecordWriter
     todo: list[int]
+    indices: list[int]
 
 
 def record_key(cfg: RunConfig, method_cls, method_config, base: str, base_config, sigma: float, bf16: bool) -> dict:
@@ -169,11 +172,21 @@ class Runner:
         cfg: the resolved configuration.
         fresh: delete the selected cells' records first.
         progress: show tqdm bars.
+        shard: ``(k, N)``: certify only the images at positions ``k, k + N, ...`` of the subset, into
+            ``records-<k>of<N>.jsonl``; N processes (or GPUs) with k = 0..N-1 together make the whole run, and
+            readers merge their files. Records do not depend on the sharding.
     """
 
-    def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True):
+    def __init__(
+        self, cfg: RunConfig, fresh: bool = False, progress: bool = True, shard: tuple[int, int] | None = None
+    ):
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise BenchmarkError(f"--shard {shard[0]}/{shard[1]}: use k/N with 0 <= k < N, e.g. 0/2 and 1/2")
+        if shard is not None and fresh:
+            raise BenchmarkError("--fresh with --shard would delete the other shards' records: run --fresh once first")
         self.cfg = cfg
         self.fresh = fresh
+        self.shard = shard
         self.progress = progress
         self.device = resolve_device(cfg.device)
         self.bf16 = resolve_bf16(cfg.precision, self.device)
@@ -246,9 +259,10 @@ class Runner:
                     if self.fresh:
                         for f in directory.glob("records*.jsonl"):
                             f.unlink()
-                    writer = RecordWriter(directory)
-                    todo = [i for i in indices if i not in writer.done]
-                    plans.append(Plan(base, method, sigma, key, chash, directory, writer, todo))
+                    writer = RecordWriter(directory, f"{self.shard[0]}of{self.shard[1]}" if self.shard else None)
+                    mine = indices[self.shard[0] :: self.shard[1]] if self.shard else indices
+                    todo = [i for i in mine if i not in writer.done]
+                    plans.append(Plan(base, method, sigma, key, chash, directory, writer, todo, indices))
         # Build every base now: a missing or corrupt checkpoint fails before the first record is written.
         for base in cfg.bases:
             if any(p.todo for p in plans if p.base == base):
@@ -273,6 +287,14 @@ class Runner:
             return {"fit_time_s": 0.0, "cached": False}
         fhash = config_hash(fkey)
         fit_dir = self.cache_dir / "fits" / name / fhash
+        loaded = self._load_fit(method, name, fhash, fit_dir)
+        if loaded is not None:
+            return loaded
+        # Shards started together all miss the cache: one fits, the others wait here, then load its state.
+        with exclusive(fit_dir.with_name(f"{fhash}.lock")):
+            return self._load_fit(method, name, fhash, fit_dir) or self._fit(method, name, fkey, fhash, fit_dir, sigma)
+
+    def _load_fit(self, method: Method, name: str, fhash: str, fit_dir: Path) -> dict | None:
         # A fit committed under <results>/checkpoints (see `publish-fits`) wins over the local cache, so that a run
         # resumed on another machine certifies the very state its first records came from.
         for source in (checkpoint_dir(self.results, name, fhash), fit_dir):
@@ -281,6 +303,9 @@ class Runner:
                 method.load_saved_state(load_file(str(state_path), device=str(self.device)))
                 info = json.loads(info_path.read_text())
                 return {**info, "cached": True, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}
+        return None
+
+    def _fit(self, method: Method, name: str, fkey: dict, fhash: str, fit_dir: Path, sigma: float) -> dict:
         state_path, info_path = fit_dir / "state.safetensors", fit_dir / "fit.json"
         method.before_fit(sigma)
         result = fit(
@@ -356,6 +381,7 @@ class Runner:
                 "device": str(self.device),
                 "data_root": cfg.data_root,
                 "results": cfg.results,
+                "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             },  # fmt: skip
             "argv": command_line(),
             "git": git_state(),
@@ -374,7 +400,6 @@ class Runner:
         cfg = self.cfg
         bar = tqdm(plan.todo, desc=f"{plan.base}/{plan.method} sigma={plan.sigma:g}", unit="img",
                    disable=None if self.progress else True)  # fmt: skip
-        timings = info["timings"]
         try:
             for idx in bar:
                 x, label = test_set[idx]
@@ -391,14 +416,18 @@ class Runner:
                     "radius": cert.radius, "p_a_lower": cert.p_a_lower, "n_top": cert.n_top,
                     "n_used": cfg.n0 + cfg.n, "time_s": elapsed,
                 })  # fmt: skip
-                timings["certify_time_s"] = timings.get("certify_time_s", 0.0) + elapsed
-                timings["images"] = timings.get("images", 0) + 1
-                timings["certify_s_per_image"] = timings["certify_time_s"] / timings["images"]
                 bar.set_postfix(samples_s=f"{(cfg.n0 + cfg.n) / elapsed:,.0f}")
         finally:
             plan.writer.close()
             bar.close()
+            # Totals come from the records of every shard and session, so concurrent shards, each rewriting
+            # run.json when it stops, agree, and the last one to stop leaves the totals of the whole run.
+            merged = read_records(plan.directory)
+            certify_time_s = sum(r.get("time_s", 0.0) for r in merged)
+            info["timings"].update(certify_time_s=certify_time_s, images=len(merged))
+            if merged:
+                info["timings"]["certify_s_per_image"] = certify_time_s / len(merged)
             info["updated"] = now()
-            info["images_done"] = len(plan.writer.done)
-            info["status"] = "complete" if set(plan.todo) <= plan.writer.done else "partial"
+            info["images_done"] = len(merged)
+            info["status"] = "complete" if set(plan.indices) <= {r["idx"] for r in merged} else "partial"
             write_json_atomic(plan.directory / "run.json", info)

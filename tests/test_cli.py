@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
         (["--alpha", "0"], "alpha must lie"),
         (["--sigma", "abc"], "expected numbers"),
         (["--bases", "resnet2"], "did you mean resnet20"),
+        (["--shard", "2/2"], "0 <= K < N"),
+        (["--shard", "half"], "expected K/N"),
+        (["--shard", "0/2", "--fresh"], "run --fresh once first"),
     ],
 )
 def test_bad_run_arguments(run_args, tmp_path, capsys, extra, needle):

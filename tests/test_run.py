@@ -70,6 +70,60 @@ def test_max_images_extends_the_same_run(run_args, tmp_path):
     assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
 
 
+def test_shards_make_the_same_run(run_args, tmp_path):
+    """Two shards give the records of one unsharded run, each in its own file; the run is complete, with totals
+    over both, only when both have run."""
+    one = [*run_args, "--methods", "vanilla", "--sigma", "0.25"]
+    assert main(["run", *one]) == 0
+    whole = records(tmp_path / "results")
+    sharded = [a if a != str(tmp_path / "results") else str(tmp_path / "sharded") for a in one]
+    assert main(["run", *sharded, "--shard", "1/2"]) == 0
+    (run,) = latest_runs(tmp_path / "sharded", "tiny")
+    assert run.info["status"] == "partial" and [r["idx"] for r in run.records] == list(range(50, 400, 100))
+    assert main(["run", *sharded, "--shard", "0/2"]) == 0
+    assert records(tmp_path / "sharded") == whole
+    (run,) = latest_runs(tmp_path / "sharded", "tiny")
+    assert sorted(p.name for p in run.directory.glob("records*")) == ["records-0of2.jsonl", "records-1of2.jsonl"]
+    assert run.info["status"] == "complete" and run.info["timings"]["images"] == 8
+    assert run.info["timings"]["certify_time_s"] == sum(r["time_s"] for r in run.records)
+    assert run.info["run_settings"]["shard"] == "0/2"
+
+
+def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
+    """Shards started together share the fit cache: the lock lets one fit while the other waits, then loads."""
+    import threading
+
+    import benchmark.runner as runner_module
+    from benchmark.config import build_run_config
+    from benchmark.runner import Runner
+
+    calls, real_fit = [], runner_module.fit
+
+    def slow_fit(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.5)  # so that the second shard arrives while the first is fitting
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "fit", slow_fit)
+    cfg = build_run_config(str(tiny_suite), {"cache_dir": str(tmp_path / "cache"), "results": str(tmp_path / "r")})
+    fits: list[dict] = []
+    threads = [
+        threading.Thread(
+            target=lambda k=k: fits.append(
+                Runner(cfg, progress=False, shard=(k, 2)).fitted("gaussian", "small_cnn", 0.25)[1]
+            )
+        )
+        for k in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(calls) == 1 and len(fits) == 2
+    assert sorted(f["cached"] for f in fits) == [False, True]
+    assert fits[0]["state_sha256"] == fits[1]["state_sha256"]
+
+
 def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     """Precision "auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled,
     not a newer configuration hiding the other."""
