@@ -26,7 +26,7 @@ from torch import nn
 from benchmark.config import PROJECT_ROOT, config_hash, override_dataclass, to_jsonable
 from benchmark.data import DatasetSpec
 from benchmark.errors import BenchmarkError
-from benchmark.results import write_atomic, write_json_atomic
+from benchmark.results import exclusive, write_atomic, write_json_atomic
 from benchmark.train import TrainConfig, autocast, fit
 
 
@@ -313,7 +313,10 @@ class _Pretrained(BaseSpec):
         model = self.make_model(config, dataset)
         weights = self.cache_dir(config, dataset, ctx) / "model.safetensors"
         if not weights.is_file():
-            self.pretrain(config, dataset, ctx)
+            # runs started together (shards) pretrain once: the others wait here, then load the weights
+            with exclusive(weights.with_name("pretrain.lock")):
+                if not weights.is_file():
+                    self.pretrain(config, dataset, ctx)
         model.load_state_dict(load_file(str(weights)))
         return model.to(ctx.device).eval()
 

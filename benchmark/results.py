@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -139,11 +140,12 @@ def now() -> str:
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` through ``write(tmp)`` and an atomic rename, so that a reader never sees half a file.
 
-    The temporary name is unique to the process: two runs sharing a cache (two queues started together) may
-    write the same file at once, and with one shared temporary name the first rename pulls it from under the other.
+    The temporary name is unique to the process and thread: two runs sharing a cache (two queues started together)
+    may write the same file at once, and with one shared temporary name the first rename pulls it from under the
+    other.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)

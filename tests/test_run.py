@@ -90,21 +90,30 @@ def test_shards_make_the_same_run(run_args, tmp_path):
 
 
 def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
-    """Shards started together share the fit cache: the lock lets one fit while the other waits, then loads."""
+    """Shards started together share the caches: a lock lets one pretrain the base and fit the method while the
+    other waits, then loads."""
     import threading
 
     import benchmark.runner as runner_module
     from benchmark.config import build_run_config
+    from benchmark.models import _Pretrained
     from benchmark.runner import Runner
 
-    calls, real_fit = [], runner_module.fit
+    calls, pretrained = [], []
+    real_fit, real_pretrain = runner_module.fit, _Pretrained.pretrain
 
     def slow_fit(*args, **kwargs):
         calls.append(threading.get_ident())
         time.sleep(0.5)  # so that the second shard arrives while the first is fitting
         return real_fit(*args, **kwargs)
 
+    def counted_pretrain(self, *args, **kwargs):
+        pretrained.append(self.name)
+        time.sleep(0.5)
+        return real_pretrain(self, *args, **kwargs)
+
     monkeypatch.setattr(runner_module, "fit", slow_fit)
+    monkeypatch.setattr(_Pretrained, "pretrain", counted_pretrain)
     cfg = build_run_config(str(tiny_suite), {"cache_dir": str(tmp_path / "cache"), "results": str(tmp_path / "r")})
     fits: list[dict] = []
     threads = [
@@ -119,7 +128,7 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert len(calls) == 1 and len(fits) == 2
+    assert pretrained == ["small_cnn"] and len(calls) == 1 and len(fits) == 2
     assert sorted(f["cached"] for f in fits) == [False, True]
     assert fits[0]["state_sha256"] == fits[1]["state_sha256"]
 
