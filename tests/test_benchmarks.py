@@ -1,0 +1,50 @@
+"""Certification throughput of the cifar10-cpu classifiers (pytest-benchmark).
+
+The default test run only checks that each case works (benchmarks are disabled in ``addopts``); measure with
+``OMP_NUM_THREADS=1 python -m pytest tests/test_benchmarks.py --benchmark-enable`` (one thread: the suite's
+queues run that way). Noisy samples per second = ``SAMPLES / mean``. These are the numbers behind the suite's
+batch size (``benchmark/suites/cifar10-cpu.toml``) and the README's per-image times; weights are random, which
+does not change the cost.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.denoised_smoothing import Denoised, DnCNN
+from benchmark.models import CifarResNet, ViTTinyP4
+from benchmark.runner import SmoothingClassifier, resolve_bf16
+from benchmark.smoothing import image_generator, sample_counts
+
+SAMPLES = 1000
+
+
+def _model(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if name == "resnet20":
+        return CifarResNet(3)
+    if name == "dncnn6x32+resnet20":
+        return Denoised(DnCNN(3, depth=6, width=32), CifarResNet(3))
+    return ViTTinyP4.architecture()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("batch_size", [200, 1000])
+@pytest.mark.parametrize("model", ["resnet20", "dncnn6x32+resnet20", "vit_tiny_p4"])
+def test_certification_throughput(benchmark, model, batch_size, precision):
+    device = torch.device("cpu")
+    bf16 = precision == "bf16"
+    if bf16 and not resolve_bf16("auto", device):
+        pytest.skip("this CPU has no native bf16 (emulated bf16 is 10-50x slower than fp32)")
+    classifier = SmoothingClassifier(_model(model), device, bf16)
+    x = torch.rand(3, 32, 32)
+    # With benchmarks disabled this runs once, as a test: a small count keeps the default run fast.
+    samples = SAMPLES if not benchmark.disabled else 100
+
+    def run():
+        return sample_counts(classifier, x, 0.25, samples, batch_size, image_generator(0, 0))
+
+    counts = benchmark(run)
+    assert int(counts.sum()) == samples and counts.shape == (10,)
+    benchmark.extra_info["noisy_images_per_s"] = samples / benchmark.stats["mean"] if benchmark.stats else None
