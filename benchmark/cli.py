@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n0", type=int, default=None, help="selection samples")
     run.add_argument("--n", type=int, default=None, help="estimation samples")
     run.add_argument("--alpha", type=float, default=None, help="failure probability of each certificate")
-    run.add_argument("--max-images", type=int, default=None, help="certify at most this many test images")
+    run.add_argument("--max-images", type=int, default=None,
+                     help="certify at most this many test images (a seeded random sample of the subset, the same "
+                          "for every method)")  # fmt: skip
     run.add_argument("--skip", type=int, default=None, help="certify every skip-th test image")
     run.add_argument("--start", type=int, default=None, help="first test index")
     run.add_argument("--data-root", default=None, help="dataset folder")
@@ -213,6 +215,7 @@ def cmd_denoised(args) -> None:
     import torch
 
     from benchmark.config import build_run_config
+    from benchmark.data import subset_indices
     from benchmark.plots import write_denoised_preview
     from benchmark.registry import METHODS
     from benchmark.results import safe_name
@@ -227,7 +230,8 @@ def cmd_denoised(args) -> None:
         raise BenchmarkError(f"no denoiser among the methods of suite {cfg.suite!r}: name one with --methods")
     runner = Runner(cfg)
     data = runner.eval_data()
-    images = torch.stack([data[i][0] for i in range(cfg.start, len(data), cfg.skip)[: args.images]])
+    picked = subset_indices(len(data), cfg.start, cfg.skip, args.images, cfg.seed)
+    images = torch.stack([data[i][0] for i in picked])
     images = images.to(runner.device)
     base = cfg.bases[0]
     for name in names:

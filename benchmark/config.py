@@ -90,7 +90,8 @@ class RunConfig:
         alpha: failure probability of each certificate (Cohen et al.: 0.001).
         skip: certify test images ``start, start + skip, ...`` (Cohen et al. use skip 20 on CIFAR-10).
         start: first test index.
-        max_images: stop after this many images (None: the whole strided split).
+        max_images: certify only the first this many images of the subset's shuffled order (a random sample of
+            it, the same for every method; None: the whole strided split).
         seed: root seed; image ``idx`` draws its noise from a generator seeded by ``(seed, idx)``.
         batch_size: noisy samples per forward pass in certification (never changes a result).
         device: torch device string.

@@ -189,7 +189,14 @@ class ImageNet(DatasetSpec):
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
-def subset_indices(length: int, start: int, skip: int, max_images: int | None) -> list[int]:
-    """Test indices ``start, start + skip, ...`` (at most ``max_images``): the fixed, recorded evaluation subset."""
-    indices = list(range(start, length, skip))
-    return indices if max_images is None else indices[:max_images]
+def subset_indices(length: int, start: int, skip: int, max_images: int | None, seed: int = 0) -> list[int]:
+    """The evaluation subset in the order it is certified.
+
+    The subset is the test indices ``start, start + skip, ...``, certified in a fixed order shuffled by ``seed``, and
+    ``max_images`` keeps the first ones in that order. An ImageFolder copy of a test set is sorted by class, so in
+    index order a partial row (a session that ended, ``--max-images 20``) would hold the first classes only; in
+    the shuffled order every prefix is a random sample of the subset, and the same one for every method.
+    """
+    indices = np.arange(start, length, skip)
+    order = indices[np.random.default_rng([int(seed), 0x5B]).permutation(len(indices))].tolist()
+    return order if max_images is None else order[:max_images]

@@ -172,7 +172,7 @@ class Runner:
         cfg: the resolved configuration.
         fresh: delete the selected cells' records first.
         progress: show tqdm bars.
-        shard: ``(k, N)``: certify only the images at positions ``k, k + N, ...`` of the subset, into
+        shard: ``(k, N)``: certify only the images at positions ``k, k + N, ...`` of the subset's order, into
             ``records-<k>of<N>.jsonl``; N processes (or GPUs) with k = 0..N-1 together make the whole run, and
             readers merge their files. Records do not depend on the sharding.
     """
@@ -243,7 +243,7 @@ class Runner:
             raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
         check_writable(self.results)
         test_set = self.eval_data()
-        indices = subset_indices(len(test_set), cfg.start, cfg.skip, cfg.max_images)
+        indices = subset_indices(len(test_set), cfg.start, cfg.skip, cfg.max_images, cfg.seed)
         if not indices:
             raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {len(test_set)} images")
         plans = []

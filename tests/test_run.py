@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from benchmark.cli import main
+from benchmark.data import subset_indices
 from benchmark.registry import METHODS
 from benchmark.results import latest_runs
 
@@ -63,8 +64,21 @@ def test_records_independent_of_batch_size_and_rerun_is_noop(run_args, tmp_path)
     assert records(tmp_path / "results") == first
 
 
+def test_certification_order_is_a_seeded_shuffle_of_the_subset():
+    """Any prefix of the order is a random sample of the subset: on a class-sorted ImageFolder copy (200 images,
+    20 per class in index order) the first 20 certified span most classes instead of one."""
+    order = subset_indices(10_000, 0, 50, None, seed=0)
+    assert sorted(order) == list(range(0, 10_000, 50))
+    assert order == subset_indices(10_000, 0, 50, None, seed=0) != subset_indices(10_000, 0, 50, None, seed=1)
+    assert subset_indices(10_000, 0, 50, 20, seed=0) == order[:20]
+    assert len({idx // 1000 for idx in order[:20]}) >= 6  # class = idx // 1000 in the sorted copy
+
+
 def test_max_images_extends_the_same_run(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "3"]) == 0
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert [r["idx"] for r in run.records] == sorted(subset_indices(400, 0, 50, 3, seed=0))
+    assert run.info["status"] == "complete"
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25"]) == 0
     (run,) = latest_runs(tmp_path / "results", "tiny")
     assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
@@ -79,7 +93,8 @@ def test_shards_make_the_same_run(run_args, tmp_path):
     sharded = [a if a != str(tmp_path / "results") else str(tmp_path / "sharded") for a in one]
     assert main(["run", *sharded, "--shard", "1/2"]) == 0
     (run,) = latest_runs(tmp_path / "sharded", "tiny")
-    assert run.info["status"] == "partial" and [r["idx"] for r in run.records] == list(range(50, 400, 100))
+    order = subset_indices(400, 0, 50, None, seed=0)  # the tiny suite's subset, in certification order
+    assert run.info["status"] == "partial" and [r["idx"] for r in run.records] == sorted(order[1::2])
     assert main(["run", *sharded, "--shard", "0/2"]) == 0
     assert records(tmp_path / "sharded") == whole
     (run,) = latest_runs(tmp_path / "sharded", "tiny")
