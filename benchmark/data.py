@@ -198,5 +198,6 @@ def subset_indices(length: int, start: int, skip: int, max_images: int | None, s
     the shuffled order every prefix is a random sample of the subset, and the same one for every method.
     """
     indices = np.arange(start, length, skip)
+    # the constant salts the stream, so that the order shares no draws with anything else seeded by ``seed``
     order = indices[np.random.default_rng([int(seed), 0x5B]).permutation(len(indices))].tolist()
     return order if max_images is None else order[:max_images]

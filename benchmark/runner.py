@@ -181,7 +181,7 @@ class Runner:
         self, cfg: RunConfig, fresh: bool = False, progress: bool = True, shard: tuple[int, int] | None = None
     ):
         if shard is not None and not 0 <= shard[0] < shard[1]:
-            raise BenchmarkError(f"--shard {shard[0]}/{shard[1]}: use k/N with 0 <= k < N, e.g. 0/2 and 1/2")
+            raise BenchmarkError(f"--shard {shard[0]}/{shard[1]}: use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
         if shard is not None and fresh:
             raise BenchmarkError("--fresh with --shard would delete the other shards' records: run --fresh once first")
         self.cfg = cfg
