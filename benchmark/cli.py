@@ -6,7 +6,10 @@ Bad input never shows a traceback: it prints one line naming the problem and the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from benchmark.config import PROJECT_ROOT
@@ -15,7 +18,8 @@ from benchmark.errors import BenchmarkError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage block)
-        raise BenchmarkError(f"{message} (see 'python -m benchmark {self.prog.split()[-1]} --help')")
+        # prog is "benchmark" for the top parser (which reports unknown arguments) and "benchmark run" for a command
+        raise BenchmarkError(f"{message} (see '{' '.join(['python -m', *self.prog.split(), '--help'])}')")
 
 
 def _floats(text: str) -> list[float]:
@@ -96,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data-root", default=None)
     plot.add_argument("--cache-dir", default=None)
     plot.add_argument("--device", default=None)
+    plot.add_argument(
+        "--precision",
+        default=None,
+        choices=["fp32", "bf16", "auto"],
+        help="with --denoised: the precision of a denoiser to fit when none is saved in either",
+    )
     plot.add_argument("--images", type=int, default=8, help="with --denoised: images per row")
 
     pub = sub.add_parser(
@@ -227,15 +237,28 @@ def cmd_denoised(args) -> None:
     if not names:
         raise BenchmarkError(f"no denoiser among the methods of suite {cfg.suite!r}: name one with --methods")
     runner = Runner(cfg)
+    # The preview denoises in fp32 whatever the fit's precision, so a denoiser fitted under the other precision
+    # (say bf16 on another machine, then published) is shown rather than fitted again here.
+    other = Runner(build_run_config(args.suite, overrides | {"precision": "fp32" if runner.bf16 else "bf16"}))
     data = runner.eval_data()
     picked = subset_indices(len(data), cfg.start, cfg.skip, args.images, cfg.seed)
     images = torch.stack([data[i][0] for i in picked])
     images = images.to(runner.device)
     base = cfg.bases[0]
     for name in names:
-        fitted = {s: runner.fitted(name, base, s)[0] for s in cfg.sigmas}
+        fitted, sources = {}, []
+        for sigma in cfg.sigmas:
+            for r in (runner, other):
+                if (method := r.saved_fit(name, base, sigma)) is not None:
+                    break
+            else:
+                r, method = runner, runner.fitted(name, base, sigma)[0]
+            fitted[sigma] = method
+            sources.append(f"{sigma:g}: {'bf16' if r.bf16 else 'fp32'}")
         path = Path(args.out) / safe_name(cfg.suite) / f"denoised_{name}.png"
         title = f"{cfg.suite}: what {base} sees through {name}"
+        if fitted[cfg.sigmas[0]].needs_fit():
+            title += f" (fits by sigma, {'; '.join(sources)})"
         denoise = lambda z, s, fitted=fitted: fitted[s].denoise(z, s)  # noqa: E731
         print(write_denoised_preview(images, denoise, cfg.sigmas, path, title, cfg.seed))
 
@@ -250,13 +273,32 @@ def cmd_list(args) -> None:
     print("suites:  " + ", ".join(suite_names()))
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler's stop, `kill`) as Ctrl-C, so the run's ``finally`` blocks record its totals and
+    status "partial"; without it Python dies at once and run.json keeps saying "running"."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
         command = "python -m benchmark " + " ".join(argv)
         if args.command == "run":
-            cmd_run(args)
+            with sigterm_as_interrupt():
+                cmd_run(args)
         elif args.command == "pretrain":
             cmd_pretrain(args)
         elif args.command == "list":

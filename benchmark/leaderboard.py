@@ -70,6 +70,13 @@ def label(row: dict, rows: Sequence[dict]) -> str:
     return run_label(row["method"], row["precision"], mixed=len({r["precision"] for r in rows}) > 1)
 
 
+def row_name(row: dict, rows: Sequence[dict]) -> str:
+    """The name of ``row`` in the tables: its label among the rows of its base, and its status unless complete,
+    so an unfinished row never reads as a final one."""
+    base_rows = [r for r in rows if r["base"] == row["base"]]
+    return label(row, base_rows) + ("" if row["status"] == "complete" else f" ({row['status']})")
+
+
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -135,8 +142,7 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
                       "beyond it can be certified.", ""]  # fmt: skip
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for r in sorted(sig_rows, key=lambda r: -(r[acc_cols[0]] if not math.isnan(r[acc_cols[0]]) else -1)):
-                name = label(r, base_rows) + ("" if r["status"] == "complete" else f" ({r['status']})")
-                cells = [name, *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
+                cells = [row_name(r, base_rows), *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
                          _fmt(r["abstain_rate"], "pct"), str(r["n_images"]),
                          DASH if r["trainable_pct"] is None else f"{r['trainable_pct']:.2f}",
                          DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
@@ -196,8 +202,8 @@ def readme_block(results: Path, command: str, suites: Sequence[str]) -> str:
         lines += ["| base | sigma | method | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR | images |",
                   "|" + "---|" * (len(radii) + 5)]  # fmt: skip
         for r in rows:
-            cells = [r["base"], f"{r['sigma']:g}", r["method"], *(_fmt(r[radius_label(x)], "pct") for x in radii),
-                     _fmt(r["acr"]), str(r["n_images"])]  # fmt: skip
+            accuracies = [_fmt(r[radius_label(x)], "pct") for x in radii]
+            cells = [r["base"], f"{r['sigma']:g}", row_name(r, rows), *accuracies, _fmt(r["acr"]), str(r["n_images"])]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(README_END)

@@ -274,12 +274,24 @@ class Runner:
         cls = METHODS.get(name)
         return override_dataclass(cls.Config(), self.cfg.method_settings.get(name, {}), f"[method_settings.{name}]")
 
-    def fitted(self, name: str, base: str, sigma: float) -> tuple[Method, dict]:
-        """An instance of method ``name`` on ``base`` at ``sigma``, fitted (or loaded from the fit cache)."""
+    def _instance(self, name: str, base: str, sigma: float) -> tuple[Method, dict]:
         cls, config = METHODS.get(name), self.method_config(name)
         method = cls(config, copy.deepcopy(self.build_base(base)), self.method_context(base))
         key = record_key(self.cfg, cls, config, base, self.base_config(base), sigma, self.bf16)
-        return method, self.fit_method(method, name, fit_key(key, cls), sigma)
+        return method, fit_key(key, cls)
+
+    def fitted(self, name: str, base: str, sigma: float) -> tuple[Method, dict]:
+        """An instance of method ``name`` on ``base`` at ``sigma``, fitted (or loaded from the fit cache)."""
+        method, fkey = self._instance(name, base, sigma)
+        return method, self.fit_method(method, name, fkey, sigma)
+
+    def saved_fit(self, name: str, base: str, sigma: float) -> Method | None:
+        """Method ``name`` loaded from a published or cached fit (or needing none); None rather than fitting."""
+        method, fkey = self._instance(name, base, sigma)
+        if not method.needs_fit():
+            return method
+        fhash = config_hash(fkey)
+        return method if self._load_fit(method, name, fhash, self.cache_dir / "fits" / name / fhash) else None
 
     def fit_method(self, method: Method, name: str, fkey: dict, sigma: float) -> dict:
         """Fit through the shared loop, or load the cached fitted state; return the fit's provenance."""

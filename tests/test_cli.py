@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
         (["--shard", "2/2"], "0 <= K < N"),
         (["--shard", "half"], "expected K/N"),
         (["--shard", "0/2", "--fresh"], "run --fresh once first"),
+        (["--sigam", "0.5"], "unrecognized arguments: --sigam 0.5 (see 'python -m benchmark --help')"),
+        (["--max-images", "x"], "(see 'python -m benchmark run --help')"),
     ],
 )
 def test_bad_run_arguments(run_args, tmp_path, capsys, extra, needle):

@@ -10,6 +10,7 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from baselines.diffusion import OneShotDenoiser, timestep_for_sigma
+from benchmark import plots
 from benchmark.cli import main
 from benchmark.registry import METHODS
 from benchmark.train import fit
@@ -77,3 +78,22 @@ def test_denoisers_cached_once_and_stab_starts_from_mse(tiny_suite, run_args, tm
     assert main(preview) == 0
     assert (tmp_path / "lb" / "tiny" / "denoised_dncnn.png").stat().st_size > 1000
     assert (tmp_path / "lb" / "tiny" / "denoised_diffusion.png").stat().st_size > 1000
+
+
+def test_preview_shows_a_fit_of_either_precision_without_fitting_again(tiny_suite, run_args, tmp_path, monkeypatch):
+    """A denoiser fitted in bf16 at one sigma (e.g. published from another machine) and in fp32 at the other is
+    previewed as it stands: no new fit, and the title says which precision each sigma's fit came from."""
+    for sigma, precision in (("0.25", "bf16"), ("0.5", "fp32")):
+        one = [*run_args, "--methods", "dncnn", "--sigma", sigma, "--precision", precision, "--max-images", "1"]
+        assert main(["run", *one]) == 0
+    fits = sorted((tmp_path / "cache" / "fits" / "dncnn").glob("*/state.safetensors"))
+    assert len(fits) == 2
+    preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn", "--precision", "fp32",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "2"]  # fmt: skip
+    titles = []
+    real = plots.write_denoised_preview
+    monkeypatch.setattr(plots, "write_denoised_preview", lambda *a: titles.append(a[4]) or real(*a))
+    assert main(preview) == 0
+    assert sorted((tmp_path / "cache" / "fits" / "dncnn").glob("*/state.safetensors")) == fits
+    assert titles and titles[0].endswith("(fits by sigma, 0.25: bf16; 0.5: fp32)")
+    assert (tmp_path / "lb" / "tiny" / "denoised_dncnn.png").stat().st_size > 1000

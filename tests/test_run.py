@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmark.cli import main
 from benchmark.data import subset_indices
+from benchmark.leaderboard import readme_block
 from benchmark.registry import METHODS
 from benchmark.results import latest_runs
 
@@ -160,6 +163,12 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     assert "| vanilla [bf16] |" in md and "| vanilla [fp32] |" in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
+    # The README summary names rows exactly as the leaderboard does, and says which are unfinished.
+    fp32 = next(r for r in runs if r.precision == "fp32")
+    info = json.loads((fp32.directory / "run.json").read_text())
+    (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    block = readme_block(tmp_path / "results", "cmd", ["tiny"])
+    assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (running) |" in block
 
 
 def test_a_fit_that_ignores_precision_serves_both(run_args, tmp_path):
@@ -220,8 +229,10 @@ def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path
     assert len(run.records) == 2
 
 
-def test_resume_after_sigkill_matches_uninterrupted(run_args, tmp_path):
-    """Kill a real run mid-way with SIGKILL, rerun the same command: the records equal an uninterrupted run."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
+    """Kill a real run mid-way, rerun the same command: the records equal an uninterrupted run. SIGTERM is an
+    orderly stop: exit 130, run.json says "partial" and counts the records kept; SIGKILL leaves it "running"."""
     slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10",
             "--max-images", "12", "--no-leaderboard"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -233,10 +244,15 @@ def test_resume_after_sigkill_matches_uninterrupted(run_args, tmp_path):
         if files and len(files[0].read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    assert proc.wait() == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
     done_before = len(files[0].read_text().splitlines())
     assert 3 <= done_before < 12, "the run finished before it could be killed"
+    info = json.loads((files[0].parent / "run.json").read_text())
+    if sig == signal.SIGTERM:
+        assert info["status"] == "partial" and info["images_done"] == done_before
+    else:
+        assert info["status"] == "running"
     assert subprocess.run([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env).returncode == 0
     resumed = records(results)
     other = [a if a != str(results) else str(tmp_path / "clean") for a in slow]
