@@ -14,7 +14,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data import subset_indices
-from benchmark.leaderboard import readme_block
+from benchmark.leaderboard import data_names, leaderboard_rows, readme_block
 from benchmark.registry import METHODS
 from benchmark.results import latest_runs
 
@@ -169,6 +169,15 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
     block = readme_block(tmp_path / "results", "cmd", ["tiny"])
     assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (running) |" in block
+    # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
+    bf16 = next(r for r in runs if r.precision == "bf16")
+    info = json.loads((bf16.directory / "run.json").read_text())
+    newest_label = info["dataset_label"]
+    (bf16.directory / "run.json").write_text(json.dumps({**info, "dataset_label": "Digits", "updated": "2000"}))
+    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    assert sorted(r["dataset"] for r in rows) == sorted(["Digits", newest_label])
+    assert data_names(rows) == newest_label
+    assert f"**tiny** ({newest_label}; n =" in readme_block(tmp_path / "results", "cmd", ["tiny"])
 
 
 def test_a_fit_that_ignores_precision_serves_both(run_args, tmp_path):
