@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.metrics import abstain_rate, acr, certified_accuracy, envelope, r_max
-from benchmark.results import Run, latest_runs, run_label
+from benchmark.results import Run, envelope_sources, latest_runs, run_label, unfinished
 
 CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
@@ -76,7 +76,7 @@ def row_name(row: dict, rows: Sequence[dict]) -> str:
     """The name of ``row`` in the tables: its label among the rows of its base, and its status unless complete,
     so an unfinished row never reads as a final one."""
     base_rows = [r for r in rows if r["base"] == row["base"]]
-    return label(row, base_rows) + ("" if row["status"] == "complete" else f" ({row['status']})")
+    return label(row, base_rows) + unfinished(row["status"])
 
 
 def data_names(rows: Sequence[dict]) -> str:
@@ -167,11 +167,15 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
         if len(sigmas) > 1:
             lines += [f"### Envelope over sigma ({', '.join(f'{s:g}' for s in sigmas)})", "",
                       "Best certified accuracy over the sigmas at each radius; an envelope mixes models, so it is "
-                      "shown apart from the per-sigma rows.", ""]  # fmt: skip
-            lines += ["| method | " + " | ".join(f"r={r:g}" for r in radii) + " |", "|" + "---|" * (len(radii) + 1)]
+                      "shown apart from the per-sigma rows. \"over sigma\" names the rows it is taken over; an "
+                      "unfinished one counts only its images so far.", ""]  # fmt: skip
+            lines += ["| method | " + " | ".join(f"r={r:g}" for r in radii) + " | over sigma |",
+                      "|" + "---|" * (len(radii) + 2)]  # fmt: skip
             for name in sorted({label(r, base_rows) for r in base_rows}):
-                curves = [[r[c] for c in acc_cols] for r in base_rows if label(r, base_rows) == name]
-                lines.append(f"| {name} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + " |")
+                members = [r for r in base_rows if label(r, base_rows) == name]
+                curves = [[r[c] for c in acc_cols] for r in members]
+                sources = envelope_sources((r["sigma"], r["status"], r["n_images"]) for r in members)
+                lines.append(f"| {name} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + f" | {sources} |")
             lines.append("")
     if plots:
         lines += ["## Plots", ""]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from benchmark.metrics import certified_accuracy, envelope, r_max
-from benchmark.results import latest_runs, run_label, safe_name
+from benchmark.results import envelope_sources, latest_runs, run_label, safe_name, unfinished
 from benchmark.smoothing import add_noise
 
 
@@ -17,8 +17,11 @@ def _axes(title: str):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import cycler
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    # Past ten curves the default cycle repeats its colours; a new line style keeps every curve distinct.
+    ax.set_prop_cycle(cycler(linestyle=["-", "--", ":"]) * cycler(color=plt.get_cmap("tab10").colors))
     ax.set_xlabel("l2 radius ([0,1] pixel units)")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
@@ -46,13 +49,16 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")
             for run in sorted((r for r in base_runs if float(r.info["sigma"]) == sigma), key=name):
-                ax.plot(grid, certified_accuracy(run.records, grid), label=name(run))
+                status = unfinished(run.info.get("status"), len(run.records))
+                ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
             ax.legend(fontsize=8)
             written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
         plt, fig, ax = _axes(f"{suite} / {base} / envelope over sigma {', '.join(f'{s:g}' for s in sigmas)}")
         for label in sorted({name(r) for r in base_runs}):
-            curves = [certified_accuracy(r.records, grid) for r in base_runs if name(r) == label]
-            ax.plot(grid, envelope(curves), label=label)
+            members = [r for r in base_runs if name(r) == label]
+            curves = [certified_accuracy(r.records, grid) for r in members]
+            sources = envelope_sources((float(r.info["sigma"]), r.info.get("status"), len(r.records)) for r in members)
+            ax.plot(grid, envelope(curves), label=f"{label} (sigma {sources})")
         ax.legend(fontsize=8)
         written.append(_save(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
     return written

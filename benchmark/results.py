@@ -213,6 +213,19 @@ def run_label(method: str, precision: str, mixed: bool) -> str:
     return f"{method} [{precision}]" if mixed else method
 
 
+def unfinished(status: str | None, images: int | None = None) -> str:
+    """What follows a row's name while it is not complete (" (running)", " (partial, 36 images)"), so a curve or
+    cell of an unfinished row never reads as a final one; nothing for a complete row."""
+    if status == "complete":
+        return ""
+    return f" ({status})" if images is None else f" ({status}, {images} images)"
+
+
+def envelope_sources(parts: Iterable[tuple[float, str | None, int | None]]) -> str:
+    """The (sigma, status, images) rows an envelope is taken over, e.g. "0.25 (running, 9 images), 0.5"."""
+    return ", ".join(f"{sigma:g}{unfinished(status, images)}" for sigma, status, images in sorted(parts))
+
+
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
     """Every run directory under ``results`` (optionally one suite) that has a run.json."""
     pattern = f"{safe_name(suite)}/*/*/sigma_*/*/run.json" if suite else "*/*/*/sigma_*/*/run.json"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmark.errors import BenchmarkError
-from benchmark.results import RECORD_FIELDS, RecordWriter, read_records
+from benchmark.results import RECORD_FIELDS, RecordWriter, envelope_sources, read_records, unfinished
 
 
 def _record(idx: int) -> dict:
@@ -102,3 +102,10 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
     with pytest.raises(OSError):
         write_atomic(tmp_path / "x.json", broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unfinished_rows_say_so_and_envelopes_name_their_rows():
+    assert unfinished("complete", 200) == "" and unfinished("running") == " (running)"
+    assert unfinished("partial", 36) == " (partial, 36 images)"
+    parts = [(0.5, "complete", 200), (0.25, "running", 9)]
+    assert envelope_sources(parts) == "0.25 (running, 9 images), 0.5"

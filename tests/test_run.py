@@ -48,6 +48,9 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert "acc@0.25" in csv[0] and len(csv) == 1 + 2 * len(METHODS.names())
     md = (lb / "tiny.md").read_text()
     assert "python -m benchmark leaderboard" in md and "R_max" in md
+    envelope = md.split("### Envelope over sigma")[1]
+    names = METHODS.names()
+    assert all(f"| {m} | " in envelope for m in names) and envelope.count(" | 0.25, 0.5 |") == len(names)
     assert list((lb / "tiny").glob("*.png"))
     # regenerating from results alone gives the same table
     before = (lb / "tiny.csv").read_text()
