@@ -156,11 +156,11 @@ def _leaderboards(results: Path, out: Path, suite: str | None, command: str, plo
             print(path)
     # The README shows the committed leaderboards: refresh it only when the committed ones were regenerated.
     if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():
-        from benchmark.leaderboard import readme_block, suites_in, update_readme
+        from benchmark.leaderboard import readme_block, readme_suites, update_readme
 
         committed = PROJECT_ROOT / "results"
         if results.resolve() == committed.resolve():
-            block = readme_block(committed, "python -m benchmark leaderboard", suites_in(committed))
+            block = readme_block(committed, "python -m benchmark leaderboard", readme_suites(committed))
             if update_readme(PROJECT_ROOT / "README.md", block):
                 print(PROJECT_ROOT / "README.md")
 

@@ -179,12 +179,23 @@ def load_suite(name_or_path: str) -> tuple[str, dict[str, Any]]:
     return table.get("name", path.stem), table
 
 
+def is_published(suite: str) -> bool:
+    """Whether a suite's results belong in the repository and the README summary (suite key ``published``,
+    default true). The smoke-scale ``quick`` suite says false: its results stay local, so the README's first
+    command leaves the checkout as it found it. A suite known by no file here counts as published."""
+    if suite not in suite_names():
+        return True
+    return bool(load_suite(suite)[1].get("published", True))
+
+
 def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
     name, table = load_suite(suite)
+    if not isinstance(table.get("published", True), bool):
+        raise BenchmarkError(f"suite {name!r}: published must be true or false, got {table['published']!r}")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "method_settings", "base_settings", "methods", "bases"):
+        if key in ("name", "description", "published", "method_settings", "base_settings", "methods", "bases"):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)

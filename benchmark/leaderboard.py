@@ -202,6 +202,13 @@ def suites_in(results: Path) -> list[str]:
     return sorted({p.parents[4].name for p in results.glob("*/*/*/sigma_*/*/run.json")})
 
 
+def readme_suites(results: Path) -> list[str]:
+    """The suites the README summarises: those with runs under ``results`` whose suite file publishes them."""
+    from benchmark.config import is_published
+
+    return [s for s in suites_in(results) if is_published(s)]
+
+
 README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import build_run_config, config_hash, suite_names
+from benchmark.config import build_run_config, config_hash, is_published, suite_names
 from benchmark.errors import BenchmarkError
+from benchmark.leaderboard import readme_suites
 from benchmark.registry import METHODS, Registry
 
 
@@ -44,3 +45,18 @@ def test_registry():
     reg = Registry("thing", {"a": "m:A"})
     with pytest.raises(ValueError, match="twice"):
         reg.register("a", "m:B")
+
+
+def test_only_published_suites_reach_the_readme(tmp_path):
+    """The quick suite's results are each user's smoke output: the README's summary leaves them out, so its
+    first command does not rewrite a tracked file; paper-scale suites and suites known by no file are kept."""
+    assert not is_published("quick") and is_published("cifar10-cpu") and is_published("my-own-suite")
+    for suite in ("quick", "cifar10-cpu", "my-own-suite"):
+        run = tmp_path / suite / "vanilla" / "base" / "sigma_0.25" / "abc"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text("{}")
+    assert readme_suites(tmp_path) == ["cifar10-cpu", "my-own-suite"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndataset = "digits"\nsigmas = [0.25]\npublished = "no"\n')
+    with pytest.raises(BenchmarkError, match="published must be true or false"):
+        build_run_config(str(bad), {})
