@@ -185,14 +185,20 @@ def is_published(suite: str) -> bool:
     command leaves the checkout as it found it. A suite known by no file here counts as published."""
     if suite not in suite_names():
         return True
-    return bool(load_suite(suite)[1].get("published", True))
+    return _published(*load_suite(suite))
+
+
+def _published(name: str, table: dict[str, Any]) -> bool:
+    value = table.get("published", True)
+    if not isinstance(value, bool):
+        raise BenchmarkError(f"suite {name!r}: published must be true or false, got {value!r}")
+    return value
 
 
 def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
     name, table = load_suite(suite)
-    if not isinstance(table.get("published", True), bool):
-        raise BenchmarkError(f"suite {name!r}: published must be true or false, got {table['published']!r}")
+    _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key in ("name", "description", "published", "method_settings", "base_settings", "methods", "bases"):

@@ -85,8 +85,8 @@ def data_names(rows: Sequence[dict]) -> str:
     stays in the CSV."""
     newest: dict[str, dict] = {}
     for r in rows:
-        key = str(r.get("dataset_name") or r["dataset"])
-        if key not in newest or str(r.get("updated", "")) > str(newest[key].get("updated", "")):
+        key = r["dataset_name"]
+        if key not in newest or r["updated"] > newest[key]["updated"]:
             newest[key] = r
     return ", ".join(sorted(str(r["dataset"]) for r in newest.values()))
 
