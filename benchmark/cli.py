@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "start K = 0..N-1 as N processes (or one per GPU) and they make the whole run")  # fmt: skip
     run.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="only print what would run: per run the images done and left, where its fit comes from "
+                          "and the time left measured so far; nothing is fitted or written")  # fmt: skip
 
     pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
     pre.add_argument("--suite", default="quick")
@@ -189,7 +192,11 @@ def cmd_run(args) -> None:
     cfg = build_run_config(args.suite, overrides)
     if not cfg.methods:
         raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
-    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard).run()
+    runner = Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard)
+    if args.dry_run:
+        print("\n".join(runner.dry_run()))
+        return
+    runner.run()
     if not args.no_leaderboard:
         command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {args.out}"
         _leaderboards(Path(cfg.results), Path(args.out), cfg.suite, command)

@@ -2,8 +2,9 @@
 
 Layout: ``<results>/<suite>/<method>/<base>/sigma_<s>/<config hash>/`` holds ``records.jsonl`` (or
 ``records-<k>of<N>.jsonl`` per shard of ``run --shard k/N``; readers merge them) and ``run.json``. A record is
-written as one whole line and flushed; on open, a torn last line (a run killed mid-write) is cut off and finished
-indices are skipped.
+written as one whole line and flushed. A torn last line (a run killed mid-write) is skipped by readers and cut off
+by the next writer of that file only, before it appends: readers never modify files, so a leaderboard regenerated
+beside a running job (or one shard starting beside another) cannot truncate a line that is being written.
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ class RecordWriter:
     Args:
         directory: the run directory (created on first write, not before).
         shard: rank name for sharded runs (None: a single file).
+        repair: cut a torn last line off the file first (False: only to read what is done).
     """
 
-    def __init__(self, directory: Path, shard: str | None = None):
+    def __init__(self, directory: Path, shard: str | None = None, repair: bool = True):
         self.directory = directory
         self.path = directory / (f"records-{shard}.jsonl" if shard else "records.jsonl")
         self._fh = None
+        if repair:
+            _cut_torn_tail(self.path)
         self.done: set[int] = {r["idx"] for r in read_records(directory)}
 
     def _open(self):
@@ -76,11 +80,10 @@ class RecordWriter:
             self._fh = None
 
 
-def _read_lines(path: Path) -> list[dict]:
-    """Read one records file; cut a torn (unterminated or unparsable) last line off the file itself."""
+def _whole_lines(path: Path) -> tuple[list[dict], int, int]:
+    """The rows of a records file's whole lines, their byte length and the file's; a torn (unterminated or
+    unparsable) last line is left out. A corrupt line before the last is an error."""
     data = path.read_bytes()
-    if not data:
-        return []
     keep = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
     rows = []
     lines = keep.splitlines()
@@ -93,17 +96,23 @@ def _read_lines(path: Path) -> list[dict]:
                     f"{path} line {i + 1} is corrupt: delete that line or rerun with --fresh"
                 ) from None
             keep = keep[: len(keep) - len(line) - 1]
-    if len(keep) != len(data):
-        with open(path, "r+b") as fh:
-            fh.truncate(len(keep))
-    return rows
+    return rows, len(keep), len(data)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Cut a torn last line off the file this process is about to append to (readers leave it alone)."""
+    if path.is_file():
+        _, keep, size = _whole_lines(path)
+        if keep != size:
+            with open(path, "r+b") as fh:
+                fh.truncate(keep)
 
 
 def read_records(directory: Path) -> list[dict]:
     """All records of a run directory, shards merged, one per index (first wins), sorted by index."""
     by_idx: dict[int, dict] = {}
     for path in sorted(directory.glob("records*.jsonl")):
-        for row in _read_lines(path):
+        for row in _whole_lines(path)[0]:
             by_idx.setdefault(int(row["idx"]), row)
     return [by_idx[i] for i in sorted(by_idx)]
 

@@ -115,6 +115,10 @@ def record_key(cfg: RunConfig, method_cls, method_config, base: str, base_config
     }
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
 def checkpoint_dir(results: Path, method: str, fhash: str) -> Path:
     """Where `publish-fits` commits a fitted state beside the results it produced."""
     return results / "checkpoints" / method / fhash
@@ -233,7 +237,9 @@ class Runner:
         )  # fmt: skip
 
     # -- planning (all validation happens here, before anything is written) ------------------------------------
-    def plan(self) -> tuple[list[Plan], object]:
+    def plan(self, dry: bool = False) -> tuple[list[Plan], object]:
+        """The runs the configuration selects, with the images each has left. ``dry``: change nothing on disk
+        (``--fresh`` counts every image as left instead of deleting records) and build no base."""
         cfg = self.cfg
         methods = METHODS.resolve(cfg.methods)
         for name in cfg.bases:
@@ -241,7 +247,8 @@ class Runner:
                 BASES.check(name)
         if not cfg.bases:
             raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
-        check_writable(self.results)
+        if not dry:
+            check_writable(self.results)
         test_set = self.eval_data()
         indices = subset_indices(len(test_set), cfg.start, cfg.skip, cfg.max_images, cfg.seed)
         if not indices:
@@ -256,18 +263,81 @@ class Runner:
                     key = record_key(cfg, method_cls, method_config, base, base_config, sigma, self.bf16)
                     chash = config_hash(key)
                     directory = run_dir(self.results, cfg.suite, method, base, sigma, chash)
-                    if self.fresh:
+                    if self.fresh and not dry:
                         for f in directory.glob("records*.jsonl"):
                             f.unlink()
-                    writer = RecordWriter(directory, f"{self.shard[0]}of{self.shard[1]}" if self.shard else None)
+                    shard = f"{self.shard[0]}of{self.shard[1]}" if self.shard else None
+                    writer = RecordWriter(directory, shard, repair=not dry)
                     mine = indices[self.shard[0] :: self.shard[1]] if self.shard else indices
-                    todo = [i for i in mine if i not in writer.done]
+                    todo = [i for i in mine if self.fresh or i not in writer.done]
                     plans.append(Plan(base, method, sigma, key, chash, directory, writer, todo, indices))
         # Build every base now: a missing or corrupt checkpoint fails before the first record is written.
-        for base in cfg.bases:
+        for base in [] if dry else cfg.bases:
             if any(p.todo for p in plans if p.base == base):
                 self.build_base(base)
         return plans, test_set
+
+    def dry_run(self) -> list[str]:
+        """What ``run`` would do, as lines of text: per run, the images done and left, where its fitted state
+        would come from, and the time left estimated from the run's own records (one process at the measured
+        rate; runs not started have no estimate). Reads only; nothing is fitted, built or written."""
+        plans, _ = self.plan(dry=True)
+        lines = [f"{'base':<12} {'method':<16} {'sigma':>5} {'prec':<4} {'run':<10} {'images':>9}  fit"]
+        total_s, unknown = 0.0, 0
+        for plan in plans:
+            selected = set(plan.indices)
+            records = [] if self.fresh else read_records(plan.directory)
+            times = [r["time_s"] for r in records if r["idx"] in selected]
+            done = len(times)
+            left = ""
+            if plan.todo and times:
+                seconds = len(plan.todo) * sum(times) / len(times)
+                total_s += seconds
+                left = f"  ~{_duration(seconds)} left at {sum(times) / len(times):.3g} s/img (measured)"
+            elif plan.todo:
+                unknown += 1
+                left = "  not started"
+            if plan.todo:
+                left += self._elsewhere(plan)
+            lines.append(
+                f"{plan.base:<12} {plan.method:<16} {plan.sigma:>5g} {plan.key['precision']:<4} {plan.chash:<10} "
+                f"{done:>4}/{len(plan.indices):<4}  {self._fit_source(plan)}{left}"
+            )
+        todo = sum(1 for p in plans if p.todo)
+        summary = f"{len(plans)} runs, {todo} with images left"
+        if total_s:
+            summary += f"; ~{_duration(total_s)} of certification left in the measured ones"
+        if unknown:
+            summary += f", {unknown} not started (no estimate)"
+        return [*lines, summary + "; fits not included"]
+
+    def _fit_source(self, plan: Plan) -> str:
+        cls = METHODS.get(plan.method)
+        fhash = config_hash(fit_key(plan.key, cls))
+        fit_dir = self.cache_dir / "fits" / plan.method / fhash
+        if (checkpoint_dir(self.results, plan.method, fhash) / "state.safetensors").is_file():
+            return f"{fhash} published"
+        if (fit_dir / "state.safetensors").is_file():
+            return f"{fhash} cached"
+        if (fit_dir / "checkpoint.pt").is_file():
+            return f"{fhash} resumes from its checkpoint"
+        return f"{fhash} not saved (fitted first, if the method trains)"
+
+    @staticmethod
+    def _elsewhere(plan: Plan) -> str:
+        """The newest run of the same cell in each other precision ("auto" resolves by CPU, and this machine
+        would not resume those), so a user can pass --precision to continue one instead."""
+        newest: dict[str, tuple[str, Path]] = {}
+        for path in plan.directory.parent.glob("*/run.json"):
+            info = read_run_json(path.parent) or {}
+            precision = info.get("config", {}).get("precision")
+            if precision and precision != plan.key["precision"]:
+                newest[precision] = max(
+                    newest.get(precision, ("", path.parent)), (info.get("updated", ""), path.parent)
+                )
+        found = [f"{precision} run {d.name} has {len(read_records(d))}/{len(plan.indices)} (--precision {precision})"
+                 for precision, (_, d) in sorted(newest.items())]  # fmt: skip
+        return "; " + "; ".join(found) if found else ""
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def method_config(self, name: str):

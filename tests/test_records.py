@@ -33,10 +33,12 @@ def test_torn_last_line_is_dropped(tmp_path):
     w.append(_record(1))
     w.close()
     path = d / "records.jsonl"
-    path.write_bytes(path.read_bytes() + b'{"idx": 2, "rad')  # killed mid-write
+    torn = path.read_bytes() + b'{"idx": 2, "rad'  # killed mid-write, or being written right now
+    path.write_bytes(torn)
     assert [r["idx"] for r in read_records(d)] == [0, 1]
-    assert path.read_bytes().endswith(b"\n")  # the torn bytes are cut from the file itself
+    assert path.read_bytes() == torn  # a reader never modifies the file: its writer may be mid-line
     w = RecordWriter(d)
+    assert path.read_bytes().endswith(b"\n")  # the next writer of the file cuts the torn bytes before appending
     w.append(_record(2))
     w.close()
     assert [json.loads(line)["idx"] for line in path.read_text().splitlines()] == [0, 1, 2]
@@ -58,6 +60,21 @@ def test_shards_are_merged(tmp_path):
             w.append(_record(i))
         w.close()
     assert [r["idx"] for r in read_records(d)] == [0, 1, 2, 3]
+
+
+def test_a_shard_writer_leaves_other_shards_files_alone(tmp_path):
+    d = tmp_path / "run"
+    w = RecordWriter(d, shard="1of2")
+    w.append(_record(1))
+    w.close()
+    other = d / "records-1of2.jsonl"
+    being_written = other.read_bytes() + b'{"idx": 3, "ra'
+    other.write_bytes(being_written)
+    w = RecordWriter(d, shard="0of2")  # starting beside a running shard
+    w.append(_record(0))
+    w.close()
+    assert other.read_bytes() == being_written
+    assert [r["idx"] for r in read_records(d)] == [0, 1]
 
 
 def test_missing_fields_refused(tmp_path):

@@ -90,6 +90,44 @@ def test_max_images_extends_the_same_run(run_args, tmp_path):
     assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
 
 
+def _tree(root: Path) -> dict:
+    return {str(f): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()} if root.exists() else {}
+
+
+def test_dry_run_reports_and_touches_nothing(run_args, tmp_path, capsys):
+    """`run --dry-run` says per run what is done and left, where its fit would come from, and an estimate only
+    where the run's own records measured a rate; it writes nothing, fits nothing and deletes nothing (not even
+    with --fresh), and names a run of the same cell in the other precision."""
+    one = [*run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25"]
+    assert main(["run", *one, "--max-images", "3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache" / "fits").exists()
+    lines = out.splitlines()
+    assert [line.split()[1] for line in lines[1:3]] == ["vanilla", "gaussian"]
+    assert all("   0/3 " in line and "not started" in line for line in lines[1:3])
+    assert "not saved (fitted first" in lines[2]
+    assert lines[-1].startswith("2 runs, 2 with images left") and "2 not started" in lines[-1]
+
+    assert main(["run", *one, "--max-images", "2", "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    before = _tree(tmp_path / "results") | _tree(tmp_path / "cache")
+    (run,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info["method"] == "gaussian"]
+    (vanilla,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info["method"] == "vanilla"]
+    rate = sum(r["time_s"] for r in vanilla.records) / 2
+    for extra in ([], ["--fresh"]):
+        assert main(["run", *one, "--max-images", "3", "--precision", "fp32", "--dry-run", *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert _tree(tmp_path / "results") | _tree(tmp_path / "cache") == before
+        if not extra:
+            assert "   2/3 " in lines[1] and f"at {rate:.3g} s/img (measured)" in lines[1]
+            assert f"{run.info['fit']['fit_hash']} cached" in lines[2]
+        else:  # --fresh would start over: nothing counts as done, and nothing is deleted by the dry run
+            assert "   0/3 " in lines[1] and "not started" in lines[1]
+    assert main(["run", *one, "--max-images", "3", "--precision", "bf16", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"fp32 run {vanilla.directory.name} has 2/3 (--precision fp32)" in lines[1]
+
+
 def test_shards_make_the_same_run(run_args, tmp_path):
     """Two shards give the records of one unsharded run, each in its own file; the run is complete, with totals
     over both, only when both have run."""
