@@ -17,7 +17,12 @@ Architecture: DnCNN (Zhang et al. 2017) in [0,1] space with a residual output ``
 Defaults and their sources: Adam, lr 1e-3, weight decay 1e-4, batch 256 for MSE training; Adam lr 1e-5 for the
 Stab+MSE fine-tune (the ImageNet ``smoothness_obj_adam_1e-5_20epochs`` runs; CIFAR fine-tunes used 1e-4 or 1e-5).
 Deviations: the paper trains 90 epochs with StepLR(30, 0.1) (MSE) and 20 (Stab+MSE); CPU suites use fewer epochs
-with a cosine schedule (recorded in the config). The black-box paper setting trains against 14 surrogates at
+(recorded in the config): on ``cifar10-cpu`` the MSE denoiser keeps StepLR(30, 0.1), so its 10 epochs run at a
+constant lr 1e-3, and the Stab fine-tune runs 3 epochs at Adam lr 1e-4 (the CIFAR fine-tunes' larger rate) with a
+cosine schedule to 0, the loop's default. Three epochs of a fine-tune the paper runs for 20 are the main budget
+cut: the sigma 0.5 fine-tunes end at a stability CE near 2.1 and certify below the MSE denoiser at r = 0 (measured:
+15.0 white-box, 13.0 through the surrogate, 21.0 % MSE), while at sigma 0.25 the white-box fine-tune certifies well
+above it (52.5 vs 37.0 %). The black-box paper setting trains against 14 surrogates at
 once on CIFAR-10; here one surrogate (ResNet-56 for a ResNet-20 target on ``cifar10-cpu``).
 """
 

@@ -227,7 +227,7 @@ def unfinished(status: str | None, images: int | None = None) -> str:
     cell of an unfinished row never reads as a final one; nothing for a complete row."""
     if status == "complete":
         return ""
-    return f" ({status})" if images is None else f" ({status}, {images} images)"
+    return f" ({status})" if images is None else f" ({status}, {images} image{'' if images == 1 else 's'})"
 
 
 def envelope_sources(parts: Iterable[tuple[float, str | None, int | None]]) -> str:

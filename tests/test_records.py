@@ -123,6 +123,6 @@ def test_failed_atomic_write_leaves_nothing(tmp_path):
 
 def test_unfinished_rows_say_so_and_envelopes_name_their_rows():
     assert unfinished("complete", 200) == "" and unfinished("running") == " (running)"
-    assert unfinished("partial", 36) == " (partial, 36 images)"
+    assert unfinished("partial", 36) == " (partial, 36 images)" and unfinished("running", 1) == " (running, 1 image)"
     parts = [(0.5, "complete", 200), (0.25, "running", 9)]
     assert envelope_sources(parts) == "0.25 (running, 9 images), 0.5"
