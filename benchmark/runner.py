@@ -26,10 +26,12 @@ from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_ba
 from benchmark.registry import BASES, DATASETS, METHODS
 from benchmark.results import (
     RecordWriter,
+    Run,
     check_writable,
     command_line,
     exclusive,
     git_state,
+    latest_runs,
     now,
     package_versions,
     read_records,
@@ -282,6 +284,7 @@ class Runner:
         would come from, and the time left estimated from the run's own records (one process at the measured
         rate; runs not started have no estimate). Reads only; nothing is fitted, built or written."""
         plans, _ = self.plan(dry=True)
+        latest = {run.key: run for run in latest_runs(self.results, self.cfg.suite)}
         lines = [f"{'base':<12} {'method':<16} {'sigma':>5} {'prec':<4} {'run':<10} {'images':>9}  fit"]
         total_s, unknown = 0.0, 0
         for plan in plans:
@@ -298,7 +301,7 @@ class Runner:
                 unknown += 1
                 left = "  not started"
             if plan.todo:
-                left += self._elsewhere(plan)
+                left += self._elsewhere(plan, latest)
             lines.append(
                 f"{plan.base:<12} {plan.method:<16} {plan.sigma:>5g} {plan.key['precision']:<4} {plan.chash:<10} "
                 f"{done:>4}/{len(plan.indices):<4}  {self._fit_source(plan)}{left}"
@@ -323,20 +326,15 @@ class Runner:
             return f"{fhash} resumes from its checkpoint"
         return f"{fhash} not saved (fitted first, if the method trains)"
 
-    @staticmethod
-    def _elsewhere(plan: Plan) -> str:
+    def _elsewhere(self, plan: Plan, latest: dict[tuple, Run]) -> str:
         """The newest run of the same cell in each other precision ("auto" resolves by CPU, and this machine
         would not resume those), so a user can pass --precision to continue one instead."""
-        newest: dict[str, tuple[str, Path]] = {}
-        for path in plan.directory.parent.glob("*/run.json"):
-            info = read_run_json(path.parent) or {}
-            precision = info.get("config", {}).get("precision")
-            if precision and precision != plan.key["precision"]:
-                newest[precision] = max(
-                    newest.get(precision, ("", path.parent)), (info.get("updated", ""), path.parent)
-                )
-        found = [f"{precision} run {d.name} has {len(read_records(d))}/{len(plan.indices)} (--precision {precision})"
-                 for precision, (_, d) in sorted(newest.items())]  # fmt: skip
+        found = []
+        for precision in sorted({"bf16", "fp32"} - {plan.key["precision"]}):
+            run = latest.get((self.cfg.suite, plan.method, plan.base, float(plan.sigma), precision))
+            if run is not None:
+                found.append(f"{precision} run {run.directory.name} has {len(run.records)}/{len(plan.indices)} "
+                             f"(--precision {precision})")  # fmt: skip
         return "; " + "; ".join(found) if found else ""
 
     # -- fitting ----------------------------------------------------------------------------------------------
