@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmark.config import config_hash
 from benchmark.errors import BenchmarkError
+from benchmark.metrics import certify_s_per_image
 from benchmark.results import RecordWriter, latest_runs, now, run_dir, write_json_atomic
 from benchmark.smoothing import ABSTAIN
 
@@ -87,7 +88,7 @@ def import_tsv(path: Path, *, method: str, sigma: float, suite: str, results: Pa
         "radii": [0.0, 0.25, 0.5, 0.75, 1.0], "config_hash": chash, "config": key, "status": "imported",
         "source": str(path), "started": now(), "updated": now(),
         "timings": {"certify_time_s": total, "images": len(records),
-                    "certify_s_per_image": total / len(records) if records else None},
+                    "certify_s_per_image": certify_s_per_image(records) if records else None},
     })  # fmt: skip
     return directory
 

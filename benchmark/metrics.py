@@ -36,6 +36,13 @@ def abstain_rate(records: Sequence[dict]) -> float:
     return float(np.mean([r["prediction"] == ABSTAIN for r in records]))
 
 
+def certify_s_per_image(records: Sequence[dict]) -> float:
+    """Mean certification wall time per image, as each record measured it (NaN for no records)."""
+    if not records:
+        return float("nan")
+    return float(np.mean([float(r["time_s"]) for r in records]))
+
+
 def r_max(sigma: float, n: int | None, alpha: float | None) -> float:
     """The largest radius a run can certify (all n votes for one class); NaN when n or alpha is unknown."""
     if not n or not alpha:

@@ -49,7 +49,7 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")
             for run in sorted((r for r in base_runs if float(r.info["sigma"]) == sigma), key=name):
-                status = unfinished(run.info.get("status"), len(run.records))
+                status = unfinished(run.status, len(run.records))
                 ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
             ax.legend(fontsize=8)
             written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
@@ -57,7 +57,7 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         for label in sorted({name(r) for r in base_runs}):
             members = [r for r in base_runs if name(r) == label]
             curves = [certified_accuracy(r.records, grid) for r in members]
-            sources = envelope_sources((float(r.info["sigma"]), r.info.get("status"), len(r.records)) for r in members)
+            sources = envelope_sources((float(r.info["sigma"]), r.status, len(r.records)) for r in members)
             ax.plot(grid, envelope(curves), label=f"{label} (sigma {sources})")
         ax.legend(fontsize=8)
         written.append(_save(plt, fig, folder / f"{safe_name(base)}_envelope.png"))

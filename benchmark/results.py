@@ -5,6 +5,10 @@ Layout: ``<results>/<suite>/<method>/<base>/sigma_<s>/<config hash>/`` holds ``r
 written as one whole line and flushed. A torn last line (a run killed mid-write) is skipped by readers and cut off
 by the next writer of that file only, before it appends: readers never modify files, so a leaderboard regenerated
 beside a running job (or one shard starting beside another) cannot truncate a line that is being written.
+
+A writer holds a shared advisory lock on its records file while it is open, so "running" is read from the kernel,
+not from run.json: a run killed without its ``finally`` (SIGKILL, power loss) left ``"running"`` there, and the
+kernel dropped its lock, so readers report it as "partial".
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class RecordWriter:
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across appends
+            _lock(self._fh, shared=True, wait=True)
         return self._fh
 
     def append(self, record: dict) -> None:
@@ -106,6 +111,30 @@ def _cut_torn_tail(path: Path) -> None:
         if keep != size:
             with open(path, "r+b") as fh:
                 fh.truncate(keep)
+
+
+def _lock(handle, shared: bool, wait: bool) -> bool:
+    """flock ``handle``; False if ``wait`` is off and another process holds a conflicting lock. Where ``fcntl``
+    does not exist (Windows) locks are not taken and always succeed."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(handle, flags)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def writing(directory: Path) -> bool:
+    """Whether a live process has one of the run's records files open for appending (see the module docstring)."""
+    for path in directory.glob("records*.jsonl"):
+        with open(path, "rb") as handle:
+            if not _lock(handle, shared=False, wait=False):
+                return True
+    return False
 
 
 def read_records(directory: Path) -> list[dict]:
@@ -169,18 +198,10 @@ def exclusive(path: Path) -> Iterator[None]:
     Shards of one run start together and share the fit cache: the first fits, the others wait here and then load
     its state instead of fitting the same thing again. Where ``fcntl`` does not exist (Windows) this is a no-op.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with open(path, "a") as handle:  # closing it releases the lock
+        _lock(handle, shared=False, wait=True)
+        yield
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
@@ -209,6 +230,15 @@ class Run:
     @property
     def precision(self) -> str:
         return str(self.info.get("config", {}).get("precision", "fp32"))
+
+    @property
+    def status(self) -> str | None:
+        """run.json's status, except that "running" stands only while a writer is alive: a run that died without
+        recording its end reads "partial", which is what its records are."""
+        recorded = self.info.get("status")
+        if recorded == "running" and not writing(self.directory):
+            return "partial"
+        return recorded
 
     @property
     def key(self) -> tuple[str, str, str, float, str]:

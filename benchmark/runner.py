@@ -22,6 +22,7 @@ from benchmark.config import RunConfig, config_hash, override_dataclass, to_json
 from benchmark.data import DatasetSpec, subset_indices
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method, MethodContext
+from benchmark.metrics import certify_s_per_image
 from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_base_config, sha256_file
 from benchmark.registry import BASES, DATASETS, METHODS
 from benchmark.results import (
@@ -128,32 +129,46 @@ def checkpoint_dir(results: Path, method: str, fhash: str) -> Path:
 
 def publish_fits(results: Path, cache_dir: Path, suite: str | None, max_bytes: int) -> list[str]:
     """Copy the cached fitted state of every run in ``results`` (of one suite, or all) to
-    ``results/checkpoints/<method>/<fit hash>/``; states over ``max_bytes`` stay local. Returns one line per fit."""
-    lines, seen = [], set()
-    for run_json in sorted(results.glob(f"{suite or '*'}/*/*/sigma_*/*/run.json")):
-        info = json.loads(run_json.read_text())
-        fkey = info.get("fit", {}).get("fit_key")
-        if not fkey:
-            continue
-        method, fhash = info["method"], config_hash(fkey)
+    ``results/checkpoints/<method>/<fit hash>/``, with the fits each started from (a Stab fine-tune's MSE
+    denoiser) and the starts of fits still unfinished in the cache, so a fine-tune cut short by the end of a
+    session restarts elsewhere without refitting its start. States over ``max_bytes`` stay local. Returns one line
+    per fit."""
+    lines: list[str] = []
+    seen: set[tuple[str, str]] = set()
+
+    def publish(method: str, fhash: str, why: str = "") -> None:
         if (method, fhash) in seen:
-            continue
+            return
         seen.add((method, fhash))
         source, target = cache_dir / "fits" / method / fhash, checkpoint_dir(results, method, fhash)
         state = source / "state.safetensors"
         if (target / "state.safetensors").is_file():
-            lines.append(f"{method} {fhash}: already published")
+            lines.append(f"{method} {fhash}{why}: already published")
         elif not state.is_file():
-            lines.append(f"{method} {fhash}: not in {cache_dir} (fit it first)")
+            lines.append(f"{method} {fhash}{why}: not in {cache_dir} (fit it first)")
         elif state.stat().st_size > max_bytes:
-            lines.append(f"{method} {fhash}: {state.stat().st_size / 2**20:.1f} MB, over the limit; kept local")
+            lines.append(f"{method} {fhash}{why}: {state.stat().st_size / 2**20:.1f} MB, over the limit; kept local")
         else:
             target.mkdir(parents=True, exist_ok=True)
-            info_path = source / "fit.json"
-            fit_info = {**json.loads(info_path.read_text()), "state_sha256": sha256_file(state)}
+            fit_info = {**json.loads((source / "fit.json").read_text()), "state_sha256": sha256_file(state)}
             shutil.copyfile(state, target / "state.safetensors")
             write_json_atomic(target / "fit.json", fit_info)
-            lines.append(f"{method} {fhash}: published {state.stat().st_size / 2**10:.0f} KB -> {target}")
+            lines.append(f"{method} {fhash}{why}: published {state.stat().st_size / 2**10:.0f} KB -> {target}")
+        info_path = next((d / "fit.json" for d in (target, source) if (d / "fit.json").is_file()), None)
+        inputs = json.loads(info_path.read_text()).get("init_fits", {}) if info_path else {}
+        for name, start in sorted(inputs.items()):
+            publish(name, start["fit_hash"], f" (start of {method} {fhash})")
+
+    for run_json in sorted(results.glob(f"{suite or '*'}/*/*/sigma_*/*/run.json")):
+        info = json.loads(run_json.read_text())
+        fkey = info.get("fit", {}).get("fit_key")
+        if fkey:
+            publish(info["method"], config_hash(fkey))
+    for inputs_path in sorted(cache_dir.glob("fits/*/*/inputs.json")):
+        fit_dir = inputs_path.parent
+        if not (fit_dir / "state.safetensors").is_file():
+            for name, start in sorted(json.loads(inputs_path.read_text()).items()):
+                publish(name, start["fit_hash"], f" (start of unfinished {fit_dir.parent.name} {fit_dir.name})")
     return lines
 
 
@@ -203,6 +218,9 @@ class Runner:
         self._train_set = None
         self._eval_set = None
         self._bases: dict[str, BaseClassifier] = {}
+        # One entry per fit in progress (fits nest: a fine-tune's before_fit may fit its start): the fits it asked
+        # the context for, by method name.
+        self._fit_inputs: list[dict[str, dict]] = []
 
     # -- services handed to methods ---------------------------------------------------------------------------
     def build_context(self) -> BuildContext:
@@ -235,8 +253,15 @@ class Runner:
     def method_context(self, base: str) -> MethodContext:
         return MethodContext(
             self.dataset, self.device, self.bf16, self.cfg.seed, self.cache_dir, self.train_data, self.build_base,
-            eval_data=self.eval_data, fitted=lambda name, sigma: self.fitted(name, base, sigma)[0],
+            eval_data=self.eval_data, fitted=lambda name, sigma: self._fitted_input(name, base, sigma),
         )  # fmt: skip
+
+    def _fitted_input(self, name: str, base: str, sigma: float) -> Method:
+        """``ctx.fitted``: another method, fitted; while a fit is being prepared, noted as one of its inputs."""
+        method, info = self.fitted(name, base, sigma)
+        if self._fit_inputs and info.get("fit_hash"):
+            self._fit_inputs[-1][name] = {"fit_hash": info["fit_hash"], "state_sha256": info["state_sha256"]}
+        return method
 
     # -- planning (all validation happens here, before anything is written) ------------------------------------
     def plan(self, dry: bool = False) -> tuple[list[Plan], object]:
@@ -290,13 +315,14 @@ class Runner:
         for plan in plans:
             selected = set(plan.indices)
             records = [] if self.fresh else read_records(plan.directory)
-            times = [r["time_s"] for r in records if r["idx"] in selected]
-            done = len(times)
+            mine = [r for r in records if r["idx"] in selected]
+            done = len(mine)
             left = ""
-            if plan.todo and times:
-                seconds = len(plan.todo) * sum(times) / len(times)
+            if plan.todo and mine:
+                rate = certify_s_per_image(mine)
+                seconds = len(plan.todo) * rate
                 total_s += seconds
-                left = f"  ~{_duration(seconds)} left at {sum(times) / len(times):.3g} s/img (measured)"
+                left = f"  ~{_duration(seconds)} left at {rate:.3g} s/img (measured)"
             elif plan.todo:
                 unknown += 1
                 left = "  not started"
@@ -387,7 +413,14 @@ class Runner:
 
     def _fit(self, method: Method, name: str, fkey: dict, fhash: str, fit_dir: Path, sigma: float) -> dict:
         state_path, info_path = fit_dir / "state.safetensors", fit_dir / "fit.json"
-        method.before_fit(sigma)
+        self._fit_inputs.append({})
+        try:
+            method.before_fit(sigma)
+        finally:
+            inputs = self._fit_inputs.pop()
+        if inputs:
+            # Written before the loop starts, so `publish-fits` can commit the start of a fit a session cut short.
+            write_json_atomic(fit_dir / "inputs.json", inputs)
         result = fit(
             method.fitted_module(), method.trainable_parameters(),
             lambda batch, gen: method.training_loss(batch, sigma, gen),
@@ -400,6 +433,8 @@ class Runner:
                 "final_loss": result.final_loss, "loss_history": result.loss_history,
                 "resumed_from_epoch": result.resumed_from_epoch,
                 "fit_key": fkey, **method.fit_report(sigma)}  # fmt: skip
+        if inputs:
+            info["init_fits"] = inputs
         tensors = {k: v.contiguous().cpu() for k, v in method.state_to_save().items()}
         write_atomic(state_path, lambda tmp: save_file(tensors, str(tmp)))
         write_json_atomic(info_path, info)
@@ -503,10 +538,9 @@ class Runner:
             # Totals come from the records of every shard and session, so concurrent shards, each rewriting
             # run.json when it stops, agree, and the last one to stop leaves the totals of the whole run.
             merged = read_records(plan.directory)
-            certify_time_s = sum(r.get("time_s", 0.0) for r in merged)
-            info["timings"].update(certify_time_s=certify_time_s, images=len(merged))
+            info["timings"].update(certify_time_s=sum(r["time_s"] for r in merged), images=len(merged))
             if merged:
-                info["timings"]["certify_s_per_image"] = certify_time_s / len(merged)
+                info["timings"]["certify_s_per_image"] = certify_s_per_image(merged)
             info["updated"] = now()
             info["images_done"] = len(merged)
             info["status"] = "complete" if set(plan.indices) <= {r["idx"] for r in merged} else "partial"

@@ -6,24 +6,26 @@ import math
 
 import pytest
 
-from benchmark.metrics import abstain_rate, acr, certified_accuracy, envelope, r_max
+from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
 
 
 def rows():
     # (correct, radius, prediction)
     data = [(1, 0.5, 1), (1, 0.2, 2), (0, 0.9, 3), (0, 0.0, -1)]
-    return [{"correct": c, "radius": r, "prediction": p} for c, r, p in data]
+    return [{"correct": c, "radius": r, "prediction": p, "time_s": 2.0 * i} for i, (c, r, p) in enumerate(data)]
 
 
 def test_certified_accuracy_and_acr():
     assert certified_accuracy(rows(), [0.0, 0.2, 0.25, 0.5, 0.6]) == [0.5, 0.5, 0.25, 0.25, 0.0]
     assert acr(rows()) == pytest.approx((0.5 + 0.2) / 4)
     assert abstain_rate(rows()) == 0.25
+    assert certify_s_per_image(rows()) == pytest.approx((0 + 2 + 4 + 6) / 4)
 
 
 def test_empty_is_nan():
     assert all(math.isnan(v) for v in certified_accuracy([], [0.0, 1.0]))
     assert math.isnan(acr([]))
+    assert math.isnan(certify_s_per_image([]))
 
 
 def test_envelope_and_rmax():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmark.errors import BenchmarkError
-from benchmark.results import RECORD_FIELDS, RecordWriter, envelope_sources, read_records, unfinished
+from benchmark.results import RECORD_FIELDS, RecordWriter, Run, envelope_sources, read_records, unfinished, writing
 
 
 def _record(idx: int) -> dict:
@@ -75,6 +75,23 @@ def test_a_shard_writer_leaves_other_shards_files_alone(tmp_path):
     w.close()
     assert other.read_bytes() == being_written
     assert [r["idx"] for r in read_records(d)] == [0, 1]
+
+
+@pytest.mark.parametrize("recorded", ["running", "partial", "complete", "imported"])
+def test_running_only_while_a_writer_lives(tmp_path, recorded):
+    """run.json's "running" outlives a killed process; the writer's lock does not, so readers say "partial" once
+    no process has a records file of the run open. Other statuses are taken as recorded."""
+    d = tmp_path / "run"
+    w = RecordWriter(d, shard="1of2")
+    w.append(_record(1))
+    other = RecordWriter(d, shard="0of2")
+    other.append(_record(0))
+    other.close()  # one shard done, the other still writing
+    assert writing(d)
+    assert Run(d, {"status": recorded}, read_records(d)).status == recorded
+    w.close()
+    assert not writing(d)
+    assert Run(d, {"status": recorded}, read_records(d)).status == ("partial" if recorded == "running" else recorded)
 
 
 def test_missing_fields_refused(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.data import subset_indices
 from benchmark.leaderboard import data_names, leaderboard_rows, readme_block
+from benchmark.models import sha256_file
 from benchmark.registry import METHODS
 from benchmark.results import latest_runs
 
@@ -204,12 +205,13 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     assert "| vanilla [bf16] |" in md and "| vanilla [fp32] |" in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
-    # The README summary names rows exactly as the leaderboard does, and says which are unfinished.
+    # The README summary names rows exactly as the leaderboard does, and says which are unfinished: "running"
+    # left in run.json by a killed process, with no writer alive, is what its records are, "partial".
     fp32 = next(r for r in runs if r.precision == "fp32")
     info = json.loads((fp32.directory / "run.json").read_text())
     (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
     block = readme_block(tmp_path / "results", "cmd", ["tiny"])
-    assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (running) |" in block
+    assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (partial) |" in block
     # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
     bf16 = next(r for r in runs if r.precision == "bf16")
     info = json.loads((bf16.directory / "run.json").read_text())
@@ -279,10 +281,39 @@ def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path
     assert len(run.records) == 2
 
 
+def test_a_fine_tune_names_its_start_and_publishes_it(run_args, tmp_path, capsys):
+    """dncnn_stab starts from the dncnn fit: its fit.json names that fit and its state's hash, and publish-fits
+    commits both; the start of a fit still unfinished in the cache is committed too, so it need not be refitted
+    on the next machine."""
+    import shutil
+
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    assert main(["run", *run_args, "--methods", "dncnn_stab", "--sigma", "0.25", "--max-images", "1"]) == 0
+    ((stab_dir,), (mse_dir,)) = (list((cache / "fits" / m).glob("*/")) for m in ("dncnn_stab", "dncnn"))
+    inputs = json.loads((stab_dir / "fit.json").read_text())["init_fits"]
+    assert inputs == {"dncnn": {"fit_hash": mse_dir.name, "state_sha256": sha256_file(mse_dir / "state.safetensors")}}
+    publish = ["publish-fits", "--results", str(results), "--cache-dir", str(cache)]
+    assert main(publish) == 0
+    out = capsys.readouterr().out
+    assert f"dncnn {mse_dir.name} (start of dncnn_stab {stab_dir.name}): published" in out
+    published = results / "checkpoints" / "dncnn" / mse_dir.name / "state.safetensors"
+    assert published.read_bytes() == (mse_dir / "state.safetensors").read_bytes()
+
+    # A session ends mid fine-tune: no run, no state of its own yet, only the inputs it wrote before its loop.
+    for folder in results.iterdir():
+        shutil.rmtree(folder)
+    (stab_dir / "state.safetensors").unlink()
+    (stab_dir / "fit.json").unlink()
+    assert main(publish) == 0
+    assert f"(start of unfinished dncnn_stab {stab_dir.name}): published" in capsys.readouterr().out
+    assert published.is_file() and not (results / "checkpoints" / "dncnn_stab").exists()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
     """Kill a real run mid-way, rerun the same command: the records equal an uninterrupted run. SIGTERM is an
-    orderly stop: exit 130, run.json says "partial" and counts the records kept; SIGKILL leaves it "running"."""
+    orderly stop: exit 130, run.json says "partial" and counts the records kept; SIGKILL leaves it "running",
+    which readers take for "running" only while the process lives."""
     slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10",
             "--max-images", "12", "--no-leaderboard"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -294,6 +325,8 @@ def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
         if files and len(files[0].read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
+    (live,) = latest_runs(results, "tiny")
+    assert live.status == "running", "a reader sees the live writer"
     proc.send_signal(sig)
     assert proc.wait() == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
     done_before = len(files[0].read_text().splitlines())
@@ -303,6 +336,8 @@ def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
         assert info["status"] == "partial" and info["images_done"] == done_before
     else:
         assert info["status"] == "running"
+    (dead,) = latest_runs(results, "tiny")
+    assert dead.status == "partial"
     assert subprocess.run([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env).returncode == 0
     resumed = records(results)
     other = [a if a != str(results) else str(tmp_path / "clean") for a in slow]
