@@ -114,8 +114,9 @@ def _cut_torn_tail(path: Path) -> None:
 
 
 def _lock(handle, shared: bool, wait: bool) -> bool:
-    """flock ``handle``; False if ``wait`` is off and another process holds a conflicting lock. Where ``fcntl``
-    does not exist (Windows) locks are not taken and always succeed."""
+    """flock ``handle``; False if ``wait`` is off and another process holds a conflicting lock. Where locks do not
+    exist (Windows, or a network filesystem that refuses flock) none is taken and this succeeds: runs go on, and a
+    killed run reads "partial" as it should, but a live one does too."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -125,6 +126,8 @@ def _lock(handle, shared: bool, wait: bool) -> bool:
         fcntl.flock(handle, flags)
     except BlockingIOError:
         return False
+    except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this filesystem
+        return True
     return True
 
 
@@ -196,7 +199,7 @@ def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block.
 
     Shards of one run start together and share the fit cache: the first fits, the others wait here and then load
-    its state instead of fitting the same thing again. Where ``fcntl`` does not exist (Windows) this is a no-op.
+    its state instead of fitting the same thing again. Where there are no locks (see ``_lock``) this is a no-op.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:  # closing it releases the lock
