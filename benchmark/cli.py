@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pub = sub.add_parser(
         "publish-fits",
-        help="copy the fitted states behind a suite's results (from the cache) to "
-        "<results>/checkpoints/, so a run resumed elsewhere certifies the same state",
+        help="copy the fitted states behind a suite's results (from the cache), and the fits they and unfinished "
+        "fits start from, to <results>/checkpoints/, so a run resumed elsewhere certifies the same state",
     )
     pub.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
     pub.add_argument("--results", default="results")
