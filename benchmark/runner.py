@@ -155,11 +155,12 @@ def publish_fits(results: Path, cache_dir: Path, suite: str | None, max_bytes: i
             write_json_atomic(target / "fit.json", fit_info)
             lines.append(f"{method} {fhash}{why}: published {state.stat().st_size / 2**10:.0f} KB -> {target}")
         info_path = next((d / "fit.json" for d in (target, source) if (d / "fit.json").is_file()), None)
-        publish_starts(json.loads(info_path.read_text()).get("init_fits", {}) if info_path else {}, method, fhash)
+        inputs = json.loads(info_path.read_text()).get("init_fits", {}) if info_path else {}
+        publish_starts(inputs, f"{method} {fhash}")
 
-    def publish_starts(inputs: dict[str, dict], method: str, fhash: str, unfinished: str = "") -> None:
+    def publish_starts(inputs: dict[str, dict], owner: str) -> None:
         for name, start in sorted(inputs.items()):
-            publish(name, start["fit_hash"], f" (start of {unfinished}{method} {fhash})")
+            publish(name, start["fit_hash"], f" (start of {owner})")
 
     for run_json in sorted(results.glob(f"{suite or '*'}/*/*/sigma_*/*/run.json")):
         info = json.loads(run_json.read_text())
@@ -169,7 +170,7 @@ def publish_fits(results: Path, cache_dir: Path, suite: str | None, max_bytes: i
     for inputs_path in sorted(cache_dir.glob("fits/*/*/inputs.json")):
         fit_dir = inputs_path.parent
         if not (fit_dir / "state.safetensors").is_file():
-            publish_starts(json.loads(inputs_path.read_text()), fit_dir.parent.name, fit_dir.name, "unfinished ")
+            publish_starts(json.loads(inputs_path.read_text()), f"unfinished {fit_dir.parent.name} {fit_dir.name}")
     return lines
 
 
