@@ -73,6 +73,21 @@ def label(row: dict, rows: Sequence[dict]) -> str:
     return run_label(row["method"], row["precision"], mixed=len({r["precision"] for r in rows}) > 1)
 
 
+def precision_note(rows: Sequence[dict]) -> str:
+    """One sentence giving the precision of rows whose names carry none: a base whose rows all ran in one
+    precision labels none of them, so without this its rows would read as whatever the page says is usual."""
+    uniform = {}
+    for base in sorted({r["base"] for r in rows}):
+        precisions = {r["precision"] for r in rows if r["base"] == base}
+        if len(precisions) == 1:
+            uniform[base] = precisions.pop()
+    if not uniform:
+        return "Precision: in brackets after each method."
+    named = "; ".join(f"every `{b}` row ran in {p}" for b, p in uniform.items())
+    mixed = len(uniform) < len({r["base"] for r in rows})
+    return f"Precision: {named}" + ("; elsewhere in brackets after each method." if mixed else ".")
+
+
 def row_name(row: dict, rows: Sequence[dict]) -> str:
     """The name of ``row`` in the tables: its label among the rows of its base, and its status unless complete,
     so an unfinished row never reads as a final one."""
@@ -146,7 +161,7 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
               "fit s", "certify s/img", "queries", "notes"]  # fmt: skip
     for base in sorted({r["base"] for r in rows}):
         base_rows = [r for r in rows if r["base"] == base]
-        lines += [f"## Base `{base}`", ""]
+        lines += [f"## Base `{base}`", "", precision_note(base_rows), ""]
         for sigma in sorted({r["sigma"] for r in base_rows}):
             sig_rows = [r for r in base_rows if r["sigma"] == sigma]
             ref = sig_rows[0]
@@ -230,7 +245,7 @@ def readme_block(results: Path, command: str, suites: Sequence[str]) -> str:
             accuracies = [_fmt(r[radius_label(x)], "pct") for x in radii]
             cells = [r["base"], f"{r['sigma']:g}", row_name(r, rows), *accuracies, _fmt(r["acr"]), str(r["n_images"])]
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", precision_note(rows), ""]
     lines.append(README_END)
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data import subset_indices
-from benchmark.leaderboard import data_names, leaderboard_rows, readme_block
+from benchmark.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
 from benchmark.models import sha256_file
 from benchmark.registry import METHODS
 from benchmark.results import latest_runs
@@ -203,6 +203,7 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
     assert sorted(r.precision for r in runs) == ["bf16", "fp32"]
     md = (tmp_path / "lb" / "tiny.md").read_text()
     assert "| vanilla [bf16] |" in md and "| vanilla [fp32] |" in md
+    assert "Precision: in brackets after each method." in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
     # The README summary names rows exactly as the leaderboard does, and says which are unfinished: "running"
@@ -361,3 +362,16 @@ def test_pretrain_command_trains_and_caches_a_vit(tiny_suite, tmp_path, capsys):
     mtime = weights.stat().st_mtime_ns
     assert main(args) == 0
     assert weights.stat().st_mtime_ns == mtime
+
+
+def test_a_base_whose_rows_share_one_precision_says_it_once():
+    """Rows of one precision carry no label, so the page and the README block must name it for their base."""
+    rows = [
+        {"base": "cnn", "precision": "bf16"},
+        {"base": "cnn", "precision": "fp32"},
+        {"base": "vit", "precision": "fp32"},
+        {"base": "vit", "precision": "fp32"},
+    ]
+    assert precision_note(rows) == "Precision: every `vit` row ran in fp32; elsewhere in brackets after each method."
+    assert precision_note(rows[2:]) == "Precision: every `vit` row ran in fp32."
+    assert precision_note(rows[:2]) == "Precision: in brackets after each method."
