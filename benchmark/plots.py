@@ -42,18 +42,21 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         grid = np.linspace(0.0, top * 1.02, 300)
         sigmas = sorted({float(r.info["sigma"]) for r in base_runs})
         mixed = len({r.precision for r in base_runs}) > 1
+        # Curves carry their precision only where a base mixes two; otherwise the title names the one.
+        precision = "" if mixed else f" [{base_runs[0].precision}]"
 
         def name(run, mixed=mixed) -> str:
             return run_label(run.info["method"], run.precision, mixed)
 
         for sigma in sigmas:
-            plt, fig, ax = _axes(f"{suite} / {base} / sigma = {sigma:g}")
+            plt, fig, ax = _axes(f"{suite} / {base}{precision} / sigma = {sigma:g}")
             for run in sorted((r for r in base_runs if float(r.info["sigma"]) == sigma), key=name):
                 status = unfinished(run.status, len(run.records))
                 ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
             ax.legend(fontsize=8)
             written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
-        plt, fig, ax = _axes(f"{suite} / {base} / envelope over sigma {', '.join(f'{s:g}' for s in sigmas)}")
+        over = ", ".join(f"{s:g}" for s in sigmas)
+        plt, fig, ax = _axes(f"{suite} / {base}{precision} / envelope over sigma {over}")
         for label in sorted({name(r) for r in base_runs}):
             members = [r for r in base_runs if name(r) == label]
             curves = [certified_accuracy(r.records, grid) for r in members]

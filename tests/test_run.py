@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import plots
 from benchmark.cli import main
 from benchmark.data import subset_indices
 from benchmark.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
@@ -193,12 +194,19 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
     assert fits[0]["state_sha256"] == fits[1]["state_sha256"]
 
 
-def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path):
+def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, monkeypatch):
     """Precision "auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled,
     not a newer configuration hiding the other."""
+    titles: list[str] = []
+    axes = plots._axes
+    monkeypatch.setattr(plots, "_axes", lambda title: titles.append(title) or axes(title))
     one = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "2"]
     assert main(["run", *one, "--precision", "bf16"]) == 0
+    # One precision: the curves carry none, so the titles name it.
+    assert titles and all("[bf16]" in t for t in titles)
+    titles.clear()
     assert main(["run", *one, "--precision", "fp32"]) == 0
+    assert titles and not any("[" in t for t in titles)
     runs = latest_runs(tmp_path / "results", "tiny")
     assert sorted(r.precision for r in runs) == ["bf16", "fp32"]
     md = (tmp_path / "lb" / "tiny.md").read_text()
