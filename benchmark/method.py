@@ -76,6 +76,9 @@ class Method:
         self.config = config
         self.base = base
         self.ctx = ctx
+        # Counted before a subclass adds modules into ``base`` (LoRA, adapters, VPT tokens), so that every method on
+        # one base reports its share against the same number: the clean base's own parameters.
+        self.base_params = count_parameters(base)
 
     # -- required ---------------------------------------------------------------------------------------------
     def noisy_classifier(self, sigma: float) -> nn.Module:
@@ -136,16 +139,27 @@ class Method:
 
     # -- cost accounting --------------------------------------------------------------------------------------
     def cost(self) -> dict:
-        """Trainable parameters, their share of the base, and the bytes stored per sigma."""
+        """Trainable parameters, their share of the clean base's own parameters (added modules are not counted in
+        the denominator, so the share may pass 100 % for a method larger than its base), and the bytes stored per
+        sigma."""
         trainable = sum(p.numel() for p in self.trainable_parameters())
-        base_params = sum(p.numel() for p in self.base.parameters())
         stored = sum(t.numel() * t.element_size() for t in self.state_to_save().values()) if trainable else 0
         return {
             "trainable_params": trainable,
-            "base_params": base_params,
-            "trainable_pct": 100.0 * trainable / base_params if base_params else 0.0,
+            "base_params": self.base_params,
+            "trainable_pct": share_of_base(trainable, self.base_params),
             "stored_bytes": stored,
         }
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Distinct parameters of ``module`` (shared tensors once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def share_of_base(trainable: int, base_params: int) -> float:
+    """``trainable`` as a percentage of the base's own parameter count (0 for a base without parameters)."""
+    return 100.0 * trainable / base_params if base_params else 0.0
 
 
 # --- Black-box access ---------------------------------------------------------------------------------------

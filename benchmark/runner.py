@@ -287,7 +287,7 @@ class Runner:
             base_config = self.base_config(base)
             for method in methods:
                 method_cls = METHODS.get(method)
-                method_config = self.method_config(method)
+                method_config = self.method_config(method, base)
                 for sigma in cfg.sigmas:
                     key = record_key(cfg, method_cls, method_config, base, base_config, sigma, self.bf16)
                     chash = config_hash(key)
@@ -366,12 +366,25 @@ class Runner:
         return "; " + "; ".join(found) if found else ""
 
     # -- fitting ----------------------------------------------------------------------------------------------
-    def method_config(self, name: str):
-        cls = METHODS.get(name)
-        return override_dataclass(cls.Config(), self.cfg.method_settings.get(name, {}), f"[method_settings.{name}]")
+    def method_config(self, name: str, base: str):
+        """Method ``name``'s settings on ``base``: its defaults, then the suite's ``[method_settings.<name>]``, then
+        ``[method_settings.<name>.by_base.<base>]`` (one backbone may want another LoRA rank); the settings of
+        other bases stay as they were, and so do their config hashes."""
+        cls, where = METHODS.get(name), f"[method_settings.{name}]"
+        settings = dict(self.cfg.method_settings.get(name, {}))
+        by_base = settings.pop("by_base", {})
+        if not isinstance(by_base, dict) or not all(isinstance(v, dict) for v in by_base.values()):
+            raise BenchmarkError(f"{where} by_base must hold one table per base, e.g. {where[:-1]}.by_base.resnet20]")
+        for other in by_base:
+            if not other.startswith("timm:"):
+                BASES.check(other)
+        config = override_dataclass(cls.Config(), settings, where)
+        if base in by_base:
+            config = override_dataclass(config, by_base[base], f"{where[:-1]}.by_base.{base}]")
+        return config
 
     def _instance(self, name: str, base: str, sigma: float) -> tuple[Method, dict]:
-        cls, config = METHODS.get(name), self.method_config(name)
+        cls, config = METHODS.get(name), self.method_config(name, base)
         method = cls(config, copy.deepcopy(self.build_base(base)), self.method_context(base))
         key = record_key(self.cfg, cls, config, base, self.base_config(base), sigma, self.bf16)
         return method, fit_key(key, cls)

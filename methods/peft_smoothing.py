@@ -184,6 +184,9 @@ class PEFTLoRA(_WhiteBoxPEFT):
         inject_adapter_in_model(lora, base.net)
         return base
 
+    def describe(self) -> dict:
+        return {**super().describe(), "lora_rank": self.config.lora_rank}
+
     def noisy_classifier(self, sigma: float) -> nn.Module:
         """The fitted model with every LoRA update merged into its base weight (W + B A * alpha / r): the same
         function as the trained one up to float rounding, at the base's inference cost. Unmerged, the extra

@@ -383,3 +383,32 @@ def test_a_base_whose_rows_share_one_precision_says_it_once():
     assert precision_note(rows) == "Precision: every `vit` row ran in fp32; elsewhere in brackets after each method."
     assert precision_note(rows[2:]) == "Precision: every `vit` row ran in fp32."
     assert precision_note(rows[:2]) == "Precision: in brackets after each method."
+
+
+def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
+    """[method_settings.<m>.by_base.<base>] overrides the method on one base; the other base's configuration, and
+    so its config hash and its finished rows, stay exactly as they were."""
+    from benchmark.config import build_run_config
+    from benchmark.errors import BenchmarkError
+    from benchmark.runner import Runner
+
+    overrides = {"results": str(tmp_path / "r"), "cache_dir": str(tmp_path / "c"), "bases": ["small_cnn", "small_vit"],
+                 "methods": ["peft_lora"]}  # fmt: skip
+    plain = Runner(build_run_config(str(tiny_suite), overrides))
+    text = tiny_suite.read_text() + "\n[method_settings.peft_lora.by_base.small_cnn]\nlora_rank = 1\n"
+    tiny_suite.write_text(text)
+    per_base = Runner(build_run_config(str(tiny_suite), overrides))
+    cnn = per_base.method_config("peft_lora", "small_cnn")
+    assert cnn.lora_rank == 1 and cnn.train == plain.method_config("peft_lora", "small_cnn").train
+    assert per_base.method_config("peft_lora", "small_vit") == plain.method_config("peft_lora", "small_vit")
+    before = {(p.base, p.sigma): p.chash for p in plain.plan(dry=True)[0]}
+    after = {(p.base, p.sigma): p.chash for p in per_base.plan(dry=True)[0]}
+    assert all(after[k] == before[k] for k in before if k[0] == "small_vit")
+    assert all(after[k] != before[k] for k in before if k[0] == "small_cnn") and len(before) == 4
+    # A misspelt base or setting fails with the table to fix, not silently.
+    tiny_suite.write_text(text + "[method_settings.peft_lora.by_base.small_cn]\nlora_rank = 1\n")
+    with pytest.raises(BenchmarkError, match="small_cn"):
+        Runner(build_run_config(str(tiny_suite), overrides)).method_config("peft_lora", "small_vit")
+    tiny_suite.write_text(text.replace("lora_rank = 1", "lora_rnk = 1"))
+    with pytest.raises(BenchmarkError, match=r"by_base\.small_cnn\].*lora_rank"):
+        Runner(build_run_config(str(tiny_suite), overrides)).method_config("peft_lora", "small_cnn")
