@@ -121,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--cache-dir", default=".cache")
     pub.add_argument("--max-mb", type=float, default=20.0, help="larger states stay local (default: 20)")
 
+    rec = sub.add_parser(
+        "recount",
+        help="recount each run's trainable share against its base's own parameters (for run.json files written "
+        "before LoRA, adapters and VPT stopped counting their modules as part of the base); changes nothing else",
+    )
+    rec.add_argument("--suite", required=True, help="the suite whose runs to recount (its bases are built)")
+    rec.add_argument("--results", default="results")
+    rec.add_argument("--cache-dir", default=".cache")
+    rec.add_argument("--data-root", default=None)
+
     imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
     imp.add_argument("file")
     imp.add_argument("--method", required=True)
@@ -322,6 +332,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchmarkError(f"no results directory {results}: pass --results")
             lines = publish_fits(results, Path(args.cache_dir), args.suite, int(args.max_mb * 2**20))
             print("\n".join(lines) if lines else f"no fitted runs under {results}")
+        elif args.command == "recount":
+            from benchmark.config import build_run_config
+            from benchmark.runner import Runner
+
+            cfg = build_run_config(args.suite, _overrides(args))
+            if not Path(cfg.results).is_dir():
+                raise BenchmarkError(f"no results directory {cfg.results}: pass --results")
+            lines = Runner(cfg, progress=False).recount_costs()
+            print("\n".join(lines) if lines else f"every {cfg.suite} run's share already counts its base alone")
         elif args.command == "import-tsv":
             from benchmark.interop import import_tsv
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from benchmark.config import RunConfig, config_hash, override_dataclass, to_jsonable
 from benchmark.data import DatasetSpec, subset_indices
 from benchmark.errors import BenchmarkError
-from benchmark.method import Method, MethodContext
+from benchmark.method import Method, MethodContext, count_parameters, share_of_base
 from benchmark.metrics import certify_s_per_image
 from benchmark.models import BaseClassifier, BuildContext, base_spec, resolve_base_config, sha256_file
 from benchmark.registry import BASES, DATASETS, METHODS
@@ -32,6 +32,7 @@ from benchmark.results import (
     command_line,
     exclusive,
     git_state,
+    iter_runs,
     latest_runs,
     now,
     package_versions,
@@ -40,6 +41,7 @@ from benchmark.results import (
     run_dir,
     write_atomic,
     write_json_atomic,
+    writing,
 )
 from benchmark.smoothing import ABSTAIN, certify, image_generator
 from benchmark.train import autocast, fit
@@ -360,9 +362,13 @@ class Runner:
         found = []
         for precision in sorted({"bf16", "fp32"} - {plan.key["precision"]}):
             run = latest.get((self.cfg.suite, plan.method, plan.base, float(plan.sigma), precision))
-            if run is not None:
-                found.append(f"{precision} run {run.directory.name} has {len(run.records)}/{len(plan.indices)} "
-                             f"(--precision {precision})")  # fmt: skip
+            if run is None:
+                continue
+            done = f"{len(run.records)}/{len(plan.indices)}"
+            if run.info.get("config") == {**plan.key, "precision": precision}:
+                found.append(f"{precision} run {run.directory.name} has {done} (--precision {precision})")
+            else:  # --precision would start a new run, not resume that one
+                found.append(f"{precision} run {run.directory.name} of other settings has {done}")
         return "; " + "; ".join(found) if found else ""
 
     # -- fitting ----------------------------------------------------------------------------------------------
@@ -455,6 +461,29 @@ class Runner:
         write_json_atomic(info_path, info)
         (fit_dir / "checkpoint.pt").unlink(missing_ok=True)
         return {**info, "cached": False, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}
+
+    # -- upkeep -----------------------------------------------------------------------------------------------
+    def recount_costs(self) -> list[str]:
+        """Rewrite the cost block of each run of the suite whose trainable share was divided by more than its
+        base's own parameters (run.json written before the share was defined so: LoRA, adapters and VPT counted
+        their own modules in the denominator). Touches nothing else, no run being written, and no run whose
+        share already holds; each base is built as a run builds it. Returns one line per run rewritten."""
+        lines = []
+        for run in iter_runs(self.results, self.cfg.suite):
+            cost = run.info.get("cost") or {}
+            if "trainable_params" not in cost:
+                continue
+            own = count_parameters(self.build_base(run.info["base"]))
+            recounted = {**cost, "base_params": own, "trainable_pct": share_of_base(cost["trainable_params"], own)}
+            if recounted == cost:
+                continue
+            if writing(run.directory):
+                lines.append(f"{run.directory}: being written, left as it is; run recount again when it ends")
+                continue
+            write_json_atomic(run.directory / "run.json", {**run.info, "cost": recounted})
+            lines.append(f"{run.directory}: {cost.get('trainable_pct', float('nan')):.2f} % -> "
+                         f"{recounted['trainable_pct']:.2f} % ({cost['trainable_params']:,} of {own:,})")  # fmt: skip
+        return lines
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> list[Path]:

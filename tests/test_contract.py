@@ -77,7 +77,9 @@ def test_method_contract(name, family, tmp_path):
     assert logits.shape == (5, 10) and torch.isfinite(logits).all()
     cost = method.cost()
     assert set(cost) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
-    # a share of the base's size; may pass 100 % when a method adds more than the base has (CAF's adapters do)
+    # a share of the base's own size, the same for every method on it (modules a method adds into the base are
+    # not counted there); may pass 100 % when a method adds more than the base has (CAF's adapters do)
+    assert cost["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
     assert cost["trainable_pct"] == pytest.approx(100.0 * cost["trainable_params"] / cost["base_params"])
     assert cost["trainable_params"] == sum(p.numel() for p in method.trainable_parameters())
 

@@ -128,6 +128,10 @@ def test_dry_run_reports_and_touches_nothing(run_args, tmp_path, capsys):
     assert main(["run", *one, "--max-images", "3", "--precision", "bf16", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"fp32 run {vanilla.directory.name} has 2/3 (--precision fp32)" in lines[1]
+    # Under other settings, --precision would start a new run rather than resume that one: no such hint.
+    assert main(["run", *one, "--max-images", "3", "--precision", "bf16", "--seed", "1", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"fp32 run {vanilla.directory.name} of other settings has 2/3" in lines[1] and "--precision" not in lines[1]
 
 
 def test_shards_make_the_same_run(run_args, tmp_path):
@@ -412,3 +416,25 @@ def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
     tiny_suite.write_text(text.replace("lora_rank = 1", "lora_rnk = 1"))
     with pytest.raises(BenchmarkError, match=r"by_base\.small_cnn\].*lora_rank"):
         Runner(build_run_config(str(tiny_suite), overrides)).method_config("peft_lora", "small_cnn")
+
+
+def test_recount_divides_by_the_base_alone(run_args, tmp_path, capsys):
+    """`recount` corrects a run.json written when LoRA's own modules were counted in the denominator, touches
+    nothing else, and leaves a correct one alone."""
+    assert main(["run", *run_args, "--methods", "peft_lora", "--sigma", "0.25", "--max-images", "2"]) == 0
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    cost = run.info["cost"]
+    assert 0 < cost["trainable_params"] < cost["base_params"]
+    # The base's own parameters, as the run's method was handed them.
+    assert cost["trainable_pct"] == pytest.approx(100 * cost["trainable_params"] / cost["base_params"])
+    legacy = {**cost, "base_params": cost["base_params"] + 500}
+    legacy["trainable_pct"] = 100 * cost["trainable_params"] / legacy["base_params"]
+    path = run.directory / "run.json"
+    path.write_text(json.dumps({**run.info, "cost": legacy}))
+    recount = ["recount", "--suite", run_args[1], "--results", str(tmp_path / "results"),
+               "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(recount) == 0
+    assert f"of {cost['base_params']:,})" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == {**run.info, "cost": cost}
+    assert main(recount) == 0
+    assert "already counts its base alone" in capsys.readouterr().out
