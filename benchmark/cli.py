@@ -43,6 +43,11 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="leaderboards", help="where to write tables and plots (default: leaderboards/)")
 
 
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", help="results directory (default: results/)")
+    p.add_argument("--cache-dir", default=".cache", help="cache of fits and bases (default: .cache/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="benchmark", description="smoothbench: certified robustness by randomized smoothing")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -117,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fits start from, to <results>/checkpoints/, so a run resumed elsewhere certifies the same state",
     )
     pub.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
-    pub.add_argument("--results", default="results")
-    pub.add_argument("--cache-dir", default=".cache")
+    _add_store_args(pub)
     pub.add_argument("--max-mb", type=float, default=20.0, help="larger states stay local (default: 20)")
 
     rec = sub.add_parser(
@@ -127,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "before LoRA, adapters and VPT stopped counting their modules as part of the base); changes nothing else",
     )
     rec.add_argument("--suite", required=True, help="the suite whose runs to recount (its bases are built)")
-    rec.add_argument("--results", default="results")
-    rec.add_argument("--cache-dir", default=".cache")
+    _add_store_args(rec)
     rec.add_argument("--data-root", default=None)
 
     imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
