@@ -133,6 +133,11 @@ def _fmt(value, kind: str = "") -> str:
     return str(value)
 
 
+def _share(row: dict) -> str:
+    """A row's trainable parameters as a percentage of its base's own."""
+    return DASH if row["trainable_pct"] is None else f"{row['trainable_pct']:.2f}"
+
+
 def write_csv(rows: Sequence[dict], radii: Sequence[float], path: Path) -> None:
     columns = [*CSV_COLUMNS, *(radius_label(r) for r in radii), *EXTRA_COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +178,7 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
             for r in sorted(sig_rows, key=lambda r: -(r[acc_cols[0]] if not math.isnan(r[acc_cols[0]]) else -1)):
                 cells = [row_name(r, base_rows), *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
                          _fmt(r["abstain_rate"], "pct"), str(r["n_images"]),
-                         DASH if r["trainable_pct"] is None else f"{r['trainable_pct']:.2f}",
+                         _share(r),
                          DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
                          _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"),
                          _fmt(r["queries"], "int"), r["notes"] or DASH]  # fmt: skip
@@ -239,11 +244,13 @@ def readme_block(results: Path, command: str, suites: Sequence[str]) -> str:
         datasets = data_names(rows)
         sizes = ", ".join(f"{n:,}" for n in sorted({r["n"] for r in rows if r["n"]}))
         lines += [f"**{suite}** ({datasets}; n = {sizes}; certified accuracy %)", ""]
-        lines += ["| base | sigma | method | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR | images |",
-                  "|" + "---|" * (len(radii) + 5)]  # fmt: skip
+        # trainable % tells apart rows of one method that differ in more than precision (LoRA rank 4 and 3)
+        header = ["base", "sigma", "method", *(f"r={r:g}" for r in radii), "ACR", "trainable %", "images"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in rows:
             accuracies = [_fmt(r[radius_label(x)], "pct") for x in radii]
-            cells = [r["base"], f"{r['sigma']:g}", row_name(r, rows), *accuracies, _fmt(r["acr"]), str(r["n_images"])]
+            cells = [r["base"], f"{r['sigma']:g}", row_name(r, rows), *accuracies, _fmt(r["acr"]), _share(r),
+                     str(r["n_images"])]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", precision_note(rows), ""]
     lines.append(README_END)

@@ -225,6 +225,8 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
     block = readme_block(tmp_path / "results", "cmd", ["tiny"])
     assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (partial) |" in block
+    # Each row carries its trainable share (vanilla trains nothing: 0.00) before its image count.
+    assert "| ACR | trainable % | images |" in block and "| 0.00 | 2 |" in block
     # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
     bf16 = next(r for r in runs if r.precision == "bf16")
     info = json.loads((bf16.directory / "run.json").read_text())
