@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser(
         "recount",
-        help="recount each run's trainable share against its base's own parameters (for run.json files written "
-        "before LoRA, adapters and VPT stopped counting their modules as part of the base); changes nothing else",
+        help="correct older run.json files: the trainable share recounted against the base's own parameters (LoRA, "
+        "adapters and VPT once counted their modules as part of the base) and the data named from what the recorded "
+        "data root holds (the JPEG copy was once called CIFAR-10); changes nothing else",
     )
     rec.add_argument("--suite", required=True, help="the suite whose runs to recount (its bases are built)")
     _add_store_args(rec)
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(cfg.results).is_dir():
                 raise BenchmarkError(f"no results directory {cfg.results}: pass --results")
             lines = Runner(cfg, progress=False).recount_costs()
-            print("\n".join(lines) if lines else f"every {cfg.suite} run's share already counts its base alone")
+            print("\n".join(lines) if lines else f"nothing to correct in the {cfg.suite} run.json files")
         elif args.command == "import-tsv":
             from benchmark.interop import import_tsv
 

@@ -464,26 +464,49 @@ class Runner:
 
     # -- upkeep -----------------------------------------------------------------------------------------------
     def recount_costs(self) -> list[str]:
-        """Rewrite the cost block of each run of the suite whose trainable share was divided by more than its
-        base's own parameters (run.json written before the share was defined so: LoRA, adapters and VPT counted
-        their own modules in the denominator). Touches nothing else, no run being written, and no run whose
-        share already holds; each base is built as a run builds it. Returns one line per run rewritten."""
+        """Correct what older run.json files of the suite say of their cost and data, and nothing else.
+
+        * Cost: the trainable share is of the base's own parameters; run.json written before it was defined so
+          (LoRA, adapters and VPT counted their own modules in the denominator) get it recounted, each base built
+          as a run builds it.
+        * Data: ``dataset_label`` is what the dataset calls the data under the run's recorded data root; runs
+          written before a re-encoded copy was named so (``CIFAR-10`` for ../shared's JPEG q75 tree) are
+          relabelled, but only those whose recorded root is the directory this command reads.
+
+        No run being written is touched. Returns one line per run rewritten."""
         lines = []
         for run in iter_runs(self.results, self.cfg.suite):
-            cost = run.info.get("cost") or {}
-            if "trainable_params" not in cost:
-                continue
-            own = count_parameters(self.build_base(run.info["base"]))
-            recounted = {**cost, "base_params": own, "trainable_pct": share_of_base(cost["trainable_params"], own)}
-            if recounted == cost:
+            info, said = dict(run.info), []
+            cost = info.get("cost") or {}
+            if "trainable_params" in cost:
+                own = count_parameters(self.build_base(info["base"]))
+                recounted = {**cost, "base_params": own, "trainable_pct": share_of_base(cost["trainable_params"], own)}
+                if recounted != cost:
+                    info["cost"] = recounted
+                    said.append(f"{cost.get('trainable_pct', float('nan')):.2f} % -> {recounted['trainable_pct']:.2f}"
+                                f" % ({cost['trainable_params']:,} of {own:,})")  # fmt: skip
+            label = self._data_label(info)
+            if label is not None and label != info.get("dataset_label"):
+                said.append(f"data {info.get('dataset_label')!r} -> {label!r}")
+                info["dataset_label"] = label
+            if not said:
                 continue
             if writing(run.directory):
                 lines.append(f"{run.directory}: being written, left as it is; run recount again when it ends")
                 continue
-            write_json_atomic(run.directory / "run.json", {**run.info, "cost": recounted})
-            lines.append(f"{run.directory}: {cost.get('trainable_pct', float('nan')):.2f} % -> "
-                         f"{recounted['trainable_pct']:.2f} % ({cost['trainable_params']:,} of {own:,})")  # fmt: skip
+            write_json_atomic(run.directory / "run.json", info)
+            lines.append(f"{run.directory}: {'; '.join(said)}")
         return lines
+
+    def _data_label(self, info: dict) -> str | None:
+        """The label of this runner's data if ``info`` was certified on that very directory, else None."""
+        recorded = (info.get("run_settings") or {}).get("data_root")
+        if info.get("dataset") != self.cfg.dataset or not recorded or self.data_root is None:
+            return None
+        if Path(recorded).expanduser().resolve() != self.data_root.resolve():
+            return None
+        self.eval_data()  # the label is set from what the root holds (e.g. JPEG files) when it is read
+        return self.dataset.label
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> list[Path]:

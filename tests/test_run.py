@@ -439,4 +439,42 @@ def test_recount_divides_by_the_base_alone(run_args, tmp_path, capsys):
     assert f"of {cost['base_params']:,})" in capsys.readouterr().out
     assert json.loads(path.read_text()) == {**run.info, "cost": cost}
     assert main(recount) == 0
-    assert "already counts its base alone" in capsys.readouterr().out
+    assert "nothing to correct" in capsys.readouterr().out
+
+
+def _jpeg_cifar_tree(root: Path, per_class: int = 2) -> Path:
+    """A CIFAR-10-shaped ImageFolder tree of random 32x32 JPEGs, class folders in the official order."""
+    import numpy as np
+    from PIL import Image
+
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.jpg", quality=75)
+    return root
+
+
+def test_recount_relabels_data_only_where_it_was_read(tiny_suite, tmp_path, capsys):
+    """A run.json written before the JPEG copy was named so says "CIFAR-10"; `recount` names the data from what
+    the recorded root holds, and leaves a run certified on another directory as it is."""
+    data = _jpeg_cifar_tree(tmp_path / "cifar")
+    tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
+    store = ["--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    args = ["--suite", str(tiny_suite), *store, "--data-root", str(data)]
+    assert main(["run", *args, "--out", str(tmp_path / "lb"), "--quiet", "--methods", "vanilla", "--sigma", "0.25",
+                 "--n", "20", "--n0", "10", "--skip", "5"]) == 0  # fmt: skip
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert run.info["dataset_label"] == "CIFAR-10 (JPEG q75 copy)"
+    path = run.directory / "run.json"
+    path.write_text(json.dumps({**run.info, "dataset_label": "CIFAR-10"}))
+    elsewhere = _jpeg_cifar_tree(tmp_path / "other", per_class=1)
+    assert main(["recount", "--suite", str(tiny_suite), *store, "--data-root", str(elsewhere)]) == 0
+    assert "nothing to correct" in capsys.readouterr().out
+    assert json.loads(path.read_text())["dataset_label"] == "CIFAR-10"
+    assert main(["recount", *args]) == 0
+    assert "data 'CIFAR-10' -> 'CIFAR-10 (JPEG q75 copy)'" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == run.info
