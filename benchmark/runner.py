@@ -501,8 +501,8 @@ class Runner:
     def _data_label(self, info: dict) -> str | None:
         """The label of this runner's data if ``info`` was certified on that very directory, else None."""
         recorded = (info.get("run_settings") or {}).get("data_root")
-        if info.get("dataset") != self.cfg.dataset or not recorded or self.data_root is None:
-            return None
+        if info.get("dataset") != self.cfg.dataset or not recorded or not (self.data_root and self.data_root.is_dir()):
+            return None  # nothing here to name the data from: the label stands
         if Path(recorded).expanduser().resolve() != self.data_root.resolve():
             return None
         self.eval_data()  # the label is set from what the root holds (e.g. JPEG files) when it is read
