@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = build_run_config(args.suite, _overrides(args))
             if not Path(cfg.results).is_dir():
                 raise BenchmarkError(f"no results directory {cfg.results}: pass --results")
-            lines = Runner(cfg, progress=False).recount_costs()
+            lines = Runner(cfg, progress=False).recount()
             print("\n".join(lines) if lines else f"nothing to correct in the {cfg.suite} run.json files")
         elif args.command == "import-tsv":
             from benchmark.interop import import_tsv

@@ -463,7 +463,7 @@ class Runner:
         return {**info, "cached": False, "fit_hash": fhash, "state_sha256": sha256_file(state_path)}
 
     # -- upkeep -----------------------------------------------------------------------------------------------
-    def recount_costs(self) -> list[str]:
+    def recount(self) -> list[str]:
         """Correct what older run.json files of the suite say of their cost and data, and nothing else.
 
         * Cost: the trainable share is of the base's own parameters; run.json written before it was defined so
