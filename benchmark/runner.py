@@ -500,10 +500,11 @@ class Runner:
 
     def _data_label(self, info: dict) -> str | None:
         """The label of this runner's data if ``info`` was certified on that very directory, else None."""
-        recorded = (info.get("run_settings") or {}).get("data_root")
-        if info.get("dataset") != self.cfg.dataset or not recorded or not (self.data_root and self.data_root.is_dir()):
-            return None  # nothing here to name the data from: the label stands
-        if Path(recorded).expanduser().resolve() != self.data_root.resolve():
+        recorded, root = (info.get("run_settings") or {}).get("data_root"), self.data_root
+        # No root here to read, or another one: nothing to name the data from, so the label stands.
+        if info.get("dataset") != self.cfg.dataset or not recorded or root is None or not root.is_dir():
+            return None
+        if Path(recorded).expanduser().resolve() != root.resolve():
             return None
         self.eval_data()  # the label is set from what the root holds (e.g. JPEG files) when it is read
         return self.dataset.label
