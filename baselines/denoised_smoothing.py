@@ -35,8 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.method import Method, QueryOnly
-from benchmark.metrics import denoising_report
+from benchmark.method import Method
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
@@ -127,7 +126,7 @@ class DnCNNDenoiser(Method):
     name = "dncnn"
     version = 1
     Config = DnCNNConfig
-    fit_uses_base = False
+    fit_ignores = frozenset({"base"})
 
     def __init__(self, config: DnCNNConfig, base, ctx):
         super().__init__(config, base, ctx)
@@ -141,10 +140,10 @@ class DnCNNDenoiser(Method):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.denoiser.parameters())
 
-    def fitted_module(self) -> nn.Module:
+    def fit_module(self) -> nn.Module:
         return self.denoiser
 
-    def set_train_mode(self) -> None:
+    def train_mode(self) -> None:
         self.denoiser.train()
 
     def training_loss(self, batch, sigma, generator):
@@ -158,12 +157,7 @@ class DnCNNDenoiser(Method):
     def noisy_classifier(self, sigma: float) -> nn.Module:
         return self.model.eval()
 
-    def run_report(self, sigma: float) -> dict:
-        if self.ctx.eval_data is None:
-            return {}
-        return denoising_report(self.denoiser.eval(), self.ctx.eval_data(), sigma, self.ctx.device, self.ctx.seed)
-
-    def describe(self) -> dict:
+    def report(self, sigma: float) -> dict:
         return {"denoiser": f"DnCNN-{self.config.depth}x{self.config.width}"}
 
 
@@ -180,14 +174,14 @@ class _Stability(DnCNNDenoiser):
         """The classifier whose gradients train the denoiser."""
         raise NotImplementedError
 
-    def set_train_mode(self) -> None:
+    def train_mode(self) -> None:
         self.denoiser.train()
         self.guide.eval()
 
     def before_fit(self, sigma: float) -> None:
-        if self.ctx.fitted is None:
+        if self.ctx.fit is None:
             return
-        start = self.ctx.fitted(self.config.init_from, sigma)
+        start = self.ctx.fit(self.config.init_from, sigma)
         try:
             self.denoiser.load_state_dict(start.denoiser.state_dict())
         except (AttributeError, RuntimeError):
@@ -207,7 +201,7 @@ class DnCNNStab(_Stability):
     """``dncnn_stab``: Stab+MSE through the target classifier itself (white-box)."""
 
     name = "dncnn_stab"
-    fit_uses_base = True
+    fit_ignores = frozenset()
 
     def guide_classifier(self) -> nn.Module:
         return self.base
@@ -217,14 +211,14 @@ class DnCNNSurrogate(_Stability):
     """``dncnn_surrogate``: Stab+MSE through a surrogate; the target is only queried, never differentiated."""
 
     name = "dncnn_surrogate"
-    fit_uses_base = False
+    fit_ignores = frozenset({"base"})
 
     def target(self) -> nn.Module:
-        self.queried = QueryOnly(self.base)
+        self.queried = self.ctx.query_only(self.base)
         return self.queried
 
     def guide_classifier(self) -> nn.Module:
         return self.ctx.build_base(self.config.surrogate)
 
-    def describe(self) -> dict:
-        return {**super().describe(), "surrogate": self.config.surrogate}
+    def report(self, sigma: float) -> dict:
+        return {**super().report(sigma), "surrogate": self.config.surrogate}

@@ -32,7 +32,6 @@ from torch import nn
 
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.metrics import denoising_report
 from benchmark.train import TrainConfig
 
 
@@ -80,8 +79,7 @@ class Classify(nn.Module):
 class DiffusionDenoised(Method):
     name = "diffusion"
     version = 1
-    fit_uses_base = False
-    fit_uses_sigma = False
+    fit_ignores = frozenset({"base", "sigma"})
 
     @dataclass(frozen=True)
     class Config:
@@ -142,16 +140,13 @@ class DiffusionDenoised(Method):
         self.alphas_cumprod = scheduler.alphas_cumprod.to(ctx.device)
         self.t_max = timestep_for_sigma(self.alphas_cumprod, config.max_sigma)
 
-    def needs_fit(self) -> bool:
-        return self.config.checkpoint is None
-
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self.unet.parameters()) if self.needs_fit() else []
+        return list(self.unet.parameters()) if self.config.checkpoint is None else []
 
-    def fitted_module(self) -> nn.Module:
+    def fit_module(self) -> nn.Module:
         return self.unet
 
-    def set_train_mode(self) -> None:
+    def train_mode(self) -> None:
         self.unet.train()
 
     def training_loss(self, batch, sigma, generator):
@@ -176,11 +171,6 @@ class DiffusionDenoised(Method):
             raise BenchmarkError(f"the suite's DDPM is trained up to sigma {self.config.max_sigma}: raise max_sigma")
         return Classify(self.denoiser(sigma), self.base.eval()).eval()
 
-    def run_report(self, sigma: float) -> dict:
-        if self.ctx.eval_data is None:
-            return {}
-        report = denoising_report(self.denoiser(sigma), self.ctx.eval_data(), sigma, self.ctx.device, self.ctx.seed)
-        return {**report, "timestep": timestep_for_sigma(self.alphas_cumprod, sigma)}
-
-    def describe(self) -> dict:
-        return {"ddpm": self.config.checkpoint or f"own UNet {list(self.config.block_out_channels)}"}
+    def report(self, sigma: float) -> dict:
+        return {"ddpm": self.config.checkpoint or f"own UNet {list(self.config.block_out_channels)}",
+                "timestep": timestep_for_sigma(self.alphas_cumprod, sigma)}  # fmt: skip

@@ -23,6 +23,8 @@ from benchmark.errors import BenchmarkError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 PRECISIONS = ("fp32", "bf16", "auto")
+# The radius grid of the tables when a suite names none (and of an imported log, which records none).
+DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def canonical_json(obj: Any) -> str:
@@ -101,8 +103,9 @@ class RunConfig:
         download: allow torchvision to download a dataset that is missing (never in tests or CI).
         results: results directory.
         cache_dir: where fitted states, pretrained bases and decoded data are cached.
-        method_settings: per-method overrides of the method's ``Config`` (suite ``[methods.<name>]`` tables).
-        base_settings: per-base overrides (suite ``[bases.<name>]`` tables), e.g. pretraining budgets.
+        method_settings: per-method overrides of the method's ``Config`` (suite ``[method_settings.<name>]``
+            tables, with ``[method_settings.<name>.by_base.<base>]`` for one base).
+        base_settings: per-base overrides (suite ``[base_settings.<name>]`` tables), e.g. pretraining budgets.
     """
 
     suite: str
@@ -121,7 +124,7 @@ class RunConfig:
     batch_size: int = 1000
     device: str = "cpu"
     precision: str = "auto"
-    radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    radii: tuple[float, ...] = DEFAULT_RADII
     data_root: str | None = None
     download: bool = False
     results: str = "results"
@@ -155,7 +158,7 @@ class RunConfig:
             raise ValueError(f"radii must be non-negative and increasing, got {self.radii!r}")
 
 
-# TOML keys of a suite file that map to RunConfig fields; [methods.*] and [bases.*] tables are handled apart.
+# TOML keys of a suite file that map to RunConfig fields; [method_settings.*] and [base_settings.*] are handled apart.
 _SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", "method_settings", "base_settings"}
 
 

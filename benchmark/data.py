@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from benchmark.errors import BenchmarkError
-from benchmark.results import write_atomic
+from benchmark.files import write_atomic
 
 
 class UInt8Images(Dataset):

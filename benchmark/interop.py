@@ -13,11 +13,11 @@ import datetime
 import hashlib
 from pathlib import Path
 
-from benchmark.config import config_hash
+from benchmark.config import DEFAULT_RADII, config_hash
 from benchmark.errors import BenchmarkError
+from benchmark.files import now
 from benchmark.metrics import certify_s_per_image
-from benchmark.results import RecordWriter, latest_runs, now, run_dir, write_json_atomic
-from benchmark.smoothing import ABSTAIN
+from benchmark.records import Record, RecordWriter, RunInfo, latest_runs, run_dir, write_run_info
 
 HEADER = ["idx", "label", "predict", "radius", "correct", "time"]
 
@@ -73,40 +73,38 @@ def import_tsv(path: Path, *, method: str, sigma: float, suite: str, results: Pa
             time_s = parse_time(row[5])
         except (ValueError, IndexError):
             raise BenchmarkError(f"{path} line {lineno} is malformed: {chr(9).join(row)!r}") from None
-        records.append({"method": method, "config_hash": chash, "dataset": dataset, "split": "test", "idx": idx,
-                        "sigma": float(sigma), "seed": None, "n0": n0, "n": n, "alpha": alpha, "label": label,
-                        "prediction": pred, "correct": int(pred == label and pred != ABSTAIN), "radius": radius,
-                        "p_a_lower": None, "n_top": None, "n_used": None, "time_s": time_s})  # fmt: skip
+        # ``correct`` is recomputed from label and prediction (see the module docstring), never read from the log
+        records.append(Record.of(label=label, prediction=pred, method=method, config_hash=chash, dataset=dataset,
+                                 split="test", idx=idx, sigma=float(sigma), seed=None, n0=n0, n=n, alpha=alpha,
+                                 radius=radius, p_a_lower=None, n_top=None, n_used=None, time_s=time_s))  # fmt: skip
     for record in records:
-        if record["idx"] not in writer.done:
+        if record.idx not in writer.done:
             writer.append(record)
     writer.close()
-    total = sum(r["time_s"] for r in records)
-    write_json_atomic(directory / "run.json", {
-        "suite": suite, "method": method, "base": base, "sigma": float(sigma), "dataset": dataset,
-        "dataset_label": dataset, "split": "test", "n0": n0, "n": n, "alpha": alpha, "seed": None,
-        "radii": [0.0, 0.25, 0.5, 0.75, 1.0], "config_hash": chash, "config": key, "status": "imported",
-        "source": str(path), "started": now(), "updated": now(),
-        "timings": {"certify_time_s": total, "images": len(records),
-                    "certify_s_per_image": certify_s_per_image(records) if records else None},
-    })  # fmt: skip
+    total = sum(r.time_s for r in records)
+    write_run_info(directory, RunInfo(
+        suite=suite, method=method, base=base, sigma=float(sigma), dataset=dataset, dataset_label=dataset,
+        split="test", n0=n0, n=n, alpha=alpha, seed=None, radii=list(DEFAULT_RADII), config_hash=chash, config=key,
+        status="imported", started=now(), updated=now(), extra={"source": str(path)},
+        timings={"certify_time_s": total, "images": len(records),
+                 "certify_s_per_image": certify_s_per_image(records) if records else None},
+    ))  # fmt: skip
     return directory
 
 
 def export_tsv(results: Path, *, suite: str, method: str, sigma: float, out: Path, base: str | None = None) -> Path:
     """Write the records of one run in Cohen's format (radius at full precision, not Cohen's ``{:.3}``)."""
     runs = [r for r in latest_runs(results, suite)
-            if r.info["method"] == method and float(r.info["sigma"]) == float(sigma)
-            and (base is None or r.info["base"] == base)]  # fmt: skip
+            if r.info.method == method and float(r.info.sigma) == float(sigma)
+            and (base is None or r.info.base == base)]  # fmt: skip
     if not runs:
         raise BenchmarkError(f"no run of {method!r} at sigma {sigma:g} in suite {suite!r} under {results}")
     if len(runs) > 1:
-        names = ", ".join(r.info["base"] for r in runs)
+        names = ", ".join(r.info.base for r in runs)
         raise BenchmarkError(f"{method!r} at sigma {sigma:g} ran on several bases ({names}): pick one with --base")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as fh:
         fh.write("\t".join(HEADER) + "\n")
         for r in runs[0].records:
-            fh.write(f"{r['idx']}\t{r['label']}\t{r['prediction']}\t{r['radius']!r}\t{r['correct']}\t"
-                     f"{format_time(r['time_s'])}\n")  # fmt: skip
+            fh.write(f"{r.idx}\t{r.label}\t{r.prediction}\t{r.radius!r}\t{r.correct}\t{format_time(r.time_s)}\n")
     return out

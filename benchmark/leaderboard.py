@@ -11,8 +11,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.config import DEFAULT_RADII
+from benchmark.labels import envelope_sources, run_label, unfinished
 from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
-from benchmark.results import Run, envelope_sources, latest_runs, run_label, unfinished
+from benchmark.records import Run, latest_runs, suites_in
 
 CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
@@ -28,24 +30,24 @@ def radius_label(r: float) -> str:
 
 
 def radius_grid(runs: Sequence[Run]) -> list[float]:
-    radii = sorted({float(r) for run in runs for r in run.info.get("radii", [])})
-    return radii or [0.0, 0.25, 0.5, 0.75, 1.0]
+    radii = sorted({float(r) for run in runs for r in run.info.radii})
+    return radii or list(DEFAULT_RADII)
 
 
 def run_row(run: Run, radii: Sequence[float]) -> dict:
     """One leaderboard row: metrics (and the certification time) of the run's records, cost and provenance from its
     run.json."""
     info, records = run.info, run.records
-    cost = info.get("cost", {})
-    notes = {**info.get("notes", {}), **info.get("report", {})}
-    timings = info.get("timings", {})
+    cost = info.cost
+    notes = {**info.notes, **info.measurements}
+    timings = info.timings
     row = {
-        "method": info["method"],
-        "base": info["base"],
-        "sigma": float(info["sigma"]),
+        "method": info.method,
+        "base": info.base,
+        "sigma": float(info.sigma),
         "n_images": len(records),
-        "n": info.get("n"),
-        "alpha": info.get("alpha"),
+        "n": info.n,
+        "alpha": info.alpha,
         "trainable_params": cost.get("trainable_params"),
         "trainable_pct": cost.get("trainable_pct"),
         "fit_time_s": timings.get("fit_time_s"),
@@ -55,14 +57,14 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
     row.update(zip((radius_label(r) for r in radii), certified_accuracy(records, radii), strict=True))
     row.update(
         abstain_rate=abstain_rate(records),
-        r_max=r_max(float(info["sigma"]), info.get("n"), info.get("alpha")),
+        r_max=r_max(float(info.sigma), info.n, info.alpha),
         stored_bytes=cost.get("stored_bytes"),
-        queries=info.get("fit", {}).get("queries"),
+        queries=info.fit.get("queries"),
         notes="; ".join(f"{k}={_short(v)}" for k, v in sorted(notes.items())) or None,
-        dataset=info.get("dataset_label", info.get("dataset")),
-        dataset_name=info.get("dataset"),
-        updated=info.get("updated", ""),
-        config_hash=info.get("config_hash"),
+        dataset=info.dataset_label if info.dataset_label is not None else info.dataset,
+        dataset_name=info.dataset,
+        updated=info.updated,
+        config_hash=info.config_hash,
         status=run.status,
         precision=run.precision,
     )
@@ -216,11 +218,6 @@ def write_leaderboard(results: Path, out_dir: Path, suite: str, command: str, wi
     plots = write_plots(results, out_dir, suite) if with_plots else []
     md_path.write_text(markdown(suite, rows, radii, plots, out_dir, command))
     return [md_path, csv_path, *plots]
-
-
-def suites_in(results: Path) -> list[str]:
-    """Suites that have at least one run under ``results`` (run.json sits five levels below the suite folder)."""
-    return sorted({p.parents[4].name for p in results.glob("*/*/*/sigma_*/*/run.json")})
 
 
 def readme_suites(results: Path) -> list[str]:

@@ -5,164 +5,36 @@ methods differ in how that classifier is built or trained, rarely in how it is c
 instantiated once per (base, sigma) with its frozen ``Config`` and a private copy of the base, and provides:
 
 * ``noisy_classifier(sigma)`` (required): an ``nn.Module`` mapping noisy images in [0, 1] to logits;
-* ``trainable_parameters()`` + ``training_loss(batch, sigma, generator)`` (optional): the shared loop in
-  :mod:`benchmark.train` does the rest; ``train_config()`` gives its settings (default ``config.train``);
-* ``state_to_save()`` / ``load_saved_state()``: what a fit produced, cached as safetensors by config hash.
+* training hooks (a method with nothing to train has none): ``trainable_parameters()`` and
+  ``training_loss(batch, sigma, generator)``; the shared loop in :mod:`benchmark.train` does the rest with the
+  settings in ``config.train``. ``fit_module()`` is what a fit changes (checkpointed, and its ``fit_state()`` is
+  stored), ``train_mode()`` puts it in training mode, ``before_fit(sigma)`` starts it (e.g. from another method's
+  fit, through ``ctx.fit``);
+* ``report(sigma)``: the one channel for what a leaderboard shows beside the numbers (settings such as a LoRA rank);
+* ``certify(classifier, x, ...)``: the certificate; by default the harness' CERTIFY (a cascade overrides it).
 
-Methods never call the runner, the results writer or each other; a method that needs another model (a surrogate
-classifier, a denoiser) gets it through :class:`MethodContext`.
+A *fit* is the state a method's training produces; the harness keys it by the parts of the run configuration it
+depends on (``fit_ignores`` names those it does not: a denoiser trained on images alone ignores the base) and keeps
+it in the fit store. Methods never call the runner, the records writer or each other; a method that needs another
+model (a surrogate classifier, a denoiser) gets it through :class:`MethodContext`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
+from benchmark.bases import BaseClassifier
 from benchmark.data import DatasetSpec
-from benchmark.models import BaseClassifier
-from benchmark.train import TrainConfig
+from benchmark.smoothing import Certificate, certify
+from benchmark.train import FitResult, fit
 
-
-@dataclass
-class MethodContext:
-    """The harness services a method may use.
-
-    Attributes:
-        dataset: the dataset spec (class count, shapes, augmentation).
-        device: where to build and train.
-        bf16: whether forward passes run under bf16 autocast.
-        seed: root seed of the run.
-        cache_dir: cache root (methods may cache models independent of the base, e.g. denoisers, under it).
-        train_data: returns the clean training split (loaded on first call).
-        build_base: builds another base classifier by registry name (e.g. a surrogate), frozen, in eval mode.
-        eval_data: returns the clean split being certified (for reports such as denoising error).
-        fitted: ``(method name, sigma) -> Method``: another registered method on the same base, fitted or loaded
-            from the fit cache (e.g. the MSE denoiser a Stab+MSE denoiser starts from).
-    """
-
-    dataset: DatasetSpec
-    device: torch.device
-    bf16: bool
-    seed: int
-    cache_dir: Path
-    train_data: Callable[[], Dataset]
-    build_base: Callable[[str], BaseClassifier]
-    eval_data: Callable[[], Dataset] | None = None
-    fitted: Callable[[str, float], Method] | None = None
-
-
-class Method:
-    """Base class of every smoothing strategy (see the module docstring for the contract)."""
-
-    name: ClassVar[str]
-    version: ClassVar[int] = 1
-    Config: ClassVar[type]
-    # False when the fit never looks at the base (a denoiser trained on images alone): it is then cached once
-    # for every base instead of once per base.
-    fit_uses_base: ClassVar[bool] = True
-    # False when one fit serves every sigma (a diffusion model trained over all noise levels).
-    fit_uses_sigma: ClassVar[bool] = True
-    # False when the fit computes in fp32 whatever the run's precision (a black-box fit whose SPSA differences
-    # bf16 would round away): the loop then runs without autocast and one fitted state serves both precisions.
-    fit_uses_precision: ClassVar[bool] = True
-
-    def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
-        self.config = config
-        self.base = base
-        self.ctx = ctx
-        # Counted before a subclass adds modules into ``base`` (LoRA, adapters, VPT tokens), so that every method on
-        # one base reports its share against the same number: the clean base's own parameters.
-        self.base_params = count_parameters(base)
-
-    # -- required ---------------------------------------------------------------------------------------------
-    def noisy_classifier(self, sigma: float) -> nn.Module:
-        """The classifier f of Cohen et al. that the smoothed classifier votes over: noisy [0,1] images -> logits."""
-        raise NotImplementedError
-
-    # -- optional training hooks ------------------------------------------------------------------------------
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the shared loop optimises (empty: nothing is trained)."""
-        return []
-
-    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], sigma: float, generator: torch.Generator):
-        """Scalar loss on a clean batch ``(x in [0,1], y)``; the method draws its own noise from ``generator``."""
-        raise NotImplementedError
-
-    def train_config(self) -> TrainConfig:
-        return self.config.train
-
-    def set_train_mode(self) -> None:
-        """Put the modules being trained in train mode (default: the whole noisy classifier)."""
-        self.fitted_module().train()
-
-    def needs_fit(self) -> bool:
-        return bool(self.trainable_parameters())
-
-    def fitted_module(self) -> nn.Module:
-        """The module whose state a fit changes (checkpointed by the loop, saved after it)."""
-        return self.base
-
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        """The tensors a fit produced: trainable parameters and every persistent buffer (batch-norm statistics)."""
-        module = self.fitted_module()
-        trainable = {id(p) for p in self.trainable_parameters()}
-        params = {k: p for k, p in module.named_parameters()}
-        return {k: t.detach() for k, t in module.state_dict(keep_vars=True).items()
-                if k not in params or id(params[k]) in trainable}  # fmt: skip
-
-    def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
-        missing = set(state) - set(self.fitted_module().state_dict())
-        if missing:
-            raise ValueError(f"saved state has unknown keys {sorted(missing)[:3]}")
-        self.fitted_module().load_state_dict(state, strict=False)
-
-    def describe(self) -> dict:
-        """Settings a leaderboard should show beside the numbers (e.g. whether batch-norm statistics adapted)."""
-        return {}
-
-    def before_fit(self, sigma: float) -> None:
-        """Called once before a fit that is not cached (e.g. to initialise from another fitted method)."""
-
-    def fit_report(self, sigma: float) -> dict:
-        """Extra facts about a finished fit, stored with it (e.g. black-box query counts, denoising MSE)."""
-        return {}
-
-    def run_report(self, sigma: float) -> dict:
-        """Measurements stored with each run at ``sigma`` (e.g. denoising MSE); shown in the leaderboard notes."""
-        return {}
-
-    # -- cost accounting --------------------------------------------------------------------------------------
-    def cost(self) -> dict:
-        """Trainable parameters, their share of the clean base's own parameters (added modules are not counted in
-        the denominator, so the share may pass 100 % for a method larger than its base), and the bytes stored per
-        sigma."""
-        trainable = sum(p.numel() for p in self.trainable_parameters())
-        stored = sum(t.numel() * t.element_size() for t in self.state_to_save().values()) if trainable else 0
-        return {
-            "trainable_params": trainable,
-            "base_params": self.base_params,
-            "trainable_pct": share_of_base(trainable, self.base_params),
-            "stored_bytes": stored,
-        }
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Distinct parameters of ``module`` (shared tensors once)."""
-    return sum(p.numel() for p in module.parameters())
-
-
-def share_of_base(trainable: int, base_params: int) -> float:
-    """``trainable`` as a percentage of the base's own parameter count (0 for a base without parameters)."""
-    return 100.0 * trainable / base_params if base_params else 0.0
-
-
-# --- Black-box access ---------------------------------------------------------------------------------------
+# What a fit key may leave out (see Method.fit_ignores).
+FIT_INDEPENDENT = frozenset({"base", "sigma", "precision"})
 
 
 class _NoBackward(torch.autograd.Function):
@@ -192,3 +64,133 @@ class QueryOnly(nn.Module):
         with torch.no_grad():
             logits = self.model(x.detach())
         return _NoBackward.apply(x, logits, self.counter)
+
+
+@dataclass
+class MethodContext:
+    """The harness services a method may use.
+
+    Attributes:
+        dataset: the dataset spec (class count, shapes, augmentation).
+        device: where to build and train.
+        seed: root seed of the run.
+        build_base: builds another base classifier by registry name (e.g. a surrogate), frozen, in eval mode.
+        fit: ``(method name, sigma) -> Method``: another registered method on the same base, with its fit (from the
+            store, or made now); the harness records it as a start of the fit being made.
+        query_only: black-box access to a model; the harness counts the queries a fit makes through it.
+    """
+
+    dataset: DatasetSpec
+    device: torch.device
+    seed: int
+    build_base: Callable[[str], BaseClassifier]
+    fit: Callable[[str, float], Method] | None = None
+    query_only: Callable[[nn.Module], QueryOnly] = QueryOnly
+
+
+class Method:
+    """Base class of every smoothing strategy (see the module docstring for the contract)."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    Config: ClassVar[type]
+    # Parts of the run a fit does not depend on, so one fit serves them all: "base" (a denoiser trained on images
+    # alone), "sigma" (a diffusion model trained over every noise level), "precision" (a black-box fit whose SPSA
+    # differences bf16 would round away runs in fp32 whatever the run's precision).
+    fit_ignores: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
+        self.config = config
+        self.base = base
+        self.ctx = ctx
+        # Counted before a subclass adds modules into ``base`` (LoRA, adapters, VPT tokens), so that every method on
+        # one base reports its share against the same number: the clean base's own parameters.
+        self.base_params = count_parameters(base)
+
+    # -- required ---------------------------------------------------------------------------------------------
+    def noisy_classifier(self, sigma: float) -> nn.Module:
+        """The classifier f of Cohen et al. that the smoothed classifier votes over: noisy [0,1] images -> logits."""
+        raise NotImplementedError
+
+    # -- training hooks ---------------------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the shared loop optimises (empty: nothing is trained, and there is no fit)."""
+        return []
+
+    def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], sigma: float, generator: torch.Generator):
+        """Scalar loss on a clean batch ``(x in [0,1], y)``; the method draws its own noise from ``generator``."""
+        raise NotImplementedError
+
+    def fit_module(self) -> nn.Module:
+        """The module a fit changes (checkpointed by the loop; its ``fit_state`` is stored)."""
+        return self.base
+
+    def train_mode(self) -> None:
+        """Put the modules being trained in train mode (default: the whole fit module)."""
+        self.fit_module().train()
+
+    def before_fit(self, sigma: float) -> None:
+        """Called once before a fit is made (not when it is loaded), e.g. to start from another method's fit."""
+
+    def fit_state(self) -> dict[str, torch.Tensor]:
+        """The tensors a fit produced: trainable parameters and every persistent buffer (batch-norm statistics)."""
+        module = self.fit_module()
+        trainable = {id(p) for p in self.trainable_parameters()}
+        params = {k: p for k, p in module.named_parameters()}
+        return {k: t.detach() for k, t in module.state_dict(keep_vars=True).items()
+                if k not in params or id(params[k]) in trainable}  # fmt: skip
+
+    def load_fit(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(state) - set(self.fit_module().state_dict())
+        if missing:
+            raise ValueError(f"saved state has unknown keys {sorted(missing)[:3]}")
+        self.fit_module().load_state_dict(state, strict=False)
+
+    def needs_fit(self) -> bool:
+        return bool(self.trainable_parameters())
+
+    # -- reporting and certification --------------------------------------------------------------------------
+    def report(self, sigma: float) -> dict:
+        """Settings and facts a leaderboard shows beside the numbers (e.g. whether batch-norm statistics adapted)."""
+        return {}
+
+    def certify(self, classifier: nn.Module, x: torch.Tensor, sigma: float, *, n0: int, n: int, alpha: float,
+                batch_size: int, generator: torch.Generator) -> Certificate:  # fmt: skip
+        """The certificate of one image ``x`` ([C,H,W] in [0,1]) with ``classifier`` (the noisy classifier, wrapped
+        for inference by the harness); the harness' CERTIFY unless a method certifies differently."""
+        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator)
+
+
+def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16: bool = False, seed: int = 0,
+               checkpoint=None, augment=None) -> FitResult:  # fmt: skip
+    """Train ``method`` at ``sigma`` on ``data`` through the one training loop, with the method's hooks and its
+    ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says."""
+    return fit(
+        method.fit_module(), method.trainable_parameters(),
+        lambda batch, gen: method.training_loss(batch, sigma, gen), data, method.config.train, device=device,
+        bf16=bf16 and "precision" not in method.fit_ignores, seed=seed, checkpoint=checkpoint, augment=augment,
+        train_mode=method.train_mode, desc=f"fit {method.name} sigma={sigma:g}",
+    )  # fmt: skip
+
+
+def cost(method: Method) -> dict:
+    """Trainable parameters, their share of the clean base's own parameters (added modules are not counted in the
+    denominator, so the share may pass 100 % for a method larger than its base), and the bytes stored per sigma."""
+    trainable = sum(p.numel() for p in method.trainable_parameters())
+    stored = sum(t.numel() * t.element_size() for t in method.fit_state().values()) if trainable else 0
+    return {
+        "trainable_params": trainable,
+        "base_params": method.base_params,
+        "trainable_pct": share_of_base(trainable, method.base_params),
+        "stored_bytes": stored,
+    }
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Distinct parameters of ``module`` (shared tensors once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def share_of_base(trainable: int, base_params: int) -> float:
+    """``trainable`` as a percentage of the base's own parameter count (0 for a base without parameters)."""
+    return 100.0 * trainable / base_params if base_params else 0.0

@@ -9,38 +9,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from benchmark.smoothing import ABSTAIN, add_noise, max_radius
+from benchmark.records import Record
+from benchmark.smoothing import ABSTAIN, max_radius
 
 
-def certified_accuracy(records: Sequence[dict], radii: Sequence[float]) -> list[float]:
+def certified_accuracy(records: Sequence[Record], radii: Sequence[float]) -> list[float]:
     """Fraction of ``records`` with ``correct`` and ``radius >= r``, for each r (NaN for no records)."""
     if not records:
         return [float("nan")] * len(radii)
-    correct = np.array([bool(r["correct"]) for r in records])
-    radius = np.array([float(r["radius"]) for r in records])
+    correct = np.array([bool(r.correct) for r in records])
+    radius = np.array([float(r.radius) for r in records])
     return [float(np.mean(correct & (radius >= r))) for r in radii]
 
 
-def acr(records: Sequence[dict]) -> float:
+def acr(records: Sequence[Record]) -> float:
     """Average certified radius: mean of ``correct * radius`` over all images (abstentions count 0)."""
     if not records:
         return float("nan")
-    return float(np.mean([float(r["radius"]) * bool(r["correct"]) for r in records]))
+    return float(np.mean([float(r.radius) * bool(r.correct) for r in records]))
 
 
-def abstain_rate(records: Sequence[dict]) -> float:
+def abstain_rate(records: Sequence[Record]) -> float:
     if not records:
         return float("nan")
-    return float(np.mean([r["prediction"] == ABSTAIN for r in records]))
+    return float(np.mean([r.prediction == ABSTAIN for r in records]))
 
 
-def certify_s_per_image(records: Sequence[dict]) -> float:
+def certify_s_per_image(records: Sequence[Record]) -> float:
     """Mean certification wall time per image, as each record measured it (NaN for no records)."""
     if not records:
         return float("nan")
-    return float(np.mean([float(r["time_s"]) for r in records]))
+    return float(np.mean([float(r.time_s) for r in records]))
 
 
 def r_max(sigma: float, n: int | None, alpha: float | None) -> float:
@@ -58,13 +58,3 @@ def envelope(curves: Sequence[Sequence[float]]) -> list[float]:
     with np.errstate(all="ignore"):
         out = np.nanmax(np.where(np.isnan(arr), -np.inf, arr), axis=0)
     return [float("nan") if np.isinf(v) else float(v) for v in out]
-
-
-@torch.no_grad()
-def denoising_report(denoise, data, sigma: float, device: torch.device, seed: int, count: int = 256) -> dict:
-    """Mean squared error per pixel of the noisy and the denoised images against the clean ones (first ``count``
-    images of ``data``, fixed noise)."""
-    x = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(device)
-    z = add_noise(x, sigma, torch.Generator(device=device).manual_seed(seed))
-    denoised = denoise(z).float()
-    return {"noisy_mse": float(((z - x) ** 2).mean()), "denoised_mse": float(((denoised - x) ** 2).mean())}

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from benchmark.labels import envelope_sources, run_label, unfinished
 from benchmark.metrics import certified_accuracy, envelope, r_max
-from benchmark.results import envelope_sources, latest_runs, run_label, safe_name, unfinished
-from benchmark.smoothing import add_noise
+from benchmark.records import latest_runs, safe_name
 
 
 def _axes(title: str):
@@ -35,77 +34,41 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
     runs = [r for r in latest_runs(results, suite) if r.records]
     written: list[Path] = []
     folder = out_dir / safe_name(suite)
-    for base in sorted({r.info["base"] for r in runs}):
-        base_runs = [r for r in runs if r.info["base"] == base]
-        top = max(r_max(float(r.info["sigma"]), r.info.get("n"), r.info.get("alpha")) for r in base_runs)
-        top = top if np.isfinite(top) else max(float(x["radius"]) for r in base_runs for x in r.records) or 1.0
+    for base in sorted({r.info.base for r in runs}):
+        base_runs = [r for r in runs if r.info.base == base]
+        top = max(r_max(float(r.info.sigma), r.info.n, r.info.alpha) for r in base_runs)
+        top = top if np.isfinite(top) else max(float(x.radius) for r in base_runs for x in r.records) or 1.0
         grid = np.linspace(0.0, top * 1.02, 300)
-        sigmas = sorted({float(r.info["sigma"]) for r in base_runs})
+        sigmas = sorted({float(r.info.sigma) for r in base_runs})
         mixed = len({r.precision for r in base_runs}) > 1
         # Curves carry their precision only where a base mixes two; otherwise the title names the one.
         precision = "" if mixed else f" [{base_runs[0].precision}]"
 
         def name(run, mixed=mixed) -> str:
-            return run_label(run.info["method"], run.precision, mixed)
+            return run_label(run.info.method, run.precision, mixed)
 
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base}{precision} / sigma = {sigma:g}")
-            for run in sorted((r for r in base_runs if float(r.info["sigma"]) == sigma), key=name):
+            for run in sorted((r for r in base_runs if float(r.info.sigma) == sigma), key=name):
                 status = unfinished(run.status, len(run.records))
                 ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
             ax.legend(fontsize=8)
-            written.append(_save(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
+            written.append(save_figure(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
         over = ", ".join(f"{s:g}" for s in sigmas)
         plt, fig, ax = _axes(f"{suite} / {base}{precision} / envelope over sigma {over}")
         for label in sorted({name(r) for r in base_runs}):
             members = [r for r in base_runs if name(r) == label]
             curves = [certified_accuracy(r.records, grid) for r in members]
-            sources = envelope_sources((float(r.info["sigma"]), r.status, len(r.records)) for r in members)
+            sources = envelope_sources((float(r.info.sigma), r.status, len(r.records)) for r in members)
             ax.plot(grid, envelope(curves), label=f"{label} (sigma {sources})")
         ax.legend(fontsize=8)
-        written.append(_save(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
+        written.append(save_figure(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
     return written
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-@torch.no_grad()
-def write_denoised_preview(images: torch.Tensor, denoise, sigmas, path: Path, title: str, seed: int = 0) -> Path:
-    """A grid of what a denoiser's classifier sees: the clean images, then per sigma the noisy and denoised ones.
-
-    Args:
-        images: clean images ``[K,C,H,W]`` in [0,1].
-        denoise: ``(noisy images, sigma) -> denoised images``.
-        sigmas: noise levels, one pair of rows each.
-        path: PNG to write.
-        title: figure title.
-        seed: seed of the preview noise.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [("clean", images)]
-    for sigma in sigmas:
-        noisy = add_noise(images, sigma, torch.Generator(device=images.device).manual_seed(seed))
-        rows += [(f"noisy {sigma:g}", noisy), (f"denoised {sigma:g}", denoise(noisy, sigma).float())]
-    k = len(images)
-    fig, axes = plt.subplots(len(rows), k, figsize=(1.2 * k + 1.2, 1.25 * len(rows)), dpi=100, squeeze=False)
-    for r, (label, batch) in enumerate(rows):
-        for c in range(k):
-            img = batch[c].clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # [C,H,W] -> [H,W,C]
-            ax = axes[r][c]
-            ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    return _save(plt, fig, path)

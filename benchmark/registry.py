@@ -102,14 +102,14 @@ DATASETS = Registry(
     },
 )
 
-# Base classifiers. Besides these names, "timm:<model name>" builds any timm model (see benchmark.models).
+# Base classifiers. Besides these names, "timm:<model name>" builds any timm model (see benchmark.bases).
 BASES = Registry(
     "base model",
     {
-        "resnet20": "benchmark.models:ResNet20",
-        "resnet56": "benchmark.models:ResNet56",
-        "vit_tiny_p4": "benchmark.models:ViTTinyP4",
-        "small_cnn": "benchmark.models:SmallCNN",
-        "small_vit": "benchmark.models:SmallViT",
+        "resnet20": "benchmark.bases.published:ResNet20",
+        "resnet56": "benchmark.bases.published:ResNet56",
+        "vit_tiny_p4": "benchmark.bases.published:ViTTinyP4",
+        "small_cnn": "benchmark.bases.pretrained:SmallCNN",
+        "small_vit": "benchmark.bases.pretrained:SmallViT",
     },
 )

@@ -55,6 +55,8 @@ class Certificate:
         p_a_lower: one-sided (1 - alpha) Clopper-Pearson lower bound on P(f(x + noise) = prediction).
         n_top: votes for the selected class among the ``n`` estimation samples.
         n: number of estimation samples.
+        n_used: noisy samples the certifier classified (selection and estimation), as counted.
+        mode: which certificate (``fixed``: CERTIFY with fixed n0 and n).
     """
 
     prediction: int
@@ -62,6 +64,8 @@ class Certificate:
     p_a_lower: float
     n_top: int
     n: int
+    n_used: int = 0
+    mode: str = "fixed"
 
 
 def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:
@@ -204,9 +208,10 @@ def certify(
     estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)
     n_a = int(estimation[c_a]) if c_a < len(estimation) else 0
     p_a_lower = clopper_pearson_lower(n_a, n, alpha)
+    n_used = int(selection.sum()) + int(estimation.sum())
     if p_a_lower < 0.5:
-        return Certificate(ABSTAIN, 0.0, p_a_lower, n_a, n)
-    return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n)
+        return Certificate(ABSTAIN, 0.0, p_a_lower, n_a, n, n_used)
+    return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n_used)
 
 
 def predict(

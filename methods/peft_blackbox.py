@@ -18,8 +18,9 @@ Nesterov momentum is SPSA-GC (``optimizer = "sgd", nesterov = true``); the defau
 (ZO-Adam), because on ResNet-20 at sigma 0.25 SPSA-GC at lr 0.002 and 0.01 saturated the prompt without raising
 single-draw noisy accuracy (11.9% -> 11.5%), while Adam at lr 1e-3 raised it to 15.3% in 150 steps.
 
-The setting is enforced in code: the base is wrapped in :class:`QueryOnly`, which runs it without autograd,
-counts every image queried, and raises if anything ever tries to back-propagate through it.
+The setting is enforced in code: the base is reached only through ``ctx.query_only``, a :class:`QueryOnly` wrapper
+that runs it without autograd, counts every image queried (the harness records the fit's queries), and raises if
+anything ever tries to back-propagate through it.
 
 Deviations from the paper / BlackVIP: BlackVIP's encoder is a pretrained self-supervised ViT; here it is a small
 frozen random conv encoder (seeded), since no second pretrained encoder is available at CPU scale and it must not
@@ -49,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.bases import BaseClassifier
 from benchmark.method import Method, QueryOnly
-from benchmark.models import BaseClassifier
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
@@ -122,7 +123,7 @@ class PEFTBlackBox(Method):
     name = "peft_blackbox"
     version = 2  # 2: the shared-kernel filter joined the coordinator's state
     # The SPSA queries run in fp32 (see _loss_at), so one fitted state serves bf16 and fp32 certification.
-    fit_uses_precision = False
+    fit_ignores = frozenset({"precision"})
 
     @dataclass(frozen=True)
     class Config:
@@ -174,20 +175,19 @@ class PEFTBlackBox(Method):
     def __init__(self, config, base: BaseClassifier, ctx):
         super().__init__(config, base, ctx)
         channels = ctx.dataset.image_shape[0]
-        self.queried = QueryOnly(base)
+        self.queried = ctx.query_only(base)
         self.coordinator = Coordinator(channels, config.width, config.prompt_scale, ctx.seed, config.kernel,
                                        TRAINABLE[config.trainable])  # fmt: skip
         self.coordinator.to(ctx.device)
         self.model = PromptedBlackBox(self.coordinator, self.queried)
-        self._fit_queries = 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for term in self.coordinator.terms for p in self.coordinator.term_parameters(term)]
 
-    def fitted_module(self) -> nn.Module:
+    def fit_module(self) -> nn.Module:
         return self.coordinator
 
-    def set_train_mode(self) -> None:
+    def train_mode(self) -> None:
         self.coordinator.train()
 
     @torch.no_grad()
@@ -227,17 +227,13 @@ class PEFTBlackBox(Method):
             for g, d in zip(grads, deltas, strict=True):
                 g.add_(d, alpha=(plus - minus) / (2 * c * q))
             losses.extend([plus, minus])
-        self._fit_queries = self.queried.counter["queries"]
         surrogate = sum((p * g).sum() for p, g in zip(params, grads, strict=True))
         return surrogate - surrogate.detach() + sum(losses) / len(losses)
 
     def noisy_classifier(self, sigma: float) -> nn.Module:
         return self.model.eval()
 
-    def fit_report(self, sigma: float) -> dict:
-        return {"queries": self._fit_queries, "backward_calls_through_base": self.queried.counter["backward_calls"]}
-
-    def describe(self) -> dict:
+    def report(self, sigma: float) -> dict:
         notes = {"access": "black-box (queries only)", "spsa_directions": self.config.spsa_directions}
         if self.config.trainable != "coordinator":
             notes["prompt"] = self.config.trainable

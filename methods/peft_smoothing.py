@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.bases import BaseClassifier
 from benchmark.method import Method
-from benchmark.models import BaseClassifier
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
@@ -124,13 +124,13 @@ class _WhiteBoxPEFT(Method):
     def attach(self, base: BaseClassifier) -> nn.Module:
         raise NotImplementedError
 
-    def fitted_module(self) -> nn.Module:
+    def fit_module(self) -> nn.Module:
         return self.model
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def set_train_mode(self) -> None:
+    def train_mode(self) -> None:
         # Dropout stays off (the base was never trained with it here); batch norm follows the option.
         self.model.eval()
         if self.config.bn_stats == "reestimate":
@@ -145,8 +145,8 @@ class _WhiteBoxPEFT(Method):
     def noisy_classifier(self, sigma: float) -> nn.Module:
         return self.model.eval()
 
-    def state_to_save(self) -> dict[str, torch.Tensor]:
-        state = super().state_to_save()
+    def fit_state(self) -> dict[str, torch.Tensor]:
+        state = super().fit_state()
         if self.config.bn_stats == "frozen":  # unchanged buffers need not be stored per sigma
             state = {k: v for k, v in state.items() if k in {n for n, _ in self._trainable_named()}}
         return state
@@ -154,7 +154,7 @@ class _WhiteBoxPEFT(Method):
     def _trainable_named(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
-    def describe(self) -> dict:
+    def report(self, sigma: float) -> dict:
         notes = {"bn_stats": self.config.bn_stats if self._has_bn() else "none", "train_head": self.config.train_head}
         return {**notes, "train_norm": True} if self.config.train_norm else notes
 
@@ -184,8 +184,8 @@ class PEFTLoRA(_WhiteBoxPEFT):
         inject_adapter_in_model(lora, base.net)
         return base
 
-    def describe(self) -> dict:
-        return {**super().describe(), "lora_rank": self.config.lora_rank}
+    def report(self, sigma: float) -> dict:
+        return {**super().report(sigma), "lora_rank": self.config.lora_rank}
 
     def noisy_classifier(self, sigma: float) -> nn.Module:
         """The fitted model with every LoRA update merged into its base weight (W + B A * alpha / r): the same

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from baselines.denoised_smoothing import Denoised, DnCNN
-from benchmark.models import CifarResNet, ViTTinyP4
-from benchmark.runner import SmoothingClassifier, resolve_bf16
+from benchmark.bases.published import CifarResNet, ViTTinyP4
+from benchmark.device import SmoothingClassifier, resolve_bf16
 from benchmark.smoothing import image_generator, sample_counts
 
 SAMPLES = 1000
@@ -26,7 +26,7 @@ def _model(name: str) -> torch.nn.Module:
         return CifarResNet(3)
     if name == "dncnn6x32+resnet20":
         return Denoised(DnCNN(3, depth=6, width=32), CifarResNet(3))
-    return ViTTinyP4.architecture()
+    return ViTTinyP4().architecture()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

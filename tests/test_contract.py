@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.bases import BaseClassifier, BuildContext, base_spec
+from benchmark.bases.pretrained import SmallCNN, SmallViT
 from benchmark.config import config_hash, override_dataclass
 from benchmark.data import Digits
-from benchmark.method import Method, MethodContext
-from benchmark.models import BaseClassifier, BuildContext, SmallCNN, SmallViT, base_spec
+from benchmark.method import Method, MethodContext, cost, fit_method
 from benchmark.registry import BASES, DATASETS, METHODS
-from benchmark.train import fit
+from benchmark.store import FitStore
 from tests.conftest import SHARED
 
 
@@ -31,11 +32,18 @@ def tiny_base(family: str) -> BaseClassifier:
 
 
 def context(tmp_path) -> MethodContext:
-    ds = Digits()
     return MethodContext(
-        dataset=ds, device=torch.device("cpu"), bf16=False, seed=0, cache_dir=tmp_path,
-        train_data=lambda: ds.load("train", None, tmp_path), build_base=lambda name: tiny_base("cnn"),
-    )  # fmt: skip
+        dataset=Digits(), device=torch.device("cpu"), seed=0, build_base=lambda name: tiny_base("cnn")
+    )
+
+
+def train_data():
+    return Digits().load("train", None, None)
+
+
+def fit_tiny(method, sigma: float = 0.25):
+    """Fit ``method`` on the digits training split through the one loop (seed 0, CPU)."""
+    return fit_method(method, sigma, train_data(), device=torch.device("cpu"), seed=0)
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -56,18 +64,21 @@ def test_method_contract(name, family, tmp_path):
     if method.needs_fit():
         params = method.trainable_parameters()
         assert params and all(p.requires_grad for p in params)
-        result = fit(
-            method.fitted_module(), params, lambda b, g: method.training_loss(b, sigma, g), ctx.train_data(),
-            method.train_config(), device=ctx.device, seed=0, train_mode=method.set_train_mode,
-        )  # fmt: skip
+        x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            untrained = method.noisy_classifier(sigma)(x)
+        result = fit_tiny(method, sigma)
         assert result.steps > 0 and torch.isfinite(torch.tensor(result.final_loss))
-        state = method.state_to_save()
+        with torch.no_grad():
+            trained = method.noisy_classifier(sigma)(x)
+        # the fit is what certification sees: a method whose training does not reach its noisy classifier is broken
+        assert not torch.allclose(trained, untrained), "fitting left the noisy classifier's outputs unchanged"
+        state = method.fit_state()
         assert state and all(isinstance(t, torch.Tensor) for t in state.values())
         fresh = cls(config, tiny_base(family), ctx)
-        fresh.load_saved_state(state)
-        x = torch.rand(4, 1, 8, 8)
+        fresh.load_fit(state)
         with torch.no_grad():
-            torch.testing.assert_close(fresh.noisy_classifier(sigma)(x), method.noisy_classifier(sigma)(x))
+            torch.testing.assert_close(fresh.noisy_classifier(sigma)(x), trained)
     else:
         assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     clf = method.noisy_classifier(sigma)
@@ -75,13 +86,15 @@ def test_method_contract(name, family, tmp_path):
     with torch.no_grad():
         logits = clf(torch.rand(5, 1, 8, 8))
     assert logits.shape == (5, 10) and torch.isfinite(logits).all()
-    cost = method.cost()
-    assert set(cost) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
+    spent = cost(method)
+    assert set(spent) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
     # a share of the base's own size, the same for every method on it (modules a method adds into the base are
     # not counted there); may pass 100 % when a method adds more than the base has (CAF's adapters do)
-    assert cost["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
-    assert cost["trainable_pct"] == pytest.approx(100.0 * cost["trainable_params"] / cost["base_params"])
-    assert cost["trainable_params"] == sum(p.numel() for p in method.trainable_parameters())
+    assert spent["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
+    assert spent["trainable_pct"] == pytest.approx(100.0 * spent["trainable_params"] / spent["base_params"])
+    assert spent["trainable_params"] == sum(p.numel() for p in method.trainable_parameters())
+    assert isinstance(method.report(sigma), dict)
+    assert set(cls.fit_ignores) <= {"base", "sigma", "precision"}
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -120,7 +133,7 @@ def test_base_contract(name, tmp_path):
     assert spec.name == name
     config = spec.Config()
     config_hash(config)
-    ctx = BuildContext(device=torch.device("cpu"), cache_dir=tmp_path)
+    ctx = BuildContext(device=torch.device("cpu"), store=FitStore(tmp_path))
     if name in ("small_cnn", "small_vit"):
         tiny = override_dataclass(config, {"width": 16, "depth": 2, "patch_size": 4,
                                            "train": {"epochs": 1, "max_steps_per_epoch": 2}}, "test")  # fmt: skip
@@ -128,7 +141,7 @@ def test_base_contract(name, tmp_path):
         again = spec.build(tiny, Digits(), ctx)  # cached: same weights, no retraining
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
             assert torch.equal(a, b)
-        info = (spec.cache_dir(tiny, Digits(), ctx) / "run.json").read_text()
+        info = (ctx.store.cache_path(*spec.fit_slot(tiny, Digits(), 0), kind="bases") / "fit.json").read_text()
         assert "clean_accuracy" in info
         x = torch.rand(2, 1, 8, 8)
     else:
@@ -147,7 +160,7 @@ def test_base_contract(name, tmp_path):
 def test_timm_prefix_builds_any_timm_model(tmp_path):
     spec = base_spec("timm:resnet10t")
     cfg = override_dataclass(spec.Config(), {"pretrained": False, "input_size": 16}, "test")
-    model = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), cache_dir=tmp_path))
+    model = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), store=FitStore(tmp_path)))
     with torch.no_grad():
         assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
@@ -158,13 +171,11 @@ def test_methods_on_a_tiny_random_timm_vit(name, tmp_path):
     spec = base_spec("timm:vit_tiny_patch16_224")
     cfg = override_dataclass(spec.Config(), {"pretrained": False, "model_kwargs": {
         "img_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2}}, "test")  # fmt: skip
-    base = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), cache_dir=tmp_path))
+    base = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), store=FitStore(tmp_path)))
     base.requires_grad_(False)
     assert base.family == "vit" and base.input_size == 8
     cls = METHODS.get(name)
     method = cls(cls.Config.tiny(), base, context(tmp_path))
-    ctx = context(tmp_path)
-    fit(method.fitted_module(), method.trainable_parameters(), lambda b, g: method.training_loss(b, 0.25, g),
-        ctx.train_data(), method.train_config(), device=ctx.device, train_mode=method.set_train_mode)  # fmt: skip
+    fit_tiny(method)
     with torch.no_grad():
         assert method.noisy_classifier(0.25)(torch.rand(3, 1, 8, 8)).shape == (3, 10)

@@ -10,11 +10,10 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from baselines.diffusion import OneShotDenoiser, timestep_for_sigma
-from benchmark import plots
+from benchmark import measure
 from benchmark.cli import main
 from benchmark.registry import METHODS
-from benchmark.train import fit
-from tests.test_contract import context, tiny_base
+from tests.test_contract import context, fit_tiny, tiny_base
 
 ALPHAS = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
 
@@ -55,8 +54,7 @@ def test_surrogate_never_touches_the_target(tmp_path):
     cls = METHODS.get("dncnn_surrogate")
     ctx = context(tmp_path)
     method = cls(cls.Config.tiny(), tiny_base("cnn"), ctx)
-    fit(method.fitted_module(), method.trainable_parameters(), lambda b, g: method.training_loss(b, 0.25, g),
-        ctx.train_data(), method.train_config(), device=ctx.device, train_mode=method.set_train_mode)  # fmt: skip
+    fit_tiny(method)
     assert method.queried.counter == {"queries": 0, "backward_calls": 0}
     with torch.no_grad():
         method.noisy_classifier(0.25)(torch.rand(2, 1, 8, 8))
@@ -72,7 +70,8 @@ def test_denoisers_cached_once_and_stab_starts_from_mse(tiny_suite, run_args, tm
     assert len(list((fits / "dncnn_stab").glob("*/state.safetensors"))) == 4  # per sigma and base
     assert len(list((fits / "diffusion").glob("*/state.safetensors"))) == 1  # one DDPM for every sigma and base
     reports = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("tiny/diffusion/*/*/*/run.json")]
-    assert len(reports) == 4 and all("denoised_mse" in r["report"] and "timestep" in r["report"] for r in reports)
+    assert len(reports) == 4
+    assert all("denoised_mse" in r["measurements"] and "timestep" in r["notes"] for r in reports)
     preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn,diffusion",
                "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "3"]  # fmt: skip
     assert main(preview) == 0
@@ -91,8 +90,8 @@ def test_preview_shows_a_fit_of_either_precision_without_fitting_again(tiny_suit
     preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn", "--precision", "fp32",
                "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "2"]  # fmt: skip
     titles = []
-    real = plots.write_denoised_preview
-    monkeypatch.setattr(plots, "write_denoised_preview", lambda *a: titles.append(a[4]) or real(*a))
+    real = measure.denoised_preview
+    monkeypatch.setattr(measure, "denoised_preview", lambda *a: titles.append(a[4]) or real(*a))
     assert main(preview) == 0
     assert sorted((tmp_path / "cache" / "fits" / "dncnn").glob("*/state.safetensors")) == fits
     assert titles and titles[0].endswith("(fits by sigma, 0.25: bf16; 0.5: fp32)")

@@ -6,7 +6,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.interop import format_time, parse_time
-from benchmark.results import latest_runs
+from benchmark.records import latest_runs
 
 COHEN_LOG = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n" \
     "0\t3\t3\t0.524\t1\t0:00:15.123456\n" \
@@ -32,8 +32,9 @@ def test_import_recomputes_correct_and_tabulates(tmp_path):
     assert main(args) == 0
     assert main(args) == 0  # re-import: no duplicates
     (run,) = latest_runs(results, "pub")
-    assert [r["correct"] for r in run.records] == [1, 1, 0, 0]
-    assert [r["prediction"] for r in run.records] == [3, 8, -1, 6]
+    assert [r.correct for r in run.records] == [1, 1, 0, 0]
+    assert [r.prediction for r in run.records] == [3, 8, -1, 6]
+    assert run.info.extra == {"source": str(log)} and run.info.status == "imported"
     assert main(["leaderboard", "--results", str(results), "--out", str(tmp_path / "lb")]) == 0
     csv = (tmp_path / "lb" / "pub.csv").read_text().splitlines()
     header, row = csv[0].split(","), csv[1].split(",")
@@ -53,5 +54,7 @@ def test_round_trip(tmp_path, run_args):
     (orig,) = latest_runs(__import__("pathlib").Path(results), "tiny")
     (back,) = latest_runs(r2, "tiny")
     keys = ("idx", "label", "prediction", "radius", "correct")
-    assert [{k: r[k] for k in keys} for r in orig.records] == [{k: r[k] for k in keys} for r in back.records]
-    assert [r["time_s"] for r in back.records] == pytest.approx([r["time_s"] for r in orig.records], abs=1e-6)
+    assert [[getattr(r, k) for k in keys] for r in orig.records] == [
+        [getattr(r, k) for k in keys] for r in back.records
+    ]
+    assert [r.time_s for r in back.records] == pytest.approx([r.time_s for r in orig.records], abs=1e-6)

@@ -7,15 +7,19 @@ import math
 import pytest
 
 from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
+from benchmark.records import Record
 
 
 def rows():
-    # (correct, radius, prediction)
-    data = [(1, 0.5, 1), (1, 0.2, 2), (0, 0.9, 3), (0, 0.0, -1)]
-    return [{"correct": c, "radius": r, "prediction": p, "time_s": 2.0 * i} for i, (c, r, p) in enumerate(data)]
+    # (label, radius, prediction): correct follows from label and prediction
+    data = [(1, 0.5, 1), (2, 0.2, 2), (4, 0.9, 3), (5, 0.0, -1)]
+    return [Record.of(label=y, prediction=p, radius=r, time_s=2.0 * i, method="m", config_hash="h", dataset=None,
+                      split="test", idx=i, sigma=0.25, seed=0, n0=10, n=100, alpha=0.001, p_a_lower=None, n_top=None,
+                      n_used=110) for i, (y, r, p) in enumerate(data)]  # fmt: skip
 
 
 def test_certified_accuracy_and_acr():
+    assert [r.correct for r in rows()] == [1, 1, 0, 0]
     assert certified_accuracy(rows(), [0.0, 0.2, 0.25, 0.5, 0.6]) == [0.5, 0.5, 0.25, 0.25, 0.0]
     assert acr(rows()) == pytest.approx((0.5 + 0.2) / 4)
     assert abstain_rate(rows()) == 0.25

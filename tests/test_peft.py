@@ -7,17 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.method import QueryOnly
+from benchmark.method import QueryOnly, cost
 from benchmark.registry import METHODS
-from benchmark.train import fit
 from tests.conftest import SHARED
-from tests.test_contract import context, tiny_base
+from tests.test_contract import context, fit_tiny, tiny_base, train_data
 
 
 def _fit(method, ctx, sigma=0.25):
-    return fit(method.fitted_module(), method.trainable_parameters(),
-               lambda b, g: method.training_loss(b, sigma, g), ctx.train_data(), method.train_config(),
-               device=ctx.device, seed=0, train_mode=method.set_train_mode)  # fmt: skip
+    return fit_tiny(method, sigma)
 
 
 @pytest.mark.parametrize("name", ["peft_lora", "peft_prompt", "peft_adapter"])
@@ -35,7 +32,7 @@ def test_only_peft_parameters_change(name, family, tmp_path):
     for k, p in base.named_parameters():
         if k in frozen and id(p) not in trainable:
             assert torch.equal(p, frozen[k]), k
-    assert method.cost()["trainable_pct"] < 100
+    assert cost(method)["trainable_pct"] < 100
 
 
 def test_adapters_and_prompts_start_at_the_base(tmp_path):
@@ -63,7 +60,7 @@ def test_lora_is_certified_merged_and_unchanged(family, tmp_path):
 
     method = METHODS.get("peft_lora")(METHODS.get("peft_lora").Config.tiny(), tiny_base(family), context(tmp_path))
     _fit(method, method.ctx)
-    trained = method.fitted_module().eval()
+    trained = method.fit_module().eval()
     lora_b = [p for n, p in trained.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the updates are non-zero, so merging matters
     merged = method.noisy_classifier(0.25)
@@ -87,7 +84,7 @@ def test_train_norm_adds_exactly_the_norm_affine_parameters(family, tmp_path):
     expected = {f"{m}.{p}" for m, mod in normed.model.named_modules() if isinstance(mod, norms)
                 for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
     assert extra and extra == expected - names
-    assert normed.describe()["train_norm"] is True and "train_norm" not in plain.describe()
+    assert normed.report(0.25)["train_norm"] is True and "train_norm" not in plain.report(0.25)
 
 
 def test_vpt_deep_and_shallow(tmp_path):
@@ -110,7 +107,7 @@ def test_batch_norm_statistics_option(bn_stats, changes, tmp_path):
     method = cls(config, base, context(tmp_path))
     _fit(method, method.ctx)
     assert (not torch.equal(bn.running_mean, before)) == changes
-    assert method.describe()["bn_stats"] == bn_stats
+    assert method.report(0.25)["bn_stats"] == bn_stats
 
 
 def test_blackbox_never_backpropagates_through_the_base(tmp_path):
@@ -119,10 +116,10 @@ def test_blackbox_never_backpropagates_through_the_base(tmp_path):
     method = cls(cls.Config.tiny(), tiny_base("cnn"), ctx)
     decoder_before = [p.clone() for p in method.trainable_parameters()]
     result = _fit(method, ctx)
-    report = method.fit_report(0.25)
-    assert report["backward_calls_through_base"] == 0
+    counter = method.queried.counter
+    assert counter["backward_calls"] == 0
     # 3 steps x 2 directions x 2 evaluations x 16 images
-    assert report["queries"] == result.steps * 2 * 2 * 16
+    assert counter["queries"] == result.steps * 2 * 2 * 16
     assert any(not torch.equal(a, b) for a, b in zip(decoder_before, method.trainable_parameters(), strict=True))
     # the wrapper refuses gradients: a white-box objective through it fails loudly
     x = torch.rand(2, 1, 8, 8, requires_grad=True)
@@ -145,8 +142,8 @@ def test_blackbox_trains_only_the_chosen_part(tmp_path, trainable):
     result = _fit(method, ctx)
     moved = {name for name, p in coordinator.named_parameters() if not torch.equal(before[name], p)}
     assert moved and moved <= {name for name, p in coordinator.named_parameters() if any(p is c for c in chosen)}
-    assert method.fit_report(0.25)["queries"] == result.steps * 2 * 2 * 16
-    assert method.describe()["prompt"] == trainable
+    assert method.queried.counter["queries"] == result.steps * 2 * 2 * 16
+    assert method.report(0.25)["prompt"] == trainable
 
 
 def test_blackbox_shared_filter_is_one_kernel_on_every_channel():
@@ -183,7 +180,7 @@ def test_blackbox_objective_is_the_documented_loss(tmp_path, objective):
         logits = method.model(z)
     expected = F.cross_entropy(logits, y) if objective == "ce" else -logits.softmax(1)[torch.arange(6), y].mean()
     assert method._loss_at(z, y) == pytest.approx(float(expected), rel=1e-5)
-    notes = method.describe()
+    notes = method.report(0.25)
     assert notes.get("objective") == (None if objective == "ce" else "prob")
 
 
@@ -195,7 +192,7 @@ def test_spsa_estimate_follows_the_true_gradient(tmp_path):
                  tiny_base("cnn"), ctx)  # fmt: skip
     for p in method.trainable_parameters():  # move off the zero initialisation so every layer has a gradient
         nn.init.normal_(p, std=0.1)
-    x, y = next(iter(torch.utils.data.DataLoader(ctx.train_data(), batch_size=64)))
+    x, y = next(iter(torch.utils.data.DataLoader(train_data(), batch_size=64)))
     gen = torch.Generator().manual_seed(0)
     surrogate = method.training_loss((x, y), 0.25, gen)
     est = torch.autograd.grad(surrogate, method.trainable_parameters())
@@ -221,13 +218,14 @@ def test_lora_on_resnet20_trains_at_most_ten_percent(tmp_path):
     """Issue 3's bound on the row that is certified: peft_lora as cifar10-cpu resolves it for ResNet-20 (rank 3,
     norms and head trained), not the method's bare defaults."""
     from benchmark.config import build_run_config
-    from benchmark.runner import Runner
+    from benchmark.session import Session
 
-    runner = Runner(build_run_config("cifar10-cpu", {"cache_dir": str(tmp_path)}), progress=False)
-    config = runner.method_config("peft_lora", "resnet20")
+    session = Session(build_run_config("cifar10-cpu", {"cache_dir": str(tmp_path)}))
+    cell = session.cell("peft_lora", "resnet20", 0.25)
+    config = cell.method_config
     assert (config.lora_rank, config.train_norm, config.train_head) == (3, True, True)
-    cls = METHODS.get("peft_lora")
-    cost = cls(config, runner.build_base("resnet20"), runner.method_context("resnet20")).cost()
+    method = METHODS.get("peft_lora")(config, session.build_base("resnet20"), context(tmp_path))
+    spent = cost(method)
     # 21,019 of ResNet-20's 269,722 (the counts in cifar10-cpu.toml and the leaderboard)
-    assert (cost["trainable_params"], cost["base_params"]) == (21_019, 269_722), cost
-    assert cost["trainable_pct"] <= 10.0, cost
+    assert (spent["trainable_params"], spent["base_params"]) == (21_019, 269_722), spent
+    assert spent["trainable_pct"] <= 10.0, spent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmark.bases.pretrained import clean_accuracy
 from benchmark.config import build_run_config
-from benchmark.models import clean_accuracy
-from benchmark.runner import Runner
+from benchmark.session import Session
 from benchmark.smoothing import add_noise
 from tests.conftest import SHARED
 
@@ -20,7 +20,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
     cfg = build_run_config("cifar10-cpu", {"cache_dir": str(tmp_path_factory.mktemp("cache"))})
-    return Runner(cfg, progress=False)
+    return Session(cfg)
 
 
 @pytest.mark.parametrize("base,expected", [("resnet20", 0.810), ("resnet56", 0.832), ("vit_tiny_p4", 0.779)])

@@ -7,11 +7,15 @@ import json
 import pytest
 
 from benchmark.errors import BenchmarkError
-from benchmark.results import RECORD_FIELDS, RecordWriter, Run, envelope_sources, read_records, unfinished, writing
+from benchmark.files import write_atomic
+from benchmark.labels import envelope_sources, unfinished
+from benchmark.records import Record, RecordWriter, Run, RunInfo, read_records, writing
 
 
-def _record(idx: int) -> dict:
-    return {f: 0 for f in RECORD_FIELDS} | {"idx": idx, "radius": 0.123456789012345}
+def _record(idx: int) -> Record:
+    return Record.of(label=3, prediction=3, method="m", config_hash="h", dataset="digits", split="test", idx=idx,
+                     sigma=0.25, seed=0, n0=10, n=100, alpha=0.001, radius=0.123456789012345, p_a_lower=0.9,
+                     n_top=95, n_used=110, time_s=0.5)  # fmt: skip
 
 
 def test_append_and_resume(tmp_path):
@@ -22,8 +26,9 @@ def test_append_and_resume(tmp_path):
     w2 = RecordWriter(tmp_path / "run")
     assert w2.done == {0, 5, 10}
     rows = read_records(tmp_path / "run")
-    assert [r["idx"] for r in rows] == [0, 5, 10]
-    assert rows[0]["radius"] == 0.123456789012345  # full precision, not Cohen's {:.3}
+    assert [r.idx for r in rows] == [0, 5, 10]
+    assert rows[0].radius == 0.123456789012345  # full precision, not Cohen's {:.3}
+    assert rows[0] == _record(0)  # one serialisation path, both ways
 
 
 def test_torn_last_line_is_dropped(tmp_path):
@@ -35,7 +40,7 @@ def test_torn_last_line_is_dropped(tmp_path):
     path = d / "records.jsonl"
     torn = path.read_bytes() + b'{"idx": 2, "rad'  # killed mid-write, or being written right now
     path.write_bytes(torn)
-    assert [r["idx"] for r in read_records(d)] == [0, 1]
+    assert [r.idx for r in read_records(d)] == [0, 1]
     assert path.read_bytes() == torn  # a reader never modifies the file: its writer may be mid-line
     w = RecordWriter(d)
     assert path.read_bytes().endswith(b"\n")  # the next writer of the file cuts the torn bytes before appending
@@ -59,7 +64,7 @@ def test_shards_are_merged(tmp_path):
         for i in indices:
             w.append(_record(i))
         w.close()
-    assert [r["idx"] for r in read_records(d)] == [0, 1, 2, 3]
+    assert [r.idx for r in read_records(d)] == [0, 1, 2, 3]
 
 
 def test_a_shard_writer_leaves_other_shards_files_alone(tmp_path):
@@ -74,7 +79,7 @@ def test_a_shard_writer_leaves_other_shards_files_alone(tmp_path):
     w.append(_record(0))
     w.close()
     assert other.read_bytes() == being_written
-    assert [r["idx"] for r in read_records(d)] == [0, 1]
+    assert [r.idx for r in read_records(d)] == [0, 1]
 
 
 @pytest.mark.parametrize("recorded", ["running", "partial", "complete", "imported"])
@@ -88,10 +93,11 @@ def test_running_only_while_a_writer_lives(tmp_path, recorded):
     other.append(_record(0))
     other.close()  # one shard done, the other still writing
     assert writing(d)
-    assert Run(d, {"status": recorded}, read_records(d)).status == recorded
+    info = RunInfo(suite="s", method="m", base="b", sigma=0.25, status=recorded)
+    assert Run(d, info, read_records(d)).status == recorded
     w.close()
     assert not writing(d)
-    assert Run(d, {"status": recorded}, read_records(d)).status == ("partial" if recorded == "running" else recorded)
+    assert Run(d, info, read_records(d)).status == ("partial" if recorded == "running" else recorded)
 
 
 def test_a_filesystem_without_locks_still_takes_records(tmp_path, monkeypatch):
@@ -106,17 +112,34 @@ def test_a_filesystem_without_locks_still_takes_records(tmp_path, monkeypatch):
     w.append(_record(3))
     assert not writing(tmp_path / "run")  # unknowable there: reads as not running
     w.close()
-    assert [r["idx"] for r in read_records(tmp_path / "run")] == [3]
+    assert [r.idx for r in read_records(tmp_path / "run")] == [3]
 
 
-def test_missing_fields_refused(tmp_path):
-    with pytest.raises(ValueError, match="lacks"):
-        RecordWriter(tmp_path).append({"idx": 0})
+@pytest.mark.parametrize("line", ["{}", "[1, 2]", '{"idx": 0, "label": 1}'])
+def test_a_line_that_is_not_a_record_is_named(tmp_path, line):
+    d = tmp_path / "run"
+    d.mkdir()
+    good = json.dumps(_record(0).to_json())
+    (d / "records.jsonl").write_text(f"{good}\n{line}\n{good}\n")
+    with pytest.raises(BenchmarkError, match=r"line 2 is not a record"):
+        read_records(d)
+
+
+def test_records_and_run_json_of_older_versions_read(tmp_path):
+    """Lines written before ``mode`` existed are fixed-n CERTIFY; run.json's measurements were once "report", and
+    keys this version does not know are kept and written back."""
+    old = _record(4).to_json()
+    del old["mode"]
+    assert Record.from_json(old).mode == "fixed"
+    info = RunInfo.from_json({"suite": "s", "method": "m", "base": "b", "sigma": 0.5, "report": {"noisy_mse": 0.2},
+                              "source": "log.tsv"})  # fmt: skip
+    assert info.measurements == {"noisy_mse": 0.2} and info.extra == {"source": "log.tsv"}
+    assert RunInfo.from_json(info.to_json()) == info
+    with pytest.raises(BenchmarkError, match="not a run.json"):
+        RunInfo.from_json({"suite": "s"}, tmp_path / "run.json")
 
 
 def _write_many(path, payload: bytes, start, rounds: int) -> None:
-    from benchmark.results import write_atomic
-
     start.wait()
     for _ in range(rounds):
         write_atomic(path, lambda tmp: tmp.write_bytes(payload))
@@ -142,8 +165,6 @@ def test_concurrent_atomic_writes_of_one_file(tmp_path):
 
 
 def test_failed_atomic_write_leaves_nothing(tmp_path):
-    from benchmark.results import write_atomic
-
     def broken(tmp):
         tmp.write_text("half")
         raise OSError("disk full")

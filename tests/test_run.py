@@ -15,36 +15,43 @@ import pytest
 from benchmark import plots
 from benchmark.cli import main
 from benchmark.data import subset_indices
+from benchmark.files import sha256_file
 from benchmark.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
-from benchmark.models import sha256_file
+from benchmark.records import latest_runs
 from benchmark.registry import METHODS
-from benchmark.results import latest_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STABLE = ("idx", "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "config_hash")
 
 
 def records(results: Path, suite: str = "tiny") -> dict:
-    return {r.key: [{k: x[k] for k in STABLE} for x in r.records] for r in latest_runs(results, suite)}
+    return {r.key: [{k: getattr(x, k) for k in STABLE} for x in r.records] for r in latest_runs(results, suite)}
+
+
+def lines_on_disk(results: Path, suite: str = "tiny") -> int:
+    """Record lines in every records file of the suite: readers keep one record per image, the files may not."""
+    return sum(len(p.read_text().splitlines()) for p in results.glob(f"{suite}/*/*/*/*/records*.jsonl"))
 
 
 def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "all"]) == 0
     results, lb = tmp_path / "results", tmp_path / "lb"
     runs = latest_runs(results, "tiny")
-    assert {(r.info["method"], r.info["sigma"]) for r in runs} == {
-        (m, s) for m in METHODS.names() for s in (0.25, 0.5)
-    }
+    assert {(r.info.method, r.info.sigma) for r in runs} == {(m, s) for m in METHODS.names() for s in (0.25, 0.5)}
     for run in runs:
-        assert len(run.records) == 8 and run.info["status"] == "complete"
-        info = run.info
+        assert len(run.records) == 8 and run.info.status == "complete"
+        info = json.loads((run.directory / "run.json").read_text())
         for key in ("argv", "config", "config_hash", "git", "packages", "device", "timings", "seed"):
-            assert key in info
+            assert info[key] is not None, key
         assert info["packages"]["torch"] and "sha" in info["git"]
-        assert all(r["correct"] in (0, 1) for r in run.records)
-        assert all(r["n_used"] == 120 for r in run.records)
-    gauss = next(r for r in runs if r.info["method"] == "gaussian")
-    assert gauss.info["cost"]["trainable_pct"] == 100.0 and gauss.info["timings"]["fit_time_s"] > 0
+        assert all(r.correct in (0, 1) for r in run.records)
+        # n0 + n = 20 + 100 samples, as counted by the certifier; every record names its certificate
+        assert all(r.n_used == 120 and r.mode == "fixed" for r in run.records)
+    gauss = next(r for r in runs if r.info.method == "gaussian")
+    assert gauss.info.cost["trainable_pct"] == 100.0 and gauss.info.timings["fit_time_s"] > 0
+    blackbox = next(r for r in runs if r.info.method == "peft_blackbox")
+    # counted by the harness through ctx.query_only: 3 steps x 2 directions x 2 evaluations x 16 images
+    assert blackbox.info.fit["queries"] == 3 * 2 * 2 * 16 and blackbox.info.fit["backward_calls_through_base"] == 0
     csv = (lb / "tiny.csv").read_text().splitlines()
     assert csv[0].startswith("method,base,sigma,n_images,n,alpha,trainable_params,trainable_pct,fit_time_s,")
     assert "acc@0.25" in csv[0] and len(csv) == 1 + 2 * len(METHODS.names())
@@ -66,10 +73,11 @@ def test_records_independent_of_batch_size_and_rerun_is_noop(run_args, tmp_path)
     other = [a if a != str(tmp_path / "results") else str(tmp_path / "results2") for a in run_args]
     assert main(["run", *other, "--methods", "vanilla", "--batch-size", "120"]) == 0
     assert records(tmp_path / "results2") == first
+    assert lines_on_disk(tmp_path / "results") == 16  # 8 images x 2 sigmas
     assert main(["run", *run_args, "--methods", "vanilla"]) == 0  # everything done: nothing appended
-    assert records(tmp_path / "results") == first
-    assert main(["run", *run_args, "--methods", "vanilla", "--fresh"]) == 0
-    assert records(tmp_path / "results") == first
+    assert lines_on_disk(tmp_path / "results") == 16 and records(tmp_path / "results") == first
+    assert main(["run", *run_args, "--methods", "vanilla", "--fresh"]) == 0  # started over: each image once
+    assert lines_on_disk(tmp_path / "results") == 16 and records(tmp_path / "results") == first
 
 
 def test_certification_order_is_a_seeded_shuffle_of_the_subset():
@@ -85,11 +93,11 @@ def test_certification_order_is_a_seeded_shuffle_of_the_subset():
 def test_max_images_extends_the_same_run(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "3"]) == 0
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert [r["idx"] for r in run.records] == sorted(subset_indices(400, 0, 50, 3, seed=0))
-    assert run.info["status"] == "complete"
+    assert [r.idx for r in run.records] == sorted(subset_indices(400, 0, 50, 3, seed=0))
+    assert run.info.status == "complete"
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25"]) == 0
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert [r["idx"] for r in run.records] == list(range(0, 400, 50))
+    assert [r.idx for r in run.records] == list(range(0, 400, 50))
 
 
 def _tree(root: Path) -> dict:
@@ -113,16 +121,16 @@ def test_dry_run_reports_and_touches_nothing(run_args, tmp_path, capsys):
     assert main(["run", *one, "--max-images", "2", "--precision", "fp32"]) == 0
     capsys.readouterr()
     before = _tree(tmp_path / "results") | _tree(tmp_path / "cache")
-    (run,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info["method"] == "gaussian"]
-    (vanilla,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info["method"] == "vanilla"]
-    rate = sum(r["time_s"] for r in vanilla.records) / 2
+    (run,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info.method == "gaussian"]
+    (vanilla,) = [r for r in latest_runs(tmp_path / "results", "tiny") if r.info.method == "vanilla"]
+    rate = sum(r.time_s for r in vanilla.records) / 2
     for extra in ([], ["--fresh"]):
         assert main(["run", *one, "--max-images", "3", "--precision", "fp32", "--dry-run", *extra]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert _tree(tmp_path / "results") | _tree(tmp_path / "cache") == before
         if not extra:
             assert "   2/3 " in lines[1] and f"at {rate:.3g} s/img (measured)" in lines[1]
-            assert f"{run.info['fit']['fit_hash']} cached" in lines[2]
+            assert f"{run.info.fit['fit_hash']} cached" in lines[2]
         else:  # --fresh would start over: nothing counts as done, and nothing is deleted by the dry run
             assert "   0/3 " in lines[1] and "not started" in lines[1]
     assert main(["run", *one, "--max-images", "3", "--precision", "bf16", "--dry-run"]) == 0
@@ -144,14 +152,14 @@ def test_shards_make_the_same_run(run_args, tmp_path):
     assert main(["run", *sharded, "--shard", "1/2"]) == 0
     (run,) = latest_runs(tmp_path / "sharded", "tiny")
     order = subset_indices(400, 0, 50, None, seed=0)  # the tiny suite's subset, in certification order
-    assert run.info["status"] == "partial" and [r["idx"] for r in run.records] == sorted(order[1::2])
+    assert run.info.status == "partial" and [r.idx for r in run.records] == sorted(order[1::2])
     assert main(["run", *sharded, "--shard", "0/2"]) == 0
     assert records(tmp_path / "sharded") == whole
     (run,) = latest_runs(tmp_path / "sharded", "tiny")
     assert sorted(p.name for p in run.directory.glob("records*")) == ["records-0of2.jsonl", "records-1of2.jsonl"]
-    assert run.info["status"] == "complete" and run.info["timings"]["images"] == 8
-    assert run.info["timings"]["certify_time_s"] == sum(r["time_s"] for r in run.records)
-    assert run.info["run_settings"]["shard"] == "0/2"
+    assert run.info.status == "complete" and run.info.timings["images"] == 8
+    assert run.info.timings["certify_time_s"] == sum(r.time_s for r in run.records)
+    assert run.info.run_settings["shard"] == "0/2"
 
 
 def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
@@ -159,13 +167,13 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
     other waits, then loads."""
     import threading
 
-    import benchmark.runner as runner_module
+    import benchmark.session as session_module
+    from benchmark.bases.pretrained import Pretrained
     from benchmark.config import build_run_config
-    from benchmark.models import _Pretrained
-    from benchmark.runner import Runner
+    from benchmark.session import Session
 
     calls, pretrained = [], []
-    real_fit, real_pretrain = runner_module.fit, _Pretrained.pretrain
+    real_fit, real_pretrain = session_module.fit_method, Pretrained.pretrain
 
     def slow_fit(*args, **kwargs):
         calls.append(threading.get_ident())
@@ -177,15 +185,13 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
         time.sleep(0.5)
         return real_pretrain(self, *args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "fit", slow_fit)
-    monkeypatch.setattr(_Pretrained, "pretrain", counted_pretrain)
+    monkeypatch.setattr(session_module, "fit_method", slow_fit)
+    monkeypatch.setattr(Pretrained, "pretrain", counted_pretrain)
     cfg = build_run_config(str(tiny_suite), {"cache_dir": str(tmp_path / "cache"), "results": str(tmp_path / "r")})
     fits: list[dict] = []
     threads = [
         threading.Thread(
-            target=lambda k=k: fits.append(
-                Runner(cfg, progress=False, shard=(k, 2)).fitted("gaussian", "small_cnn", 0.25)[1]
-            )
+            target=lambda: fits.append((session := Session(cfg)).fit(session.cell("gaussian", "small_cnn", 0.25))[1])
         )
         for k in range(2)
     ]
@@ -248,7 +254,7 @@ def test_a_fit_that_ignores_precision_serves_both(run_args, tmp_path):
     fits = tmp_path / "cache" / "fits"
     assert len(list(fits.glob("peft_blackbox/*/state.safetensors"))) == 1
     assert len(list(fits.glob("gaussian/*/state.safetensors"))) == 2
-    runs = {(r.info["method"], r.precision): r.info["fit"] for r in latest_runs(tmp_path / "results", "tiny")}
+    runs = {(r.info.method, r.precision): r.info.fit for r in latest_runs(tmp_path / "results", "tiny")}
     assert runs["peft_blackbox", "bf16"]["cached"] is True
     assert runs["peft_blackbox", "bf16"]["state_sha256"] == runs["peft_blackbox", "fp32"]["state_sha256"]
     assert "precision" not in runs["peft_blackbox", "fp32"]["fit_key"]
@@ -262,7 +268,7 @@ def test_fit_is_cached(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "2"]) == 0
     assert fits[0].stat().st_mtime_ns == mtime
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert run.info["fit"]["cached"] is True and len(run.records) == 2
+    assert run.info.fit["cached"] is True and len(run.records) == 2
 
 
 def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path, capsys):
@@ -274,13 +280,13 @@ def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path
     (published,) = (tmp_path / "results" / "checkpoints" / "gaussian").glob("*/state.safetensors")
     assert "published" in capsys.readouterr().out
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert json.loads((published.parent / "fit.json").read_text())["state_sha256"] == run.info["fit"]["state_sha256"]
+    assert json.loads((published.parent / "fit.json").read_text())["state_sha256"] == run.info.fit["state_sha256"]
 
     shutil.rmtree(tmp_path / "cache" / "fits")  # a new machine: only what was committed
     assert main([*args, "--max-images", "2"]) == 0
     assert not (tmp_path / "cache" / "fits" / "gaussian").exists()
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert run.info["fit"]["cached"] is True and len(run.records) == 2
+    assert run.info.fit["cached"] is True and len(run.records) == 2
 
     # A different state under the same fit hash must not extend records certified with the first one.
     from safetensors.torch import load_file, save_file
@@ -359,8 +365,8 @@ def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
     assert main(["run", *other]) == 0
     assert resumed == records(tmp_path / "clean")
     (run,) = latest_runs(results, "tiny")
-    assert len(run.records) == 12 and run.info["sessions"] == 2 and run.info["status"] == "complete"
-    json.dumps(run.info)
+    assert len(run.records) == 12 and run.info.sessions == 2 and run.info.status == "complete"
+    json.dumps(run.info.to_json())
 
 
 def test_pretrain_command_trains_and_caches_a_vit(tiny_suite, tmp_path, capsys):
@@ -369,10 +375,10 @@ def test_pretrain_command_trains_and_caches_a_vit(tiny_suite, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "small_vit: clean accuracy" in out
-    (info_path,) = (tmp_path / "c" / "bases").glob("small_vit-digits-*/run.json")
+    (info_path,) = (tmp_path / "c" / "bases").glob("small_vit-digits/*/fit.json")
     info = json.loads(info_path.read_text())
     assert 0.0 <= info["clean_accuracy"] <= 1.0 and info["fit"]["time_s"] > 0 and info["params"] > 0
-    weights = info_path.parent / "model.safetensors"
+    weights = info_path.parent / "state.safetensors"
     mtime = weights.stat().st_mtime_ns
     assert main(args) == 0
     assert weights.stat().st_mtime_ns == mtime
@@ -396,28 +402,28 @@ def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
     so its config hash and its finished rows, stay exactly as they were."""
     from benchmark.config import build_run_config
     from benchmark.errors import BenchmarkError
-    from benchmark.runner import Runner
+    from benchmark.plan import method_config, plan
 
     overrides = {"results": str(tmp_path / "r"), "cache_dir": str(tmp_path / "c"), "bases": ["small_cnn", "small_vit"],
                  "methods": ["peft_lora"]}  # fmt: skip
-    plain = Runner(build_run_config(str(tiny_suite), overrides))
+    plain = build_run_config(str(tiny_suite), overrides)
     text = tiny_suite.read_text() + "\n[method_settings.peft_lora.by_base.small_cnn]\nlora_rank = 1\n"
     tiny_suite.write_text(text)
-    per_base = Runner(build_run_config(str(tiny_suite), overrides))
-    cnn = per_base.method_config("peft_lora", "small_cnn")
-    assert cnn.lora_rank == 1 and cnn.train == plain.method_config("peft_lora", "small_cnn").train
-    assert per_base.method_config("peft_lora", "small_vit") == plain.method_config("peft_lora", "small_vit")
-    before = {(p.base, p.sigma): p.chash for p in plain.plan(dry=True)[0]}
-    after = {(p.base, p.sigma): p.chash for p in per_base.plan(dry=True)[0]}
+    per_base = build_run_config(str(tiny_suite), overrides)
+    cnn = method_config(per_base, "peft_lora", "small_cnn")
+    assert cnn.lora_rank == 1 and cnn.train == method_config(plain, "peft_lora", "small_cnn").train
+    assert method_config(per_base, "peft_lora", "small_vit") == method_config(plain, "peft_lora", "small_vit")
+    before = {(p.base, p.sigma): p.chash for p in plan(plain, 400, bf16=False)}
+    after = {(p.base, p.sigma): p.chash for p in plan(per_base, 400, bf16=False)}
     assert all(after[k] == before[k] for k in before if k[0] == "small_vit")
     assert all(after[k] != before[k] for k in before if k[0] == "small_cnn") and len(before) == 4
     # A misspelt base or setting fails with the table to fix, not silently.
     tiny_suite.write_text(text + "[method_settings.peft_lora.by_base.small_cn]\nlora_rank = 1\n")
     with pytest.raises(BenchmarkError, match="small_cn"):
-        Runner(build_run_config(str(tiny_suite), overrides)).method_config("peft_lora", "small_vit")
+        method_config(build_run_config(str(tiny_suite), overrides), "peft_lora", "small_vit")
     tiny_suite.write_text(text.replace("lora_rank = 1", "lora_rnk = 1"))
     with pytest.raises(BenchmarkError, match=r"by_base\.small_cnn\].*lora_rank"):
-        Runner(build_run_config(str(tiny_suite), overrides)).method_config("peft_lora", "small_cnn")
+        method_config(build_run_config(str(tiny_suite), overrides), "peft_lora", "small_cnn")
 
 
 def test_recount_divides_by_the_base_alone(run_args, tmp_path, capsys):
@@ -425,19 +431,20 @@ def test_recount_divides_by_the_base_alone(run_args, tmp_path, capsys):
     nothing else, and leaves a correct one alone."""
     assert main(["run", *run_args, "--methods", "peft_lora", "--sigma", "0.25", "--max-images", "2"]) == 0
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    cost = run.info["cost"]
+    cost = run.info.cost
+    original = json.loads((run.directory / "run.json").read_text())
     assert 0 < cost["trainable_params"] < cost["base_params"]
     # The base's own parameters, as the run's method was handed them.
     assert cost["trainable_pct"] == pytest.approx(100 * cost["trainable_params"] / cost["base_params"])
     legacy = {**cost, "base_params": cost["base_params"] + 500}
     legacy["trainable_pct"] = 100 * cost["trainable_params"] / legacy["base_params"]
     path = run.directory / "run.json"
-    path.write_text(json.dumps({**run.info, "cost": legacy}))
+    path.write_text(json.dumps({**original, "cost": legacy}))
     recount = ["recount", "--suite", run_args[1], "--results", str(tmp_path / "results"),
                "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     assert main(recount) == 0
     assert f"of {cost['base_params']:,})" in capsys.readouterr().out
-    assert json.loads(path.read_text()) == {**run.info, "cost": cost}
+    assert json.loads(path.read_text()) == original
     assert main(recount) == 0
     assert "nothing to correct" in capsys.readouterr().out
 
@@ -468,13 +475,14 @@ def test_recount_relabels_data_only_where_it_was_read(tiny_suite, tmp_path, caps
     assert main(["run", *args, "--out", str(tmp_path / "lb"), "--quiet", "--methods", "vanilla", "--sigma", "0.25",
                  "--n", "20", "--n0", "10", "--skip", "5"]) == 0  # fmt: skip
     (run,) = latest_runs(tmp_path / "results", "tiny")
-    assert run.info["dataset_label"] == "CIFAR-10 (JPEG q75 copy)"
+    assert run.info.dataset_label == "CIFAR-10 (JPEG q75 copy)"
     path = run.directory / "run.json"
-    path.write_text(json.dumps({**run.info, "dataset_label": "CIFAR-10"}))
+    original = json.loads(path.read_text())
+    path.write_text(json.dumps({**original, "dataset_label": "CIFAR-10"}))
     elsewhere = _jpeg_cifar_tree(tmp_path / "other", per_class=1)
     assert main(["recount", "--suite", str(tiny_suite), *store, "--data-root", str(elsewhere)]) == 0
     assert "nothing to correct" in capsys.readouterr().out
     assert json.loads(path.read_text())["dataset_label"] == "CIFAR-10"
     assert main(["recount", *args]) == 0
     assert "data 'CIFAR-10' -> 'CIFAR-10 (JPEG q75 copy)'" in capsys.readouterr().out
-    assert json.loads(path.read_text()) == run.info
+    assert json.loads(path.read_text()) == original

@@ -1,0 +1,106 @@
+"""The base-classifier interface: normalise-first wrapper, build context, spec and name lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.config import override_dataclass
+from benchmark.data import DatasetSpec
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel: the first layer of every base, so noise lives in [0, 1] pixel space."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class BaseClassifier(nn.Module):
+    """``net(normalize(resize(x)))`` for images ``x`` in [0, 1].
+
+    Attributes:
+        net: the architecture proper (PEFT methods target its layers).
+        family: "cnn" or "vit", so methods know which layers to adapt.
+        input_size: side the net expects; other sizes are resized bicubically after the noise (as in Carlini et
+            al. 2023, who upsample CIFAR-10 to 224 for a ViT-B/16).
+    """
+
+    def __init__(self, net: nn.Module, mean, std, family: str, input_size: int | None = None):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = net
+        self.family = family
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bicubic", antialias=True)
+        return self.net(self.normalize(x))
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What building a base may need besides its config.
+
+    Attributes:
+        device: where the base lives.
+        store: the fit store, where bases the suite trains itself are cached (None: such bases cannot be built).
+        data_root: dataset location, for bases trained on it.
+        download: let torchvision fetch a missing dataset.
+        bf16: train under bf16 autocast.
+        seed: root seed of training.
+    """
+
+    device: torch.device
+    store: object | None = None  # benchmark.store.FitStore (not imported here: the store knows nothing of bases)
+    data_root: object | None = None
+    download: bool = False
+    bf16: bool = False
+    seed: int = 0
+
+
+class BaseSpec:
+    """Interface of a base-model entry: a frozen ``Config`` and ``build(config, dataset, ctx)``."""
+
+    name: str
+    version: int = 1
+
+    @dataclass(frozen=True)
+    class Config:
+        pass
+
+    def build(self, config, dataset: DatasetSpec, ctx: BuildContext) -> BaseClassifier:
+        raise NotImplementedError
+
+
+def base_spec(name: str) -> BaseSpec:
+    """The spec of a base by registry key, or ``timm:<model>`` for any timm model."""
+    from benchmark.registry import BASES
+
+    if name.startswith("timm:"):
+        from benchmark.bases.timm_base import TimmBase
+
+        return TimmBase(name.removeprefix("timm:"))
+    return BASES.get(name)()
+
+
+def check_base(name: str) -> None:
+    """A did-you-mean error for an unknown base (any ``timm:<model>`` name is accepted here)."""
+    from benchmark.registry import BASES
+
+    if not name.startswith("timm:"):
+        BASES.check(name)
+
+
+def resolve_base_config(name: str, settings: dict | None):
+    """Base ``name``'s settings: its defaults, then the suite's ``[base_settings.<name>]``."""
+    return override_dataclass(base_spec(name).Config(), settings or {}, f"[base_settings.{name}]")

@@ -1,0 +1,197 @@
+"""One function per subcommand of ``python -m benchmark``: each turns parsed arguments into calls of the library
+and prints what it did. The parser and the error handling are in :mod:`benchmark.cli`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.config import PROJECT_ROOT, build_run_config, suite_names
+from benchmark.errors import BenchmarkError
+
+
+def overrides(args) -> dict:
+    """The run settings given on the command line (None: not given, so the suite's value stands)."""
+    keys = ("n0", "n", "alpha", "max_images", "skip", "start", "data_root", "download", "results", "cache_dir",
+            "device", "precision", "seed", "batch_size")  # fmt: skip
+    values = {k: getattr(args, k, None) for k in keys}
+    values["sigmas"] = getattr(args, "sigma", None)
+    for key in ("methods", "bases"):
+        text = getattr(args, key, None)
+        values[key] = [v.strip() for v in text.split(",") if v.strip()] if text else None
+    if values.get("data_root"):
+        values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
+    return values
+
+
+def write_leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
+    """Tables (and plots) of every suite under ``results``, or one; the README's summary when the committed
+    leaderboards were regenerated from the committed results."""
+    from benchmark.leaderboard import write_leaderboard
+    from benchmark.plots import write_plots
+    from benchmark.records import suites_in
+
+    if not results.is_dir():
+        raise BenchmarkError(f"results directory {results} does not exist: run 'python -m benchmark run' first")
+    suites = [suite] if suite else suites_in(results)
+    if not suites:
+        raise BenchmarkError(f"no runs found under {results}")
+    for name in suites:
+        paths = write_plots(results, out, name) if plots_only else write_leaderboard(results, out, name, command)
+        for path in paths:
+            print(path)
+    if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():
+        from benchmark.leaderboard import readme_block, readme_suites, update_readme
+
+        committed = PROJECT_ROOT / "results"
+        if results.resolve() == committed.resolve():
+            block = readme_block(committed, "python -m benchmark leaderboard", readme_suites(committed))
+            if update_readme(PROJECT_ROOT / "README.md", block):
+                print(PROJECT_ROOT / "README.md")
+
+
+def run(args) -> None:
+    from benchmark.registry import METHODS
+
+    values = overrides(args)
+    if values["methods"]:
+        values["methods"] = METHODS.resolve(values["methods"])
+    cfg = build_run_config(args.suite, values)
+    if not cfg.methods:
+        raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
+    if args.dry_run:
+        from benchmark.maintenance import dry_run
+        from benchmark.runner import check_shard
+
+        check_shard(args.shard, args.fresh)
+        print("\n".join(dry_run(cfg, fresh=args.fresh, shard=args.shard)))
+        return
+    from benchmark.runner import Runner
+
+    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard).run()
+    if not args.no_leaderboard:
+        command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {args.out}"
+        write_leaderboards(Path(cfg.results), Path(args.out), cfg.suite, command)
+
+
+def pretrain(args) -> None:
+    from benchmark.bases import base_spec
+    from benchmark.bases.pretrained import Pretrained
+    from benchmark.files import read_json
+    from benchmark.plan import base_config
+    from benchmark.session import Session
+    from benchmark.store import INFO
+
+    cfg = build_run_config(args.suite, overrides(args) | {"methods": ["vanilla"]})
+    session = Session(cfg)
+    # bases the suite trains itself; a timm base only when it is set to fine-tune on clean data first
+    names = [b for b in cfg.bases
+             if isinstance(base_spec(b), Pretrained) and base_config(cfg, b).train.epochs > 0]  # fmt: skip
+    if not names:
+        raise BenchmarkError(f"suite {cfg.suite!r} has no base that the suite trains itself (e.g. small_cnn)")
+    for name in names:
+        session.build_base(name)
+        slot = base_spec(name).fit_slot(base_config(cfg, name), session.dataset, cfg.seed)
+        info_path = session.store.cache_path(*slot, kind="bases") / INFO
+        info = read_json(info_path) or {}
+        print(f"{name}: clean accuracy {info['clean_accuracy']:.4f}, fit {info['fit']['time_s']:.1f} s, "
+              f"{info['params']:,} parameters -> {info_path.parent}")  # fmt: skip
+
+
+def preview_denoised(args) -> None:
+    """A PNG grid per denoiser of the suite: clean, noisy and denoised images at each sigma, as fitted for the rows
+    (published or cached fits of either precision; fitted only where neither has one)."""
+    import torch
+
+    from benchmark.data import subset_indices
+    from benchmark.measure import denoised_preview, is_denoiser
+    from benchmark.records import safe_name
+    from benchmark.registry import METHODS
+    from benchmark.session import Session
+
+    if not args.suite:
+        raise BenchmarkError("preview-denoised needs --suite NAME")
+    values = overrides(args) | {"results": None}
+    cfg = build_run_config(args.suite, values)
+    names = [m for m in (values["methods"] or cfg.methods) if is_denoiser(METHODS.get(m))]
+    if not names:
+        raise BenchmarkError(f"no denoiser among the methods of suite {cfg.suite!r}: name one with --methods")
+    session = Session(cfg)
+    # The preview denoises in fp32 whatever the fit's precision, so a denoiser fitted under the other precision
+    # (say bf16 on another machine, then published) is shown rather than fitted again here.
+    other = Session(build_run_config(args.suite, values | {"precision": "fp32" if session.bf16 else "bf16"}))
+    data = session.eval_data()
+    picked = subset_indices(len(data), cfg.start, cfg.skip, args.images, cfg.seed)
+    images = torch.stack([data[i][0] for i in picked]).to(session.device)
+    base = cfg.bases[0]
+    for name in names:
+        methods, sources = {}, []
+        for sigma in cfg.sigmas:
+            for s in (session, other):
+                if (method := s.stored(s.cell(name, base, sigma))) is not None:
+                    break
+            else:
+                s, method = session, session.fit(session.cell(name, base, sigma))[0]
+            methods[sigma] = method
+            sources.append(f"{sigma:g}: {s.precision}")
+        path = Path(args.out) / safe_name(cfg.suite) / f"denoised_{name}.png"
+        title = f"{cfg.suite}: what {base} sees through {name}"
+        if methods[cfg.sigmas[0]].needs_fit():
+            title += f" (fits by sigma, {'; '.join(sources)})"
+        denoise = lambda z, s, methods=methods: methods[s].denoise(z, s)  # noqa: E731
+        print(denoised_preview(images, denoise, cfg.sigmas, path, title, cfg.seed))
+
+
+def list_entries(args) -> None:
+    from benchmark.registry import BASES, DATASETS, METHODS
+
+    print("methods: " + ", ".join(METHODS.names()))
+    print("bases:   " + ", ".join(BASES.names()) + ", timm:<any timm model>")
+    print("datasets: " + ", ".join(DATASETS.names()))
+    print("suites:  " + ", ".join(suite_names()))
+
+
+def leaderboard(args) -> None:
+    write_leaderboards(Path(args.results), Path(args.out), args.suite, args.command_line)
+
+
+def plot(args) -> None:
+    if args.denoised:  # the older spelling of preview-denoised
+        preview_denoised(args)
+        return
+    write_leaderboards(Path(args.results), Path(args.out), args.suite, args.command_line, plots_only=True)
+
+
+def publish_fits(args) -> None:
+    from benchmark.store import FitStore
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise BenchmarkError(f"no results directory {results}: pass --results")
+    lines = FitStore(Path(args.cache_dir)).publish(results, args.suite, int(args.max_mb * 2**20))
+    print("\n".join(lines) if lines else f"no fitted runs under {results}")
+
+
+def recount(args) -> None:
+    from benchmark.maintenance import recount as recount_runs
+
+    cfg = build_run_config(args.suite, overrides(args))
+    if not Path(cfg.results).is_dir():
+        raise BenchmarkError(f"no results directory {cfg.results}: pass --results")
+    lines = recount_runs(cfg)
+    print("\n".join(lines) if lines else f"nothing to correct in the {cfg.suite} run.json files")
+
+
+def import_tsv(args) -> None:
+    from benchmark.interop import import_tsv as read_tsv
+
+    print(read_tsv(
+        Path(args.file), method=args.method, sigma=args.sigma, suite=args.suite, results=Path(args.results),
+        base=args.base, dataset=args.dataset, n0=args.n0, n=args.n, alpha=args.alpha, fresh=args.fresh,
+    ))  # fmt: skip
+
+
+def export_tsv(args) -> None:
+    from benchmark.interop import export_tsv as write_tsv
+
+    print(write_tsv(Path(args.results), suite=args.suite, method=args.method, sigma=args.sigma,
+                    out=Path(args.output), base=args.base))  # fmt: skip

@@ -1,0 +1,119 @@
+"""What a run will do, touching no file: one :class:`Cell` per base x method x sigma, resolved and hashed.
+
+A cell's record key holds everything that can change a record (method, its version and resolved config, base and
+its config, data subset, sigma, n0, n, alpha, seed, precision); its hash names the run directory, so records of
+different configurations never mix. A method's settings resolve as its defaults < the suite's
+``[method_settings.<method>]`` < ``[method_settings.<method>.by_base.<base>]``; a base's as its defaults < the
+suite's ``[base_settings.<base>]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.bases import check_base, resolve_base_config
+from benchmark.config import RunConfig, config_hash, override_dataclass, to_jsonable
+from benchmark.data import subset_indices
+from benchmark.errors import BenchmarkError
+from benchmark.records import run_dir
+from benchmark.registry import METHODS
+
+# Certification settings: a fit never depends on them.
+_NOT_IN_FIT = frozenset({"split", "start", "skip", "n0", "n", "alpha"})
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (base, method, sigma) of a run.
+
+    Attributes:
+        base, method, sigma: the cell.
+        precision: "bf16" or "fp32", as resolved on this machine.
+        method_config, base_config: the resolved settings.
+        key: the record key (see the module docstring); ``chash`` is its hash.
+        indices: the images of the subset, in certification order.
+    """
+
+    base: str
+    method: str
+    sigma: float
+    precision: str
+    method_config: Any = field(repr=False)
+    base_config: Any = field(repr=False)
+    key: dict = field(repr=False, compare=False)
+    chash: str = ""
+    indices: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def fit_key(self) -> dict:
+        """The part of the key a fitted state depends on: never the certification settings, nor what the method's
+        ``fit_ignores`` names (a denoiser trained on images alone serves every base)."""
+        drop = set(_NOT_IN_FIT) | set(METHODS.get(self.method).fit_ignores)
+        if "base" in drop:
+            drop.add("base_config")
+        return {k: v for k, v in self.key.items() if k not in drop}
+
+    @property
+    def fit_hash(self) -> str:
+        return config_hash(self.fit_key)
+
+    def directory(self, results: Path, suite: str) -> Path:
+        return run_dir(results, suite, self.method, self.base, self.sigma, self.chash)
+
+
+def method_config(cfg: RunConfig, name: str, base: str):
+    """Method ``name``'s settings on ``base``; the settings of other bases, and so their hashes, stay as they were."""
+    cls, where = METHODS.get(name), f"[method_settings.{name}]"
+    settings = dict(cfg.method_settings.get(name, {}))
+    by_base = settings.pop("by_base", {})
+    if not isinstance(by_base, dict) or not all(isinstance(v, dict) for v in by_base.values()):
+        raise BenchmarkError(f"{where} by_base must hold one table per base, e.g. {where[:-1]}.by_base.resnet20]")
+    for other in by_base:
+        check_base(other)
+    config = override_dataclass(cls.Config(), settings, where)
+    if base in by_base:
+        config = override_dataclass(config, by_base[base], f"{where[:-1]}.by_base.{base}]")
+    return config
+
+
+def base_config(cfg: RunConfig, name: str):
+    return resolve_base_config(name, cfg.base_settings.get(name))
+
+
+def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=()) -> Cell:
+    """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg``."""
+    cls, mconfig, bconfig = METHODS.get(method), method_config(cfg, method, base), base_config(cfg, base)
+    key = {
+        "method": cls.name,
+        "method_version": cls.version,
+        "method_config": to_jsonable(mconfig),
+        "base": base,
+        "base_config": to_jsonable(bconfig),
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "start": cfg.start,
+        "skip": cfg.skip,
+        "sigma": float(sigma),
+        "n0": cfg.n0,
+        "n": cfg.n,
+        "alpha": cfg.alpha,
+        "seed": cfg.seed,
+        "precision": precision,
+    }
+    return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices))
+
+
+def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
+    """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
+    methods = METHODS.resolve(cfg.methods)
+    if not cfg.bases:
+        raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
+    for name in cfg.bases:
+        check_base(name)
+    indices = subset_indices(num_images, cfg.start, cfg.skip, cfg.max_images, cfg.seed)
+    if not indices:
+        raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {num_images} images")
+    precision = "bf16" if bf16 else "fp32"
+    return [cell(cfg, m, b, s, precision, indices) for b in cfg.bases for m in methods for s in cfg.sigmas]

@@ -1,0 +1,135 @@
+"""One process's view of a run configuration: device and precision, data, bases, and methods with their fits.
+
+The runner and the maintenance commands get everything they need from a :class:`Session`; methods get the part
+they may use through their :class:`~benchmark.method.MethodContext`. A method's fit comes from the fit store
+(published, then cached), or is made here through the one training loop and saved there.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
+from benchmark.config import RunConfig
+from benchmark.data import DatasetSpec
+from benchmark.device import resolve_bf16, resolve_device
+from benchmark.files import write_json_atomic
+from benchmark.method import Method, MethodContext, QueryOnly, fit_method
+from benchmark.plan import Cell, base_config, cell, plan
+from benchmark.registry import DATASETS, METHODS
+from benchmark.store import CHECKPOINT, INPUTS, FitStore
+
+
+class Session:
+    """Args: cfg: the resolved run configuration."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.bf16 = resolve_bf16(cfg.precision, self.device)
+        self.precision = "bf16" if self.bf16 else "fp32"
+        self.results = Path(cfg.results).expanduser()
+        self.cache_dir = Path(cfg.cache_dir).expanduser()
+        self.data_root = Path(cfg.data_root).expanduser() if cfg.data_root else None
+        self.dataset: DatasetSpec = DATASETS.get(cfg.dataset)()
+        self.store = FitStore(self.cache_dir, self.results)
+        self._data: dict[str, Dataset] = {}
+        self._bases: dict[str, BaseClassifier] = {}
+
+    # -- data and bases ---------------------------------------------------------------------------------------
+    def data(self, split: str) -> Dataset:
+        """A split of the dataset, loaded once (loading the evaluation split also sets ``dataset.label``)."""
+        if split not in self._data:
+            self._data[split] = self.dataset.load(split, self.data_root, self.cache_dir, self.cfg.download)
+        return self._data[split]
+
+    def eval_data(self) -> Dataset:
+        return self.data(self.cfg.split)
+
+    def plan(self) -> list[Cell]:
+        return plan(self.cfg, len(self.eval_data()), self.bf16)
+
+    def cell(self, method: str, base: str, sigma: float) -> Cell:
+        return cell(self.cfg, method, base, sigma, self.precision)
+
+    def build_context(self) -> BuildContext:
+        return BuildContext(self.device, self.store, self.data_root, self.cfg.download, self.bf16, self.cfg.seed)
+
+    def build_base(self, name: str) -> BaseClassifier:
+        """Base ``name``, built once per process, frozen; methods get deep copies."""
+        if name not in self._bases:
+            check_base(name)
+            model = base_spec(name).build(base_config(self.cfg, name), self.dataset, self.build_context())
+            self._bases[name] = model.requires_grad_(False)
+        return self._bases[name]
+
+    # -- methods and their fits -------------------------------------------------------------------------------
+    def _instance(self, target: Cell) -> tuple[Method, dict[str, dict], list[QueryOnly]]:
+        """A fresh method for ``target``, with the starts it asks ``ctx.fit`` for and the query-only wrappers it
+        asks ``ctx.query_only`` for (both filled as the method uses them)."""
+        starts: dict[str, dict] = {}
+        queried: list[QueryOnly] = []
+
+        def fit_start(name: str, sigma: float) -> Method:
+            method, info = self.fit(self.cell(name, target.base, sigma))
+            if info.get("fit_hash"):
+                starts[name] = {"fit_hash": info["fit_hash"], "state_sha256": info["state_sha256"]}
+            return method
+
+        def query_only(model: nn.Module) -> QueryOnly:
+            queried.append(QueryOnly(model))
+            return queried[-1]
+
+        ctx = MethodContext(self.dataset, self.device, self.cfg.seed, self.build_base, fit_start, query_only)
+        base = copy.deepcopy(self.build_base(target.base))
+        return METHODS.get(target.method)(target.method_config, base, ctx), starts, queried
+
+    def fit(self, target: Cell) -> tuple[Method, dict]:
+        """The method of ``target`` with its fit (from the store, or made now and saved), and the fit's provenance."""
+        method, starts, queried = self._instance(target)
+        if not method.needs_fit():
+            return method, {"fit_time_s": 0.0, "cached": False}
+
+        def make(directory: Path) -> tuple[dict, dict]:
+            method.before_fit(target.sigma)
+            if starts:  # written before the loop, so `publish-fits` can commit the start of an unfinished fit
+                write_json_atomic(directory / INPUTS, starts)
+            result = fit_method(
+                method,
+                target.sigma,
+                self.data("train"),
+                device=self.device,
+                bf16=self.bf16,
+                seed=self.cfg.seed,
+                checkpoint=directory / CHECKPOINT,
+                augment=self.dataset.augment,
+            )
+            info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
+                    "final_loss": result.final_loss, "loss_history": result.loss_history,
+                    "resumed_from_epoch": result.resumed_from_epoch, "fit_key": target.fit_key}  # fmt: skip
+            if queried:  # black-box access: what the fit cost in queries, and proof it never differentiated
+                info["queries"] = sum(q.counter["queries"] for q in queried)
+                info["backward_calls_through_base"] = sum(q.counter["backward_calls"] for q in queried)
+            if starts:
+                info["init_fits"] = starts
+            return method.fit_state(), info
+
+        stored = self.store.get_or_fit(target.method, target.fit_hash, make, self.device)
+        if stored.info["cached"]:
+            method.load_fit(stored.state)
+        return method, stored.info
+
+    def stored(self, target: Cell) -> Method | None:
+        """The method of ``target`` with its stored fit (or needing none); None rather than fitting."""
+        method, _, _ = self._instance(target)
+        if not method.needs_fit():
+            return method
+        stored = self.store.load(target.method, target.fit_hash, self.device)
+        if stored is None:
+            return None
+        method.load_fit(stored.state)
+        return method

@@ -1,0 +1,161 @@
+"""The fit store: where every fitted state lives, for method fits and for bases the suite trains itself.
+
+Layout: a fit of ``name`` under key hash ``fhash`` is the directory ``<cache>/<kind>/<name>/<fhash>/`` holding
+``state.safetensors`` (the tensors) and ``fit.json`` (provenance: the fit key, the loop's cost and losses, the
+state's SHA-256), plus while it trains ``checkpoint.pt`` (per epoch, for resuming) and, for a fit that starts from
+other fits, ``inputs.json`` (written before the loop, so the start of a fit a session cut short can be published).
+
+Lookup order: a fit published under ``<results>/checkpoints/<name>/<fhash>/`` (see :meth:`FitStore.publish`) wins
+over the local cache, so a run resumed on another machine certifies the very state its first records came from.
+A missing fit is made once: runs started together take a lock per fit; the first fits, the others wait and load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from benchmark.config import config_hash
+from benchmark.files import exclusive, read_json, sha256_file, write_atomic, write_json_atomic
+from benchmark.records import iter_runs, safe_name
+
+STATE, INFO, CHECKPOINT, INPUTS = "state.safetensors", "fit.json", "checkpoint.pt", "inputs.json"
+
+# ``fit_fn(directory) -> (tensors, provenance)``: trains, checkpointing into ``directory``.
+FitFn = Callable[[Path], tuple[dict[str, torch.Tensor], dict]]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted state as the store hands it out.
+
+    Attributes:
+        state: the tensors, on the requested device.
+        info: ``fit.json`` plus ``fit_hash``, ``state_sha256`` and ``cached`` (False only where it was just made).
+    """
+
+    state: dict[str, torch.Tensor]
+    info: dict
+
+
+class FitStore:
+    """Args:
+    cache_dir: the local cache root.
+    results: the results tree whose ``checkpoints/`` holds published fits (None: the cache alone).
+    """
+
+    def __init__(self, cache_dir: Path, results: Path | None = None):
+        self.cache_dir = cache_dir
+        self.published_root = results / "checkpoints" if results is not None else None
+
+    def cache_path(self, name: str, fhash: str, kind: str = "fits") -> Path:
+        return self.cache_dir / kind / safe_name(name) / fhash
+
+    def published_path(self, name: str, fhash: str) -> Path | None:
+        return None if self.published_root is None else self.published_root / safe_name(name) / fhash
+
+    def _sources(self, name: str, fhash: str, kind: str) -> list[Path]:
+        published = self.published_path(name, fhash) if kind == "fits" else None
+        return [p for p in (published, self.cache_path(name, fhash, kind)) if p is not None]
+
+    def where(self, name: str, fhash: str, kind: str = "fits") -> str:
+        """``published``, ``cached``, ``checkpoint`` (a fit under way can resume) or ``missing``."""
+        published = self.published_path(name, fhash) if kind == "fits" else None
+        if published is not None and (published / STATE).is_file():
+            return "published"
+        cached = self.cache_path(name, fhash, kind)
+        if (cached / STATE).is_file():
+            return "cached"
+        return "checkpoint" if (cached / CHECKPOINT).is_file() else "missing"
+
+    def load(self, name: str, fhash: str, device: torch.device | str = "cpu", kind: str = "fits") -> Fit | None:
+        """The stored fit (published first, then the cache), or None."""
+        for source in self._sources(name, fhash, kind):
+            state_path, info_path = source / STATE, source / INFO
+            if state_path.is_file() and info_path.is_file():
+                state = load_file(str(state_path), device=str(device))
+                info = read_json(info_path, "fit.json") or {}
+                return Fit(state, {**info, "cached": True, "fit_hash": fhash, "state_sha256": sha256_file(state_path)})
+        return None
+
+    def get_or_fit(self, name: str, fhash: str, fit_fn: FitFn, device: torch.device | str = "cpu",
+                   kind: str = "fits") -> Fit:  # fmt: skip
+        """The stored fit, or ``fit_fn`` run once (under a lock shared by every process on this cache) and saved:
+        tensors atomically as safetensors, provenance with the state's SHA-256; the training checkpoint is dropped."""
+        found = self.load(name, fhash, device, kind)
+        if found is not None:
+            return found
+        directory = self.cache_path(name, fhash, kind)
+        with exclusive(directory.with_name(f"{fhash}.lock")):
+            found = self.load(name, fhash, device, kind)
+            if found is not None:
+                return found
+            tensors, info = fit_fn(directory)
+            tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            write_atomic(directory / STATE, lambda tmp: save_file(tensors, str(tmp)))
+            info = {**info, "state_sha256": sha256_file(directory / STATE)}
+            write_json_atomic(directory / INFO, info)
+            (directory / CHECKPOINT).unlink(missing_ok=True)
+        state = {k: v.to(device) for k, v in tensors.items()}
+        return Fit(state, {**info, "cached": False, "fit_hash": fhash})
+
+    # -- publishing -------------------------------------------------------------------------------------------
+    def publish(self, results: Path, suite: str | None, max_bytes: int) -> list[str]:
+        """Copy the cached fitted state of every run in ``results`` (of one suite, or all) to
+        ``results/checkpoints/<method>/<fit hash>/``, with the fits each started from (a Stab fine-tune's MSE
+        denoiser) and the starts of fits still unfinished in the cache, so a fine-tune cut short by the end of a
+        session restarts elsewhere without refitting its start. States over ``max_bytes`` stay local. Returns one
+        line per fit."""
+        publisher = _Publisher(self, FitStore(self.cache_dir, results), max_bytes)
+        for run in iter_runs(results, suite):
+            fkey = run.info.fit.get("fit_key")
+            if fkey:
+                publisher.publish(run.info.method, config_hash(fkey))
+        for inputs_path in sorted(self.cache_dir.glob(f"fits/*/*/{INPUTS}")):
+            fit_dir = inputs_path.parent
+            if not (fit_dir / STATE).is_file():
+                owner = f"unfinished {fit_dir.parent.name} {fit_dir.name}"
+                publisher.publish_starts(json.loads(inputs_path.read_text()), owner)
+        return publisher.lines
+
+
+class _Publisher:
+    """One ``publish`` pass: each fit once, with the fits it started from."""
+
+    def __init__(self, store: FitStore, target: FitStore, max_bytes: int):
+        self.store, self.target, self.max_bytes = store, target, max_bytes
+        self.lines: list[str] = []
+        self.seen: set[tuple[str, str]] = set()
+
+    def publish(self, method: str, fhash: str, why: str = "") -> None:
+        if (method, fhash) in self.seen:
+            return
+        self.seen.add((method, fhash))
+        source, target = self.store.cache_path(method, fhash), self.target.published_path(method, fhash)
+        state = source / STATE
+        if (target / STATE).is_file():
+            self.lines.append(f"{method} {fhash}{why}: already published")
+        elif not state.is_file():
+            self.lines.append(f"{method} {fhash}{why}: not in {self.store.cache_dir} (fit it first)")
+        elif state.stat().st_size > self.max_bytes:
+            size = state.stat().st_size / 2**20
+            self.lines.append(f"{method} {fhash}{why}: {size:.1f} MB, over the limit; kept local")
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            fit_info = {**json.loads((source / INFO).read_text()), "state_sha256": sha256_file(state)}
+            shutil.copyfile(state, target / STATE)
+            write_json_atomic(target / INFO, fit_info)
+            self.lines.append(f"{method} {fhash}{why}: published {state.stat().st_size / 2**10:.0f} KB -> {target}")
+        info_path = next((d / INFO for d in (target, source) if (d / INFO).is_file()), None)
+        inputs = json.loads(info_path.read_text()).get("init_fits", {}) if info_path else {}
+        self.publish_starts(inputs, f"{method} {fhash}")
+
+    def publish_starts(self, inputs: dict[str, dict], owner: str) -> None:
+        for name, start in sorted(inputs.items()):
+            self.publish(name, start["fit_hash"], f" (start of {owner})")
