@@ -17,6 +17,11 @@ from torch.utils.data import Dataset, TensorDataset
 from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
 
+# Per-channel statistics of ImageNet's training set: the normalisation of ImageNet models, and of the CIFAR ResNets
+# published with ImageNet statistics.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 class UInt8Images(Dataset):
     """Images held in memory as uint8 ``[N,C,H,W]`` (4x smaller than float), converted to [0,1] on access."""
@@ -168,8 +173,7 @@ class ImageNet(DatasetSpec):
     name = "imagenet"
     num_classes = 1000
     image_shape = (3, 224, 224)
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
     label = "ImageNet"
 
     def load(self, split: str, root: Path | None, cache_dir: Path, download: bool = False) -> Dataset:

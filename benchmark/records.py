@@ -19,20 +19,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
-import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-from benchmark.config import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.files import lock, read_json, write_json_atomic
 from benchmark.smoothing import ABSTAIN
-
-PACKAGES = ("torch", "torchvision", "timm", "peft", "diffusers", "numpy", "scipy", "safetensors")
 
 
 @dataclass(frozen=True)
@@ -300,35 +293,3 @@ def latest_runs(results: Path, suite: str | None = None) -> list[Run]:
 def suites_in(results: Path) -> list[str]:
     """Suites that have at least one run under ``results`` (run.json sits five levels below the suite folder)."""
     return sorted({p.parents[4].name for p in results.glob("*/*/*/sigma_*/*/run.json")})
-
-
-# --- provenance ---------------------------------------------------------------------------------------------------
-
-
-def git_state() -> dict:
-    """Commit SHA and dirty flag of the project checkout (None when not a git checkout)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    sha = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"sha": sha, "dirty": bool(status) if status is not None else None}
-
-
-def package_versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def command_line() -> list[str]:
-    return [Path(sys.executable).name, "-m", "benchmark", *sys.argv[1:]]

@@ -20,17 +20,8 @@ from benchmark.measure import denoising_error, is_denoiser
 from benchmark.method import Method, cost
 from benchmark.metrics import certify_s_per_image
 from benchmark.plan import Cell
-from benchmark.records import (
-    Record,
-    RecordWriter,
-    RunInfo,
-    command_line,
-    git_state,
-    package_versions,
-    read_records,
-    read_run_info,
-    write_run_info,
-)
+from benchmark.provenance import command_line, git_state, package_versions
+from benchmark.records import Record, RecordWriter, RunInfo, read_records, read_run_info, write_run_info
 from benchmark.session import Session
 from benchmark.smoothing import image_generator
 

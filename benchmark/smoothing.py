@@ -214,15 +214,8 @@ def certify(
     return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n_used)
 
 
-def predict(
-    classifier: Classifier,
-    x: torch.Tensor,
-    sigma: float,
-    n: int,
-    alpha: float,
-    batch_size: int = 1000,
-    generator: torch.Generator | None = None,
-) -> int:
+def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha: float, batch_size: int = 1000,
+            generator: torch.Generator | None = None) -> int:  # fmt: skip
     """PREDICT of Cohen et al. (2019), Algorithm 1: the smoothed prediction, or -1 (abstain).
 
     Abstains unless a two-sided binomial test rejects, at level ``alpha``, that the top two classes are equally

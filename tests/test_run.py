@@ -486,3 +486,32 @@ def test_recount_relabels_data_only_where_it_was_read(tiny_suite, tmp_path, caps
     assert main(["recount", *args]) == 0
     assert "data 'CIFAR-10' -> 'CIFAR-10 (JPEG q75 copy)'" in capsys.readouterr().out
     assert json.loads(path.read_text()) == original
+
+
+def test_leaderboard_cells_equal_the_metrics_recomputed_from_the_records_on_disk(run_args, tmp_path):
+    """Every number in the CSV and every percentage in the markdown comes from the records: recomputed here from
+    the raw JSON lines (not through the readers the leaderboard uses), they agree cell by cell."""
+    import csv
+
+    assert main(["run", *run_args, "--methods", "vanilla,gaussian"]) == 0
+    with open(tmp_path / "lb" / "tiny.csv") as fh:
+        table = list(csv.DictReader(fh))
+    md = (tmp_path / "lb" / "tiny.md").read_text()
+    assert len(table) == 4
+    for row in table:
+        (records_file,) = (tmp_path / "results" / "tiny" / row["method"]).glob(
+            f"*/sigma_{row['sigma']}/*/records.jsonl"
+        )
+        raw = [json.loads(line) for line in records_file.read_text().splitlines()]
+        assert int(row["n_images"]) == len(raw) == 8
+        cells = []
+        for radius in (0.0, 0.25, 0.5, 0.75, 1.0):
+            share = sum(r["prediction"] == r["label"] and r["radius"] >= radius for r in raw) / len(raw)
+            assert float(row[f"acc@{radius:g}"]) == pytest.approx(share, abs=1e-12)
+            cells.append(f"{100 * share:.1f}")
+        acr = sum(r["radius"] for r in raw if r["prediction"] == r["label"]) / len(raw)
+        assert float(row["acr"]) == pytest.approx(acr, abs=1e-12)
+        assert float(row["abstain_rate"]) == pytest.approx(sum(r["prediction"] == -1 for r in raw) / len(raw))
+        assert float(row["certify_s_per_image"]) == pytest.approx(sum(r["time_s"] for r in raw) / len(raw))
+        section = md.split(f"### sigma = {float(row['sigma']):g}")[1].split("###")[0]
+        assert f"| {row['method']} | " + " | ".join(cells) + f" | {acr:.3f} |" in section

@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext
 from benchmark.bases.weights import find_weights, load_state_file
-from benchmark.data import DatasetSpec
+from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec
 from benchmark.errors import BenchmarkError
 
 # --- CIFAR ResNets (He et al. 2016, Sec. 4.2; option A identity shortcuts) --------------------------------------
@@ -97,8 +97,7 @@ class _PublishedCifarResNet(_Published):
     family = "cnn"
     blocks: int
     # Idelbayev's models were trained with ImageNet statistics (../shared/models/README.md).
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
 
     def architecture(self) -> nn.Module:
         return CifarResNet(self.blocks)

@@ -1,0 +1,46 @@
+"""The committed results stay reachable: every cell the repository holds resumes under the current code.
+
+A change that moved a configuration hash (a renamed config field, a new default, a different key) would make
+``run`` start a committed row over instead of resuming it, and refit instead of loading its published fit. These
+checks read only ``results/`` and the suite files: no data, no model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.config import build_run_config, config_hash, suite_names
+from benchmark.plan import cell
+from benchmark.records import latest_runs, suites_in
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+SUITES = [s for s in suites_in(RESULTS) if s in suite_names()]
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_committed_cell_resumes_under_the_current_code(suite):
+    cfg = build_run_config(suite, {})
+    runs = latest_runs(RESULTS, suite)
+    assert runs
+    for run in runs:
+        info = run.info
+        planned = cell(cfg, info.method, info.base, info.sigma, run.precision)
+        where = f"{info.method}/{info.base}/sigma {info.sigma:g} [{run.precision}]"
+        assert planned.key == info.config, f"{where}: the planned record key differs from the committed one"
+        assert planned.directory(RESULTS, suite) == run.directory, f"{where}: would start over in a new directory"
+        if info.fit.get("fit_key"):
+            assert planned.fit_key == info.fit["fit_key"], f"{where}: the fit key moved"
+            assert planned.fit_hash == config_hash(info.fit["fit_key"])
+
+
+def test_published_fits_are_where_their_rows_look():
+    """Each run whose fit.json is published names a fit hash the current plan looks up first."""
+    for suite in SUITES:
+        cfg = build_run_config(suite, {})
+        for run in latest_runs(RESULTS, suite):
+            info = run.info
+            fhash = info.fit.get("fit_hash")
+            if fhash and (RESULTS / "checkpoints" / info.method / fhash / "state.safetensors").is_file():
+                assert cell(cfg, info.method, info.base, info.sigma, run.precision).fit_hash == fhash
