@@ -40,7 +40,9 @@ def _shard(text: str) -> tuple[int, int]:
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", help="results directory to read (default: results/)")
-    p.add_argument("--out", default="leaderboards", help="where to write tables and plots (default: leaderboards/)")
+    p.add_argument(
+        "--out", default=None, help="where to write tables and plots (default: leaderboards/ beside --results)"
+    )
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
@@ -69,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", default=None, help="dataset folder")
     run.add_argument("--download", action="store_true", default=None, help="let torchvision download the data")
     run.add_argument("--results", default=None, help="results directory (default: results/)")
-    run.add_argument("--out", default="leaderboards", help="leaderboard directory (default: leaderboards/)")
+    run.add_argument("--out", default=None,
+                     help="leaderboard directory (default: the leaderboards/ folder beside --results)")  # fmt: skip
     run.add_argument("--cache-dir", default=None, help="cache of fitted states and bases (default: .cache/)")
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
     run.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"], help="autocast precision")
@@ -201,4 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: records so far are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk, a permission taken away mid-run: what was written is kept
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}: fix that, then rerun the same command to resume", file=sys.stderr)
+        return 1
     return 0

@@ -17,10 +17,18 @@ def overrides(args) -> dict:
     values["sigmas"] = getattr(args, "sigma", None)
     for key in ("methods", "bases"):
         text = getattr(args, key, None)
-        values[key] = [v.strip() for v in text.split(",") if v.strip()] if text else None
+        values[key] = [v.strip() for v in text.split(",") if v.strip()] if text is not None else None
+        if values[key] == []:
+            raise BenchmarkError(f"--{key} is empty: name one or more, comma separated, or 'all'")
     if values.get("data_root"):
         values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
     return values
+
+
+def out_dir(args, results: str | Path) -> Path:
+    """``--out``, or the ``leaderboards`` folder beside the results read: tables of other results never land on
+    the committed ``leaderboards/`` unless asked for."""
+    return Path(args.out) if args.out else Path(results).parent / "leaderboards"
 
 
 def write_leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
@@ -58,6 +66,7 @@ def run(args) -> None:
     cfg = build_run_config(args.suite, values)
     if not cfg.methods:
         raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
+    out = out_dir(args, cfg.results)
     if args.dry_run:
         from benchmark.maintenance import dry_run
         from benchmark.runner import check_shard
@@ -65,12 +74,18 @@ def run(args) -> None:
         check_shard(args.shard, args.fresh)
         print("\n".join(dry_run(cfg, fresh=args.fresh, shard=args.shard)))
         return
+    from benchmark.files import check_writable, safe_name
     from benchmark.runner import Runner
 
+    if not args.no_leaderboard:  # found now, not after hours of certification
+        check_writable(out, "--out", "leaderboard directory")
     Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard).run()
+    where = f"records under {Path(cfg.results) / safe_name(cfg.suite)}"
     if not args.no_leaderboard:
-        command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {args.out}"
-        write_leaderboards(Path(cfg.results), Path(args.out), cfg.suite, command)
+        command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {out}"
+        write_leaderboards(Path(cfg.results), out, cfg.suite, command)
+        where += f", tables in {out / safe_name(cfg.suite)}.md"
+    print(f"done: {where}")
 
 
 def pretrain(args) -> None:
@@ -103,8 +118,8 @@ def preview_denoised(args) -> None:
     import torch
 
     from benchmark.data import subset_indices
+    from benchmark.files import safe_name
     from benchmark.measure import denoised_preview, is_denoiser
-    from benchmark.records import safe_name
     from benchmark.registry import METHODS
     from benchmark.session import Session
 
@@ -133,7 +148,7 @@ def preview_denoised(args) -> None:
                 s, method = session, session.fit(session.cell(name, base, sigma))[0]
             methods[sigma] = method
             sources.append(f"{sigma:g}: {s.precision}")
-        path = Path(args.out) / safe_name(cfg.suite) / f"denoised_{name}.png"
+        path = Path(args.out or "leaderboards") / safe_name(cfg.suite) / f"denoised_{name}.png"
         title = f"{cfg.suite}: what {base} sees through {name}"
         if methods[cfg.sigmas[0]].needs_fit():
             title += f" (fits by sigma, {'; '.join(sources)})"
@@ -151,14 +166,14 @@ def list_entries(args) -> None:
 
 
 def leaderboard(args) -> None:
-    write_leaderboards(Path(args.results), Path(args.out), args.suite, args.command_line)
+    write_leaderboards(Path(args.results), out_dir(args, args.results), args.suite, args.command_line)
 
 
 def plot(args) -> None:
     if args.denoised:  # the older spelling of preview-denoised
         preview_denoised(args)
         return
-    write_leaderboards(Path(args.results), Path(args.out), args.suite, args.command_line, plots_only=True)
+    write_leaderboards(Path(args.results), out_dir(args, args.results), args.suite, args.command_line, plots_only=True)
 
 
 def publish_fits(args) -> None:

@@ -14,11 +14,14 @@ import hashlib
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
+from benchmark.files import safe_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -49,6 +52,44 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:10]
 
 
+def _kind(hint: Any) -> str:
+    """How an error message names the values a type hint admits."""
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "none"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_kind(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def admits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (as read from TOML or the command line) is of the type ``hint`` names: integers are not
+    numbers with a fraction, booleans are not integers, a list stands for a tuple."""
+    origin = typing.get_origin(hint)
+    if hint is Any or dataclasses.is_dataclass(hint):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(admits(h, value) for h in typing.get_args(hint))
+    if origin is tuple:
+        element = typing.get_args(hint)[0]
+        return isinstance(value, list | tuple) and all(admits(element, v) for v in value)
+    if origin is not None:
+        return isinstance(value, origin)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def check_types(cls: type, values: dict[str, Any], where: str) -> None:
+    """One line naming the key whose value is not of its field's type (a TOML ``batch_size = 11.5``)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key in hints and not admits(hints[key], value):
+            raise BenchmarkError(f"{where}: {key} must be {_kind(hints[key])}, got {value!r}")
+
+
 def override_dataclass(instance: Any, overrides: dict[str, Any], where: str) -> Any:
     """Return ``instance`` with ``overrides`` applied, recursing into nested dataclass fields.
 
@@ -62,6 +103,7 @@ def override_dataclass(instance: Any, overrides: dict[str, Any], where: str) -> 
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(sorted(names))}"
             raise BenchmarkError(f"unknown setting {key!r} in {where}{hint}")
+        check_types(type(instance), {key: value}, where)
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             value = override_dataclass(current, value, f"{where}.{key}")
@@ -148,6 +190,10 @@ class RunConfig:
             raise ValueError(f"skip must be >= 1, got {self.skip!r}")
         if self.start < 0:
             raise ValueError(f"start must be >= 0, got {self.start!r}")
+        if self.n0 > self.n:
+            raise ValueError(f"n0 ({self.n0} selection samples) must not exceed n ({self.n} estimation samples)")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         if self.max_images is not None and self.max_images < 1:
             raise ValueError(f"max-images must be >= 1, got {self.max_images!r}")
         if self.batch_size < 1:
@@ -201,6 +247,7 @@ def _published(name: str, table: dict[str, Any]) -> bool:
 def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
     name, table = load_suite(suite)
+    safe_name(name, "suite name")  # it names folders under results/ and leaderboards/
     _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -219,7 +266,11 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     base_settings = dict(table.get("base_settings", {}))
     for key in ("methods", "bases"):
         if key in table:
-            values[key] = tuple(table[key])
+            values[key] = table[key]
+    check_types(RunConfig, values, f"suite {name!r}")
+    for key in ("methods", "bases"):
+        if key in values:
+            values[key] = tuple(values[key])
     for key, value in overrides.items():
         if value is None:
             continue
@@ -228,6 +279,9 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
         values[key] = tuple(value) if isinstance(value, list) else value
     values.setdefault("methods", ())
     values.setdefault("bases", ())
+    for key in ("methods", "bases", "sigmas"):  # a name or noise level given twice is one cell, done once
+        if key in values:
+            values[key] = tuple(dict.fromkeys(values[key]))
     try:
         return RunConfig(suite=name, method_settings=method_settings, base_settings=base_settings, **values)
     except (TypeError, ValueError) as err:

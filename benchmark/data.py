@@ -105,18 +105,37 @@ class Digits(DatasetSpec):
         return TensorDataset(images, torch.from_numpy(bunch.target[chosen]).long())
 
 
-def _image_folder_to_uint8(folder: Path, cache_dir: Path) -> UInt8Images:
+def _decode(path: str, loader, shape: tuple[int, int, int]) -> torch.Tensor:
+    """One image as uint8 ``[H,W,C]``; a file that cannot be decoded, or of another size, is named in one line."""
+    try:
+        pixels = np.array(loader(path), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: unidentified, truncated or broken files
+        raise BenchmarkError(f"image {path} cannot be decoded ({err}): replace or remove it") from None
+    channels, height, width = shape
+    if pixels.shape != (height, width, channels):
+        raise BenchmarkError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not {width}x{height} like the "
+                             "rest of the dataset: replace or remove it")  # fmt: skip
+    return torch.from_numpy(pixels)
+
+
+def _image_folder_to_uint8(folder: Path, cache_dir: Path, shape: tuple[int, int, int]) -> UInt8Images:
     """Decode an ImageFolder tree once into uint8 tensors, cached as .pt (JPEG decoding each epoch is slow)."""
     from torchvision.datasets import ImageFolder
 
-    tree = ImageFolder(str(folder))
+    try:
+        tree = ImageFolder(str(folder))
+    except (FileNotFoundError, PermissionError) as err:
+        raise BenchmarkError(f"{folder} is not a readable tree of class folders ({err}): fix --data-root") from None
     listing = "\n".join(f"{p}\t{c}" for p, c in tree.samples)
     key = hashlib.sha256(listing.encode()).hexdigest()[:12]
     cache = cache_dir / "data" / f"{folder.parent.name}-{folder.name}-{key}.pt"
     if cache.is_file():
-        blob = torch.load(cache, weights_only=True)
-        return UInt8Images(blob["images"], blob["labels"])
-    images = torch.stack([torch.from_numpy(np.array(tree.loader(p), dtype=np.uint8)) for p, _ in tree.samples])
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return UInt8Images(blob["images"], blob["labels"])
+        except Exception as err:  # noqa: BLE001 - a damaged cache file: one line, and it is only a cache
+            raise BenchmarkError(f"cached data {cache} is unreadable ({type(err).__name__}): delete it") from None
+    images = torch.stack([_decode(p, tree.loader, shape) for p, _ in tree.samples])
     images = images.permute(0, 3, 1, 2).contiguous()  # [N,H,W,C] -> [N,C,H,W]
     labels = torch.tensor(tree.targets, dtype=torch.long)
     write_atomic(cache, lambda tmp: torch.save({"images": images, "labels": labels}, tmp))
@@ -153,7 +172,7 @@ class CIFAR10(DatasetSpec):
             # tables must say when numbers come from a re-encoded copy (e.g. ../shared's JPEG q75 tree)
             jpeg = next((root / split).rglob("*.jpg"), None) is not None
             self.label = "CIFAR-10 (JPEG q75 copy)" if jpeg else "CIFAR-10 (ImageFolder copy)"
-            return _image_folder_to_uint8(root / split, cache_dir)
+            return _image_folder_to_uint8(root / split, cache_dir, self.image_shape)
         raise BenchmarkError(
             f"CIFAR-10 not found under {root}: pass --data-root pointing at a folder with cifar-10-batches-py/ "
             f"or train/ and test/ class folders, or add --download"

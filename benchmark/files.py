@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -89,14 +90,80 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_writable(results: Path) -> None:
-    """Fail early, touching nothing, when ``results`` cannot be written."""
-    probe = results
-    while not probe.exists():
+def check_writable(directory: Path, flag: str = "--results", what: str = "results directory") -> None:
+    """Fail early, touching nothing, when ``directory`` cannot be written (or is a file)."""
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise BenchmarkError(f"results directory {results} is not writable: pass --results DIR with a writable DIR")
+        raise BenchmarkError(f"{what} {directory} is not writable: pass {flag} DIR with a writable DIR")
 
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# What may name a folder: a suite, method or base (``timm:org/model`` included), a fit or config hash.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+/-]*")
+_HASH = re.compile(r"[0-9a-f]{10}")
+
+
+def safe_name(name: object, what: str = "name") -> str:
+    """``name`` as one path component (``timm:vit_b`` -> ``timm-vit_b``); anything that could leave the folder it
+    is joined to (``..``, an absolute path, a separator at the start) is refused with one line."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise BenchmarkError(f"{what} {name!r} cannot name a folder: use letters, digits and _ . : + - / (no '..')")
+    return name.replace(":", "-").replace("/", "-")
+
+
+def safe_hash(value: object, what: str = "hash") -> str:
+    if not isinstance(value, str) or not _HASH.fullmatch(value):
+        raise BenchmarkError(f"{what} {value!r} is not a 10-digit hexadecimal hash")
+    return value
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path``, refused unless it resolves inside ``root`` (no name, however it was spelt, writes elsewhere)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BenchmarkError(f"{path} lies outside {root}: refusing to write there")
+    return path
+
+
+class Claims:
+    """Work shared among processes on one run: image ``i`` is claimed by locking byte ``i`` of one file.
+
+    Two identical runs started together (two queues on one cell) split the images instead of certifying each twice.
+    The locks are POSIX record locks, which the kernel drops when their process dies, so a killed run's images
+    are free again at once. Where the filesystem has no locks every claim succeeds (work may then be duplicated,
+    never lost; readers keep one record per image).
+    """
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One descriptor per process and file: closing any descriptor of the file would drop all of its locks.
+        self._fh = open(path, "a+b")  # noqa: SIM115 - held for the claims' lifetime
+        self.path = path
+
+    def claim(self, position: int) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return True
+        try:
+            fcntl.lockf(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, position)
+        except (BlockingIOError, PermissionError):
+            return False
+        except OSError:  # ENOLCK and the like: no locks here
+            return True
+        return True
+
+    def release(self, position: int) -> None:
+        try:
+            import fcntl
+
+            fcntl.lockf(self._fh, fcntl.LOCK_UN, 1, position)
+        except (ImportError, OSError):
+            pass
+
+    def close(self) -> None:
+        self._fh.close()

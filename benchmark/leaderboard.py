@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.config import DEFAULT_RADII
-from benchmark.labels import envelope_sources, run_label, unfinished
+from benchmark.files import inside, safe_name
+from benchmark.labels import envelope_sources, run_label, subset_note, unfinished
 from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
 from benchmark.records import Run, latest_runs, suites_in
 
@@ -67,6 +68,7 @@ def run_row(run: Run, radii: Sequence[float]) -> dict:
         config_hash=info.config_hash,
         status=run.status,
         precision=run.precision,
+        subset_size=info.subset_size,
     )
     return row
 
@@ -94,7 +96,11 @@ def row_name(row: dict, rows: Sequence[dict]) -> str:
     """The name of ``row`` in the tables: its label among the rows of its base, and its status unless complete,
     so an unfinished row never reads as a final one."""
     base_rows = [r for r in rows if r["base"] == row["base"]]
-    return label(row, base_rows) + unfinished(row["status"])
+    return (
+        label(row, base_rows)
+        + unfinished(row["status"])
+        + subset_note(row["status"], row["n_images"], row["subset_size"])
+    )
 
 
 def data_names(rows: Sequence[dict]) -> str:
@@ -213,7 +219,8 @@ def write_leaderboard(results: Path, out_dir: Path, suite: str, command: str, wi
 
     rows, radii = leaderboard_rows(results, suite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / f"{suite}.csv", out_dir / f"{suite}.md"
+    name = safe_name(suite, "suite")
+    csv_path, md_path = inside(out_dir, out_dir / f"{name}.csv"), inside(out_dir, out_dir / f"{name}.md")
     write_csv(rows, radii, csv_path)
     plots = write_plots(results, out_dir, suite) if with_plots else []
     md_path.write_text(markdown(suite, rows, radii, plots, out_dir, command))

@@ -12,6 +12,7 @@ from benchmark.config import RunConfig
 from benchmark.method import count_parameters, share_of_base
 from benchmark.metrics import certify_s_per_image
 from benchmark.plan import Cell
+from benchmark.progress import duration
 from benchmark.records import Run, RunInfo, iter_runs, latest_runs, read_records, write_run_info, writing
 from benchmark.session import Session
 
@@ -21,10 +22,6 @@ _FIT_SOURCE = {
     "checkpoint": "resumes from its checkpoint",
     "missing": "not saved (fitted first, if the method trains)",
 }
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def dry_run(cfg: RunConfig, fresh: bool = False, shard: tuple[int, int] | None = None) -> list[str]:
@@ -46,7 +43,7 @@ def dry_run(cfg: RunConfig, fresh: bool = False, shard: tuple[int, int] | None =
             rate = certify_s_per_image(mine)
             seconds = len(todo) * rate
             total_s += seconds
-            left = f"  ~{_duration(seconds)} left at {rate:.3g} s/img (measured)"
+            left = f"  ~{duration(seconds)} left at {rate:.3g} s/img (measured)"
         elif todo:
             unknown += 1
             left = "  not started"
@@ -60,7 +57,7 @@ def dry_run(cfg: RunConfig, fresh: bool = False, shard: tuple[int, int] | None =
         )
     summary = f"{len(cells)} runs, {with_work} with images left"
     if total_s:
-        summary += f"; ~{_duration(total_s)} of certification left in the measured ones"
+        summary += f"; ~{duration(total_s)} of certification left in the measured ones"
     if unknown:
         summary += f", {unknown} not started (no estimate)"
     return [*lines, summary + "; fits not included"]

@@ -33,7 +33,8 @@ class Cell:
         precision: "bf16" or "fp32", as resolved on this machine.
         method_config, base_config: the resolved settings.
         key: the record key (see the module docstring); ``chash`` is its hash.
-        indices: the images of the subset, in certification order.
+        indices: the images to certify, in certification order (the subset, or its first ``max_images``).
+        subset_size: the images of the whole subset (``start``, ``skip``), whatever ``max_images`` is.
     """
 
     base: str
@@ -45,6 +46,7 @@ class Cell:
     key: dict = field(repr=False, compare=False)
     chash: str = ""
     indices: tuple[int, ...] = field(default=(), repr=False)
+    subset_size: int = 0
 
     @property
     def fit_key(self) -> dict:
@@ -82,7 +84,7 @@ def base_config(cfg: RunConfig, name: str):
     return resolve_base_config(name, cfg.base_settings.get(name))
 
 
-def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=()) -> Cell:
+def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=(), subset_size=0) -> Cell:
     """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg``."""
     cls, mconfig, bconfig = METHODS.get(method), method_config(cfg, method, base), base_config(cfg, base)
     key = {
@@ -102,18 +104,27 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
         "seed": cfg.seed,
         "precision": precision,
     }
-    return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices))
+    return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices),
+                subset_size)  # fmt: skip
 
 
-def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
-    """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
+def check_names(cfg: RunConfig) -> list[str]:
+    """The methods ``cfg`` names, resolved; a did-you-mean error for an unknown method or base."""
     methods = METHODS.resolve(cfg.methods)
     if not cfg.bases:
         raise BenchmarkError(f"suite {cfg.suite!r} names no base model")
     for name in cfg.bases:
         check_base(name)
-    indices = subset_indices(num_images, cfg.start, cfg.skip, cfg.max_images, cfg.seed)
-    if not indices:
+    return methods
+
+
+def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
+    """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
+    methods = check_names(cfg)
+    subset = subset_indices(num_images, cfg.start, cfg.skip, None, cfg.seed)
+    if not subset:
         raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {num_images} images")
-    precision = "bf16" if bf16 else "fp32"
-    return [cell(cfg, m, b, s, precision, indices) for b in cfg.bases for m in methods for s in cfg.sigmas]
+    indices, precision = subset[: cfg.max_images], "bf16" if bf16 else "fp32"
+    return [
+        cell(cfg, m, b, s, precision, indices, len(subset)) for b in cfg.bases for m in methods for s in cfg.sigmas
+    ]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.labels import envelope_sources, run_label, unfinished
+from benchmark.files import safe_name
+from benchmark.labels import envelope_sources, run_label, subset_note, unfinished
 from benchmark.metrics import certified_accuracy, envelope, r_max
-from benchmark.records import latest_runs, safe_name
+from benchmark.records import latest_runs
 
 
 def _axes(title: str):
@@ -50,7 +51,8 @@ def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
         for sigma in sigmas:
             plt, fig, ax = _axes(f"{suite} / {base}{precision} / sigma = {sigma:g}")
             for run in sorted((r for r in base_runs if float(r.info.sigma) == sigma), key=name):
-                status = unfinished(run.status, len(run.records))
+                images = len(run.records)
+                status = unfinished(run.status, images) + subset_note(run.status, images, run.info.subset_size)
                 ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
             ax.legend(fontsize=8)
             written.append(save_figure(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))

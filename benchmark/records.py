@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import BenchmarkError
-from benchmark.files import lock, read_json, write_json_atomic
+from benchmark.files import inside, lock, read_json, safe_hash, safe_name, write_json_atomic
 from benchmark.smoothing import ABSTAIN
 
 
@@ -101,6 +101,7 @@ class RunInfo:
     updated: str = ""
     sessions: int = 0
     images_done: int | None = None
+    subset_size: int | None = None  # images of the whole subset; a complete run of fewer (--max-images) says so
     timings: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
@@ -135,13 +136,9 @@ class RunInfo:
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
 
-def safe_name(name: str) -> str:
-    """A registry key as a path component (``timm:vit_b`` -> ``timm-vit_b``)."""
-    return name.replace(":", "-").replace("/", "-")
-
-
 def run_dir(results: Path, suite: str, method: str, base: str, sigma: float, chash: str) -> Path:
-    return results / safe_name(suite) / safe_name(method) / safe_name(base) / f"sigma_{sigma:g}" / chash
+    parts = (safe_name(suite, "suite"), safe_name(method, "method"), safe_name(base, "base"))
+    return inside(results, results.joinpath(*parts, f"sigma_{float(sigma):g}", safe_hash(chash, "config hash")))
 
 
 def read_run_info(directory: Path) -> RunInfo | None:
@@ -272,7 +269,7 @@ class Run:
 
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
     """Every run directory under ``results`` (optionally one suite) that has a run.json."""
-    pattern = f"{safe_name(suite)}/*/*/sigma_*/*/run.json" if suite else "*/*/*/sigma_*/*/run.json"
+    pattern = f"{safe_name(suite, 'suite')}/*/*/sigma_*/*/run.json" if suite else "*/*/*/sigma_*/*/run.json"
     for path in sorted(results.glob(pattern)):
         info = read_run_info(path.parent)
         if info is not None:

@@ -1,27 +1,30 @@
 """The run loop: for each planned cell, get or make the method's fit, certify the images left, write the records.
 
-Everything that can fail on bad input (names, data, weights, result directory) is checked before the first
-record is written. Each cell is resumable on its own: finished images are skipped, the fit comes from the store,
-and re-running the same command only does what is missing.
+Everything that can fail on bad input (names, data, weights, result and cache directories) is checked before the
+first record is written. Each cell is resumable on its own: finished images are skipped, the fit comes from the
+store, and re-running the same command only does what is missing. Processes on one cell share its images through
+per-image claims, so two identical runs started together certify each image once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 from benchmark.config import RunConfig
 from benchmark.device import SmoothingClassifier
 from benchmark.errors import BenchmarkError
-from benchmark.files import check_writable, now
+from benchmark.files import Claims, check_writable, now
 from benchmark.measure import denoising_error, is_denoiser
 from benchmark.method import Method, cost
 from benchmark.metrics import certify_s_per_image
 from benchmark.plan import Cell
+from benchmark.progress import Progress
 from benchmark.provenance import command_line, git_state, package_versions
 from benchmark.records import Record, RecordWriter, RunInfo, read_records, read_run_info, write_run_info
+from benchmark.registry import METHODS
 from benchmark.session import Session
 from benchmark.smoothing import image_generator
 
@@ -48,13 +51,15 @@ class Runner:
     def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True,
                  shard: tuple[int, int] | None = None):  # fmt: skip
         check_shard(shard, fresh)
-        self.cfg, self.fresh, self.progress, self.shard = cfg, fresh, progress, shard
+        self.cfg, self.fresh, self.show, self.shard = cfg, fresh, progress, shard
         self.session = Session(cfg)
+        self.progress = Progress(0, show=False)
 
     def run(self) -> list:
         """Certify every planned cell's images left; return the run directories."""
         session = self.session
         check_writable(session.results)
+        check_writable(session.cache_dir, "--cache-dir", "cache directory")
         cells = session.plan()
         work = []
         for cell in cells:
@@ -65,9 +70,15 @@ class Runner:
             writer = RecordWriter(directory, f"{self.shard[0]}of{self.shard[1]}" if self.shard else None)
             mine = cell.indices[self.shard[0] :: self.shard[1]] if self.shard else cell.indices
             work.append((cell, writer, [i for i in mine if i not in writer.done]))
-        # Build every base now: a missing or corrupt checkpoint fails before the first record is written.
+        # Build every base now, and read the training data if a fit is to be made: a missing or corrupt checkpoint
+        # or image fails before the first record is written.
         for base in dict.fromkeys(cell.base for cell, _, todo in work if todo):
             session.build_base(base)
+        if any(todo and session.store.where(cell.method, cell.fit_hash) not in ("published", "cached")
+               and METHODS.get(cell.method).trainable_parameters is not Method.trainable_parameters
+               for cell, _, todo in work):  # fmt: skip
+            session.data("train")
+        self.progress = Progress(sum(len(todo) for _, _, todo in work), show=self.show)
         for cell, writer, todo in work:
             if todo:
                 self.run_cell(cell, writer, todo)
@@ -102,6 +113,7 @@ class Runner:
             suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
             dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
             seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
+            subset_size=cell.subset_size,
             started=previous.started if previous else now(), updated=now(),
             sessions=(previous.sessions if previous else 0) + 1,
             timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
@@ -115,35 +127,54 @@ class Runner:
 
     def certify_images(self, cell: Cell, method: Method, classifier, writer: RecordWriter, todo: list[int],
                        info: RunInfo) -> None:  # fmt: skip
-        cfg, session = self.cfg, self.session
-        data = session.eval_data()
-        bar = tqdm(todo, desc=f"{cell.base}/{cell.method} sigma={cell.sigma:g}", unit="img",
-                   disable=None if self.progress else True)  # fmt: skip
+        cfg, session, progress = self.cfg, self.session, self.progress
+        data, label_of_row = session.eval_data(), f"{cell.base}/{cell.method} sigma={cell.sigma:g}"
+        bar, claims = progress.bar(todo, label_of_row), Claims(writer.directory / "claims.lock")
+        samples, seconds = 0, 0.0
         try:
             for idx in bar:
-                x, label = data[idx]
-                t0 = time.perf_counter()
-                cert = method.certify(classifier, x.to(session.device), cell.sigma, n0=cfg.n0, n=cfg.n,
-                                      alpha=cfg.alpha, batch_size=cfg.batch_size,
-                                      generator=image_generator(cfg.seed, idx, session.device))  # fmt: skip
-                elapsed = time.perf_counter() - t0
-                writer.append(Record.of(
-                    label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
-                    dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
-                    n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
-                    n_used=cert.n_used, mode=cert.mode, time_s=elapsed,
-                ))  # fmt: skip
-                bar.set_postfix(samples_s=f"{cert.n_used / elapsed:,.0f}")
+                # Another process on this cell may hold the image, or have finished it since this one started.
+                if not claims.claim(idx):
+                    progress.skip()
+                    continue
+                try:
+                    if idx in {r.idx for r in read_records(writer.directory)}:
+                        progress.skip()
+                        continue
+                    x, label = data[idx]
+                    t0 = time.perf_counter()
+                    cert = method.certify(classifier, x.to(session.device), cell.sigma, n0=cfg.n0, n=cfg.n,
+                                          alpha=cfg.alpha, batch_size=cfg.batch_size,
+                                          generator=image_generator(cfg.seed, idx, session.device))  # fmt: skip
+                    elapsed = time.perf_counter() - t0
+                    writer.append(Record.of(
+                        label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
+                        dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
+                        n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
+                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed,
+                    ))  # fmt: skip
+                finally:
+                    claims.release(idx)
+                samples, seconds = samples + cert.n_used, seconds + elapsed
+                progress.image(bar, label_of_row, (len(writer.done), len(cell.indices)), elapsed, samples / seconds)
         finally:
             writer.close()
+            claims.close()
             bar.close()
-            # Totals come from the records of every shard and session, so concurrent shards, each rewriting
-            # run.json when it stops, agree, and the last one to stop leaves the totals of the whole run.
-            merged = read_records(writer.directory)
-            info.timings.update(certify_time_s=sum(r.time_s for r in merged), images=len(merged))
-            if merged:
-                info.timings["certify_s_per_image"] = certify_s_per_image(merged)
-            info.updated = now()
-            info.images_done = len(merged)
-            info.status = "complete" if set(cell.indices) <= {r.idx for r in merged} else "partial"
+            self.finish(cell, writer, info)
+            progress.row_end(label_of_row, info.status, (info.images_done, len(cell.indices)),
+                             samples / seconds if seconds else float("nan"))  # fmt: skip
+
+    def finish(self, cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
+        """run.json's totals and status, from the records of every shard, session and process on the cell, so
+        processes that each rewrite run.json when they stop agree, and the last one leaves the whole run's."""
+        merged = read_records(writer.directory)
+        info.timings.update(certify_time_s=sum(r.time_s for r in merged), images=len(merged))
+        if merged:
+            info.timings["certify_s_per_image"] = certify_s_per_image(merged)
+        info.updated = now()
+        info.images_done = len(merged)
+        info.status = "complete" if set(cell.indices) <= {r.idx for r in merged} else "partial"
+        # The disk that stopped the run may refuse this too: readers then see "partial" from the lock.
+        with contextlib.suppress(OSError):
             write_run_info(writer.directory, info)

@@ -19,9 +19,9 @@ from benchmark.data import DatasetSpec
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
-from benchmark.plan import Cell, base_config, cell, plan
+from benchmark.plan import Cell, base_config, cell, check_names, plan
 from benchmark.registry import DATASETS, METHODS
-from benchmark.store import CHECKPOINT, INPUTS, FitStore
+from benchmark.store import CHECKPOINT, INPUTS, Fit, FitStore
 
 
 class Session:
@@ -51,6 +51,7 @@ class Session:
         return self.data(self.cfg.split)
 
     def plan(self) -> list[Cell]:
+        check_names(self.cfg)  # before reading the data: a misspelt name fails at once
         return plan(self.cfg, len(self.eval_data()), self.bf16)
 
     def cell(self, method: str, base: str, sigma: float) -> Cell:
@@ -120,7 +121,7 @@ class Session:
 
         stored = self.store.get_or_fit(target.method, target.fit_hash, make, self.device)
         if stored.info["cached"]:
-            method.load_fit(stored.state)
+            load_into(method, stored)
         return method, stored.info
 
     def stored(self, target: Cell) -> Method | None:
@@ -131,5 +132,21 @@ class Session:
         stored = self.store.load(target.method, target.fit_hash, self.device)
         if stored is None:
             return None
-        method.load_fit(stored.state)
+        load_into(method, stored)
         return method
+
+
+def load_into(method: Method, stored: Fit) -> None:
+    """Load a stored fit into ``method`` only if it is exactly the state the method's fit produces: the same
+    tensor names (an empty or foreign file would otherwise leave the unadapted base certified under the method's
+    name) and shapes."""
+    expected = set(method.fit_state())
+    if set(stored.state) != expected:
+        missing, extra = sorted(expected - set(stored.state)), sorted(set(stored.state) - expected)
+        detail = f"lacks {len(missing)} ({', '.join(missing[:2])})" if missing else ""
+        detail += ("; " if detail else "") + (f"has {len(extra)} unknown ({', '.join(extra[:2])})" if extra else "")
+        raise stored.damaged(f"is not a {method.name} fit: of the {len(expected)} tensors expected it {detail}")
+    try:
+        method.load_fit(stored.state)
+    except (RuntimeError, ValueError) as err:
+        raise stored.damaged(f"does not fit {method.name} ({str(err).splitlines()[0][:120]})") from None

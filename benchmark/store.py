@@ -22,8 +22,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from benchmark.config import config_hash
-from benchmark.files import exclusive, read_json, sha256_file, write_atomic, write_json_atomic
-from benchmark.records import iter_runs, safe_name
+from benchmark.errors import BenchmarkError
+from benchmark.files import (
+    exclusive,
+    inside,
+    read_json,
+    safe_hash,
+    safe_name,
+    sha256_file,
+    write_atomic,
+    write_json_atomic,
+)
+from benchmark.records import iter_runs
 
 STATE, INFO, CHECKPOINT, INPUTS = "state.safetensors", "fit.json", "checkpoint.pt", "inputs.json"
 
@@ -38,10 +48,23 @@ class Fit:
     Attributes:
         state: the tensors, on the requested device.
         info: ``fit.json`` plus ``fit_hash``, ``state_sha256`` and ``cached`` (False only where it was just made).
+        path: the file the state came from.
     """
 
     state: dict[str, torch.Tensor]
     info: dict
+    path: Path
+
+    def damaged(self, why: str) -> BenchmarkError:
+        """The one-line error for a stored state that cannot be used as it is, with the ways out."""
+        return BenchmarkError(f"{self.path} {why}: {way_out(self.path)}")
+
+
+def way_out(path: Path) -> str:
+    """What to do about a damaged stored state: a published one is restored from git, a cached one refitted."""
+    if path.parent.parent.parent.name == "checkpoints":
+        return f"restore it with 'git checkout -- {path.parent}' (or delete that folder to refit)"
+    return f"delete {path.parent} to fit it again, restore it with publish-fits from a copy, or rerun with --fresh"
 
 
 class FitStore:
@@ -55,10 +78,12 @@ class FitStore:
         self.published_root = results / "checkpoints" if results is not None else None
 
     def cache_path(self, name: str, fhash: str, kind: str = "fits") -> Path:
-        return self.cache_dir / kind / safe_name(name) / fhash
+        return inside(self.cache_dir, self.cache_dir / kind / safe_name(name) / safe_hash(fhash, "fit hash"))
 
     def published_path(self, name: str, fhash: str) -> Path | None:
-        return None if self.published_root is None else self.published_root / safe_name(name) / fhash
+        if self.published_root is None:
+            return None
+        return inside(self.published_root, self.published_root / safe_name(name) / safe_hash(fhash, "fit hash"))
 
     def _sources(self, name: str, fhash: str, kind: str) -> list[Path]:
         published = self.published_path(name, fhash) if kind == "fits" else None
@@ -75,13 +100,21 @@ class FitStore:
         return "checkpoint" if (cached / CHECKPOINT).is_file() else "missing"
 
     def load(self, name: str, fhash: str, device: torch.device | str = "cpu", kind: str = "fits") -> Fit | None:
-        """The stored fit (published first, then the cache), or None."""
+        """The stored fit (published first, then the cache), or None; a state that does not match the SHA-256 its
+        ``fit.json`` records, or that cannot be read, is an error naming the file, never a silent load."""
         for source in self._sources(name, fhash, kind):
             state_path, info_path = source / STATE, source / INFO
             if state_path.is_file() and info_path.is_file():
-                state = load_file(str(state_path), device=str(device))
                 info = read_json(info_path, "fit.json") or {}
-                return Fit(state, {**info, "cached": True, "fit_hash": fhash, "state_sha256": sha256_file(state_path)})
+                digest = sha256_file(state_path)
+                found = Fit({}, {**info, "cached": True, "fit_hash": fhash, "state_sha256": digest}, state_path)
+                if info.get("state_sha256") not in (None, digest):
+                    raise found.damaged("does not match the SHA-256 its fit.json records (the file is damaged)")
+                try:
+                    state = load_file(str(state_path), device=str(device))
+                except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for bad files
+                    raise found.damaged(f"is not a readable safetensors file ({type(err).__name__})") from None
+                return Fit(state, found.info, state_path)
         return None
 
     def get_or_fit(self, name: str, fhash: str, fit_fn: FitFn, device: torch.device | str = "cpu",
@@ -103,7 +136,7 @@ class FitStore:
             write_json_atomic(directory / INFO, info)
             (directory / CHECKPOINT).unlink(missing_ok=True)
         state = {k: v.to(device) for k, v in tensors.items()}
-        return Fit(state, {**info, "cached": False, "fit_hash": fhash})
+        return Fit(state, {**info, "cached": False, "fit_hash": fhash}, directory / STATE)
 
     # -- publishing -------------------------------------------------------------------------------------------
     def publish(self, results: Path, suite: str | None, max_bytes: int) -> list[str]:

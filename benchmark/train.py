@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data import UInt8Images
+from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -176,10 +177,16 @@ def fit(
     start_epoch, elapsed, last_loss = 0, 0.0, float("nan")
     history: list[float] = []
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        module.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
+        try:
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+            module.load_state_dict(state["module"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
+        except Exception as err:  # noqa: BLE001 - unpickling, a missing key or a shape mismatch: one line for all
+            raise BenchmarkError(
+                f"training checkpoint {checkpoint} is unreadable or not this fit's ({type(err).__name__}): delete it "
+                "to start that fit over"
+            ) from None
         history = [float(v) for v in state.get("loss_history", [last_loss])]  # older checkpoints: the last only
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
     with warnings.catch_warnings():  # replaying the schedule before any optimizer step is intended here

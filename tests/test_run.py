@@ -220,7 +220,8 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     runs = latest_runs(tmp_path / "results", "tiny")
     assert sorted(r.precision for r in runs) == ["bf16", "fp32"]
     md = (tmp_path / "lb" / "tiny.md").read_text()
-    assert "| vanilla [bf16] |" in md and "| vanilla [fp32] |" in md
+    # two images of the subset's eight: complete, and named so
+    assert "| vanilla [bf16] (2 of 8 images) |" in md and "| vanilla [fp32] (2 of 8 images) |" in md
     assert "Precision: in brackets after each method." in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
@@ -230,7 +231,7 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     info = json.loads((fp32.directory / "run.json").read_text())
     (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
     block = readme_block(tmp_path / "results", "cmd", ["tiny"])
-    assert "| vanilla [bf16] |" in block and "| vanilla [fp32] (partial) |" in block
+    assert "| vanilla [bf16] (2 of 8 images) |" in block and "| vanilla [fp32] (partial) |" in block
     # Each row carries its trainable share (vanilla trains nothing: 0.00) before its image count.
     assert "| ACR | trainable % | images |" in block and "| 0.00 | 2 |" in block
     # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
@@ -296,6 +297,10 @@ def test_published_fit_resumes_on_a_machine_without_the_cache(run_args, tmp_path
     state[name] = state[name] + 1.0
     save_file(state, str(published))
     capsys.readouterr()
+    assert main([*args, "--max-images", "3"]) == 2  # fit.json's SHA-256 no longer matches: damaged
+    assert "does not match the SHA-256" in capsys.readouterr().err
+    info_path = published.parent / "fit.json"  # a consistent state, but not the one the records came from
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "state_sha256": sha256_file(published)}))
     assert main([*args, "--max-images", "3"]) == 2
     assert "rerun with --fresh" in capsys.readouterr().err
     (run,) = latest_runs(tmp_path / "results", "tiny")

@@ -8,14 +8,7 @@ Three kinds of entry (registry ``BASES`` plus the ``timm:<name>`` prefix):
   the shared loop and the fit store.
 """
 
-from benchmark.bases.core import (
-    BaseClassifier,
-    BaseSpec,
-    BuildContext,
-    Normalize,
-    base_spec,
-    check_base,
-    resolve_base_config,
-)
+from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext, Normalize
+from benchmark.bases.lookup import base_spec, check_base, resolve_base_config
 
 __all__ = ["BaseClassifier", "BaseSpec", "BuildContext", "Normalize", "base_spec", "check_base", "resolve_base_config"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.config import override_dataclass
 from benchmark.data import DatasetSpec
+
+if TYPE_CHECKING:  # the store knows nothing of bases; only the annotation needs it
+    from benchmark.store import FitStore
 
 
 class Normalize(nn.Module):
@@ -61,8 +65,8 @@ class BuildContext:
     """
 
     device: torch.device
-    store: object | None = None  # benchmark.store.FitStore (not imported here: the store knows nothing of bases)
-    data_root: object | None = None
+    store: FitStore | None = None
+    data_root: Path | None = None
     download: bool = False
     bf16: bool = False
     seed: int = 0
@@ -80,27 +84,3 @@ class BaseSpec:
 
     def build(self, config, dataset: DatasetSpec, ctx: BuildContext) -> BaseClassifier:
         raise NotImplementedError
-
-
-def base_spec(name: str) -> BaseSpec:
-    """The spec of a base by registry key, or ``timm:<model>`` for any timm model."""
-    from benchmark.registry import BASES
-
-    if name.startswith("timm:"):
-        from benchmark.bases.timm_base import TimmBase
-
-        return TimmBase(name.removeprefix("timm:"))
-    return BASES.get(name)()
-
-
-def check_base(name: str) -> None:
-    """A did-you-mean error for an unknown base (any ``timm:<model>`` name is accepted here)."""
-    from benchmark.registry import BASES
-
-    if not name.startswith("timm:"):
-        BASES.check(name)
-
-
-def resolve_base_config(name: str, settings: dict | None):
-    """Base ``name``'s settings: its defaults, then the suite's ``[base_settings.<name>]``."""
-    return override_dataclass(base_spec(name).Config(), settings or {}, f"[base_settings.{name}]")

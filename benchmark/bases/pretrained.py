@@ -66,7 +66,10 @@ class Pretrained(BaseSpec):
         name, fhash = self.fit_slot(config, dataset, ctx.seed)
         stored = ctx.store.get_or_fit(name, fhash, lambda d: self.pretrain(config, dataset, ctx, d), ctx.device,
                                       kind="bases")  # fmt: skip
-        model.load_state_dict(stored.state)
+        try:
+            model.load_state_dict(stored.state)
+        except RuntimeError as err:
+            raise stored.damaged(f"does not fit {self.name} ({str(err).splitlines()[0][:120]})") from None
         return model.to(ctx.device).eval()
 
     def pretrain(self, config, dataset: DatasetSpec, ctx: BuildContext, directory: Path) -> tuple[dict, dict]:
