@@ -83,10 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
                      help="certify every N-th image from position K (0 <= K < N) into its own records file; "
                           "start K = 0..N-1 as N processes (or one per GPU) and they make the whole run")  # fmt: skip
     run.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
+    run.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="run a published suite with uncommitted code changes (run.json records it)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--dry-run", action="store_true",
                      help="only print what would run: per run the images done and left, where its fit comes from "
                           "and the time left measured so far; nothing is fitted or written")  # fmt: skip
+
+    tune = sub.add_parser(
+        "tune",
+        help="choose recipes on the validation split: fit the suite's candidates on "
+        "train without val, score them on val, write the search to results/<suite>/tuning/",
+    )
+    tune.set_defaults(func=commands.tune)
+    tune.add_argument("--suite", required=True)
+    tune.add_argument("--methods", default=None, help="comma list (default: every method the suite has a search for)")
+    tune.add_argument("--bases", default=None)
+    tune.add_argument("--sigma", type=_floats, default=None)
+    tune.add_argument("--val-images", type=int, default=1000, help="validation images scored (default: 1,000)")
+    tune.add_argument("--samples", type=int, default=100, help="noisy samples per scored image (default: 100)")
+    for flag in ("--data-root", "--results", "--cache-dir", "--device"):
+        tune.add_argument(flag, default=None)
+    tune.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"])
+    tune.add_argument("--seed", type=int, default=None)
+    tune.add_argument("--batch-size", type=int, default=None)
+    tune.add_argument("--allow-dirty", action="store_true", help="search with uncommitted code changes (recorded)")
 
     pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
     pre.set_defaults(func=commands.pretrain)

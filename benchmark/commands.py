@@ -57,6 +57,17 @@ def write_leaderboards(results: Path, out: Path, suite: str | None, command: str
                 print(PROJECT_ROOT / "README.md")
 
 
+def check_clean(suite: str, allow_dirty: bool) -> None:
+    """Results of a published suite come from committed code: refuse a checkout with uncommitted code changes
+    unless ``--allow-dirty`` (which run.json records)."""
+    from benchmark.config import is_published
+    from benchmark.provenance import git_state
+
+    if not allow_dirty and is_published(suite) and git_state()["dirty"]:
+        raise BenchmarkError(f"the checkout has uncommitted code changes and suite {suite!r} publishes its results: "
+                             "commit them first, or pass --allow-dirty (run.json records it)")  # fmt: skip
+
+
 def run(args) -> None:
     from benchmark.registry import METHODS
 
@@ -79,13 +90,31 @@ def run(args) -> None:
 
     if not args.no_leaderboard:  # found now, not after hours of certification
         check_writable(out, "--out", "leaderboard directory")
-    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard).run()
+    check_clean(cfg.suite, args.allow_dirty)
+    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard, allow_dirty=args.allow_dirty).run()
     where = f"records under {Path(cfg.results) / safe_name(cfg.suite)}"
     if not args.no_leaderboard:
         command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {out}"
         write_leaderboards(Path(cfg.results), out, cfg.suite, command)
         where += f", tables in {out / safe_name(cfg.suite)}.md"
     print(f"done: {where}")
+
+
+def tune(args) -> None:
+    """Recipe searches of the suite on the validation split (see :mod:`benchmark.tuning`)."""
+    from benchmark.files import check_writable
+    from benchmark.registry import METHODS
+    from benchmark.tuning import search
+
+    values = overrides(args)
+    cfg = build_run_config(args.suite, values)
+    methods = METHODS.resolve(values["methods"] or list(cfg.tuning) or ["none"])
+    check_clean(cfg.suite, args.allow_dirty)
+    check_writable(Path(cfg.results))
+    for method in methods:
+        for base in cfg.bases:
+            for sigma in cfg.sigmas:
+                search(cfg, method, base, sigma, args.val_images, args.samples)
 
 
 def pretrain(args) -> None:

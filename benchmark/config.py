@@ -148,6 +148,8 @@ class RunConfig:
         method_settings: per-method overrides of the method's ``Config`` (suite ``[method_settings.<name>]``
             tables, with ``[method_settings.<name>.by_base.<base>]`` for one base).
         base_settings: per-base overrides (suite ``[base_settings.<name>]`` tables), e.g. pretraining budgets.
+        tuning: per-method recipe searches (suite ``[tuning.<name>]``: ``candidates``, a list of settings tables
+            each applied over the method's settings), run by ``python -m benchmark tune``.
     """
 
     suite: str
@@ -173,6 +175,7 @@ class RunConfig:
     cache_dir: str = ".cache"
     method_settings: dict[str, dict] = field(default_factory=dict, hash=False)
     base_settings: dict[str, dict] = field(default_factory=dict, hash=False)
+    tuning: dict[str, dict] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         if not self.sigmas:
@@ -205,7 +208,8 @@ class RunConfig:
 
 
 # TOML keys of a suite file that map to RunConfig fields; [method_settings.*] and [base_settings.*] are handled apart.
-_SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", "method_settings", "base_settings"}
+_TABLES = ("method_settings", "base_settings", "tuning")
+_SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", *_TABLES}
 
 
 def suite_names() -> list[str]:
@@ -251,7 +255,7 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "published", "method_settings", "base_settings", "methods", "bases"):
+        if key in ("name", "description", "published", "methods", "bases", *_TABLES):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)
@@ -283,6 +287,8 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
         if key in values:
             values[key] = tuple(dict.fromkeys(values[key]))
     try:
-        return RunConfig(suite=name, method_settings=method_settings, base_settings=base_settings, **values)
+        tuning = dict(table.get("tuning", {}))
+        return RunConfig(suite=name, method_settings=method_settings, base_settings=base_settings, tuning=tuning,
+                         **values)  # fmt: skip
     except (TypeError, ValueError) as err:
         raise BenchmarkError(f"invalid configuration for suite {name!r}: {err}") from None

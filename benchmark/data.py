@@ -70,6 +70,9 @@ class DatasetSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     label: str  # how tables name the data
+    # Images of the training split held out as the validation split (class-stratified, fixed): recipes are chosen
+    # on it, never on the test images. 0: the dataset has no training split to hold images out of.
+    val_size: int = 0
 
     def load(self, split: str, root: Path | None, cache_dir: Path, download: bool = False) -> Dataset:
         raise NotImplementedError
@@ -91,6 +94,7 @@ class Digits(DatasetSpec):
     std = (0.4,)
     label = "scikit-learn digits (8x8)"
     n_test = 400
+    val_size = 200
 
     def load(self, split: str, root: Path | None, cache_dir: Path, download: bool = False) -> Dataset:
         from sklearn.datasets import load_digits
@@ -156,6 +160,7 @@ class CIFAR10(DatasetSpec):
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
     label = "CIFAR-10"
+    val_size = 5000  # 500 per class of the 50,000 training images
 
     def load(self, split: str, root: Path | None, cache_dir: Path, download: bool = False) -> Dataset:
         if split not in ("train", "test"):
@@ -210,6 +215,65 @@ class ImageNet(DatasetSpec):
     def augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         flip = torch.rand(len(x), generator=generator, device=x.device) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+# The splits a run can read: the dataset's own, plus two made from its training split for choosing recipes.
+SPLITS = ("train", "test", "val", "tune_train")
+VAL_SEED = 20240517  # fixes which training images are held out; recorded with every search
+
+
+def labels_of(data: Dataset) -> torch.Tensor:
+    if isinstance(data, UInt8Images):
+        return data.labels
+    if hasattr(data, "tensors"):
+        return data.tensors[1]
+    return torch.tensor([int(y) for _, y in data])
+
+
+def val_indices(labels: torch.Tensor, size: int, seed: int = VAL_SEED) -> list[int]:
+    """A class-stratified sample of exactly ``size`` indices (each class in proportion to its share, remainders to
+    the largest fractions), sorted."""
+    classes = sorted(int(c) for c in labels.unique())
+    counts = {c: int((labels == c).sum()) for c in classes}
+    quota = {c: size * counts[c] / len(labels) for c in classes}
+    take = {c: int(quota[c]) for c in classes}
+    for c in sorted(classes, key=lambda c: (int(quota[c]) - quota[c], c))[: size - sum(take.values())]:
+        take[c] += 1
+    picked: list[int] = []
+    for c in classes:
+        members = torch.nonzero(labels == c).flatten().numpy()
+        order = np.random.default_rng([seed, c]).permutation(len(members))
+        picked += members[order[: take[c]]].tolist()
+    return sorted(picked)
+
+
+def _subset(data: Dataset, indices: list[int]) -> Dataset:
+    index = torch.tensor(indices, dtype=torch.long)
+    if isinstance(data, UInt8Images):
+        return UInt8Images(data.images[index], data.labels[index])
+    if hasattr(data, "tensors"):
+        return TensorDataset(*(t[index] for t in data.tensors))
+    return torch.utils.data.Subset(data, indices)
+
+
+def load_split(spec: DatasetSpec, split: str, root: Path | None, cache_dir: Path, download: bool = False) -> Dataset:
+    """A split as a dataset that knows its name (``.split``): the dataset's ``train`` and ``test``, ``val`` (the
+    held-out part of ``train``) and ``tune_train`` (``train`` without ``val``, what candidate recipes fit on)."""
+    if split not in SPLITS:
+        raise BenchmarkError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if split in ("val", "tune_train"):
+        if not spec.val_size:
+            raise BenchmarkError(f"{spec.name} has no validation split (no training split to hold images out of)")
+        train = spec.load("train", root, cache_dir, download)
+        held = val_indices(labels_of(train), spec.val_size)
+        if split == "tune_train":
+            held_set = set(held)
+            held = [i for i in range(len(train)) if i not in held_set]
+        data = _subset(train, held)
+    else:
+        data = spec.load(split, root, cache_dir, download)
+    data.split = split
+    return data
 
 
 def subset_indices(length: int, start: int, skip: int, max_images: int | None, seed: int = 0) -> list[int]:

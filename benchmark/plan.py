@@ -47,6 +47,7 @@ class Cell:
     chash: str = ""
     indices: tuple[int, ...] = field(default=(), repr=False)
     subset_size: int = 0
+    train_split: str = "train"  # what a fit trains on ("tune_train" for a candidate recipe of a search)
 
     @property
     def fit_key(self) -> dict:
@@ -84,9 +85,12 @@ def base_config(cfg: RunConfig, name: str):
     return resolve_base_config(name, cfg.base_settings.get(name))
 
 
-def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=(), subset_size=0) -> Cell:
-    """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg``."""
-    cls, mconfig, bconfig = METHODS.get(method), method_config(cfg, method, base), base_config(cfg, base)
+def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=(), subset_size=0,
+         mconfig=None, train_split: str = "train") -> Cell:  # fmt: skip
+    """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg`` (``mconfig``: other settings
+    than the suite's, as a recipe search tries; ``train_split``: what its fit trains on)."""
+    cls, bconfig = METHODS.get(method), base_config(cfg, base)
+    mconfig = method_config(cfg, method, base) if mconfig is None else mconfig
     key = {
         "method": cls.name,
         "method_version": cls.version,
@@ -104,8 +108,10 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
         "seed": cfg.seed,
         "precision": precision,
     }
+    if train_split != "train":  # only then: the keys, and so the hashes, of fits on the full split stay as they were
+        key["train_split"] = train_split
     return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices),
-                subset_size)  # fmt: skip
+                subset_size, train_split)  # fmt: skip
 
 
 def check_names(cfg: RunConfig) -> list[str]:

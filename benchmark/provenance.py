@@ -14,8 +14,13 @@ from benchmark.config import PROJECT_ROOT
 PACKAGES = ("torch", "torchvision", "timm", "peft", "diffusers", "numpy", "scipy", "safetensors")
 
 
+# What a run writes itself (records, tables, the README's table block): changes there do not make the code dirty.
+GENERATED = ("results", "leaderboards", "README.md")
+
+
 def git_state() -> dict:
-    """Commit SHA and dirty flag of the project checkout (None when not a git checkout)."""
+    """Commit SHA and dirty flag of the project checkout (None when not a git checkout); dirty means a tracked file
+    outside what runs generate differs from the commit, so the code that ran is not the commit named."""
 
     def git(*args: str) -> str | None:
         try:
@@ -25,7 +30,7 @@ def git_state() -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     sha = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){g}" for g in GENERATED))
     return {"sha": sha, "dirty": bool(status) if status is not None else None}
 
 

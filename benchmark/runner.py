@@ -49,9 +49,9 @@ class Runner:
     """
 
     def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True,
-                 shard: tuple[int, int] | None = None):  # fmt: skip
+                 shard: tuple[int, int] | None = None, allow_dirty: bool = False):  # fmt: skip
         check_shard(shard, fresh)
-        self.cfg, self.fresh, self.show, self.shard = cfg, fresh, progress, shard
+        self.cfg, self.fresh, self.show, self.shard, self.allow_dirty = cfg, fresh, progress, shard, allow_dirty
         self.session = Session(cfg)
         self.progress = Progress(0, show=False)
 
@@ -119,7 +119,8 @@ class Runner:
             timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
             run_settings={"batch_size": cfg.batch_size, "max_images": cfg.max_images, "device": str(device),
                           "data_root": cfg.data_root, "results": cfg.results,
-                          "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None},
+                          "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+                          "allow_dirty": self.allow_dirty},
             argv=command_line(), git=git_state(), packages=package_versions(), device=str(device),
             device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             torch_threads=torch.get_num_threads(),

@@ -15,13 +15,14 @@ from torch.utils.data import Dataset
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
 from benchmark.config import RunConfig
-from benchmark.data import DatasetSpec
+from benchmark.data import DatasetSpec, load_split
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
 from benchmark.plan import Cell, base_config, cell, check_names, plan
 from benchmark.registry import DATASETS, METHODS
 from benchmark.store import CHECKPOINT, INPUTS, Fit, FitStore
+from benchmark.train import seeded_init
 
 
 class Session:
@@ -44,7 +45,7 @@ class Session:
     def data(self, split: str) -> Dataset:
         """A split of the dataset, loaded once (loading the evaluation split also sets ``dataset.label``)."""
         if split not in self._data:
-            self._data[split] = self.dataset.load(split, self.data_root, self.cache_dir, self.cfg.download)
+            self._data[split] = load_split(self.dataset, split, self.data_root, self.cache_dir, self.cfg.download)
         return self._data[split]
 
     def eval_data(self) -> Dataset:
@@ -87,7 +88,9 @@ class Session:
 
         ctx = MethodContext(self.dataset, self.device, self.cfg.seed, self.build_base, fit_start, query_only)
         base = copy.deepcopy(self.build_base(target.base))
-        return METHODS.get(target.method)(target.method_config, base, ctx), starts, queried
+        with seeded_init(self.cfg.seed, target.fit_hash):  # the modules a method adds start the same every time
+            method = METHODS.get(target.method)(target.method_config, base, ctx)
+        return method, starts, queried
 
     def fit(self, target: Cell) -> tuple[Method, dict]:
         """The method of ``target`` with its fit (from the store, or made now and saved), and the fit's provenance."""
@@ -102,7 +105,7 @@ class Session:
             result = fit_method(
                 method,
                 target.sigma,
-                self.data("train"),
+                self.data(target.train_split),
                 device=self.device,
                 bf16=self.bf16,
                 seed=self.cfg.seed,

@@ -8,10 +8,11 @@ checkpoint ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), 7919, int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+@contextlib.contextmanager
+def seeded_init(seed: int, key: str) -> Iterator[None]:
+    """Draw every module initialisation in the block (LoRA, adapters, prompts, denoisers, a base trained here) from
+    torch's global generator seeded by ``(seed, key)`` (``key``: the fit's hex hash), and leave that generator as
+    it was: the same configuration on the same machine then starts, and so ends, at the same state."""
+    mixed = np.random.SeedSequence([int(seed), 104729, int(key, 16)]).generate_state(1, dtype=np.uint64)[0] >> 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(mixed))
+        yield
+
+
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast on ``device`` when asked for (a no-op context otherwise)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -168,6 +180,8 @@ def fit(
     Returns:
         A :class:`FitResult`; ``module`` is left in eval mode with the trained weights.
     """
+    if getattr(data, "split", None) in ("test", "val"):  # what is reported, or what recipes are chosen on
+        raise BenchmarkError(f"{desc}: fitting on the {data.split} split is refused; fit on train (or tune_train)")
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError(f"{desc}: nothing to train (no parameter requires grad)")

@@ -253,7 +253,7 @@ def test_a_bad_image_is_named(tiny_suite, tmp_path, capsys, kind):
         Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(bad, quality=75)
     tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
     args = ["--suite", str(tiny_suite), "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-            "--data-root", str(data), "--methods", "vanilla", "--skip", "5", "--quiet"]  # fmt: skip
+            "--data-root", str(data), "--methods", "vanilla", "--skip", "5", "--quiet", "--allow-dirty"]  # fmt: skip
     assert main(["run", *args]) == 2
     assert f"image {bad}" in error_line(capsys)
 
@@ -317,3 +317,15 @@ def test_a_row_of_fewer_images_than_the_subset_says_so(run_args, tmp_path):
     assert "| vanilla (2 of 8 images) |" in (tmp_path / "lb" / "tiny.md").read_text()
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25"]) == 0
     assert "| vanilla |" in (tmp_path / "lb" / "tiny.md").read_text()
+
+
+def test_a_published_suite_refuses_uncommitted_code_unless_told(run_args, tmp_path, capsys, monkeypatch):
+    import benchmark.provenance as provenance
+
+    monkeypatch.setattr(provenance, "git_state", lambda: {"sha": "abc", "dirty": True})
+    clean = [a for a in run_args if a != "--allow-dirty"]
+    assert main(["run", *clean, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "1"]) == 2
+    assert "uncommitted code changes" in error_line(capsys) and not (tmp_path / "results").exists()
+    assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "1"]) == 0
+    (run,) = latest_runs(tmp_path / "results", "tiny")
+    assert run.info.run_settings["allow_dirty"] is True and run.info.git["dirty"] is True

@@ -16,7 +16,7 @@ from benchmark.config import config_hash, to_jsonable
 from benchmark.data import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.files import now
-from benchmark.train import TrainConfig, autocast, fit
+from benchmark.train import TrainConfig, autocast, fit, seeded_init
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ class Pretrained(BaseSpec):
     def pretrain(self, config, dataset: DatasetSpec, ctx: BuildContext, directory: Path) -> tuple[dict, dict]:
         """Train this base on clean data (resumable from ``directory``); its weights and a report of accuracy and
         cost, for the store to save."""
-        model = self.make_model(config, dataset).to(ctx.device)
+        with seeded_init(ctx.seed, directory.name):  # the store's directory is named by the fit hash
+            model = self.make_model(config, dataset).to(ctx.device)
         train_set = dataset.load("train", ctx.data_root, ctx.store.cache_dir, ctx.download)
 
         def loss_fn(batch, generator):
