@@ -50,6 +50,15 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=".cache", help="cache of fits and bases (default: .cache/)")
 
 
+def _add_machine_args(p: argparse.ArgumentParser) -> None:
+    """Where data, cache and compute are: the same flags (and meaning) as ``run``'s."""
+    p.add_argument("--data-root", default=None, help="dataset folder")
+    p.add_argument("--cache-dir", default=None, help="cache of fits and bases (default: .cache/)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"], help="autocast precision")
+    p.add_argument("--seed", type=int, default=None, help="root seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="benchmark", description="smoothbench: certified robustness by randomized smoothing")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -105,21 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sigma", type=_floats, default=None)
     tune.add_argument("--val-images", type=int, default=1000, help="validation images scored (default: 1,000)")
     tune.add_argument("--samples", type=int, default=100, help="noisy samples per scored image (default: 100)")
-    for flag in ("--data-root", "--results", "--cache-dir", "--device"):
-        tune.add_argument(flag, default=None)
-    tune.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"])
-    tune.add_argument("--seed", type=int, default=None)
-    tune.add_argument("--batch-size", type=int, default=None)
+    tune.add_argument("--results", default=None, help="results directory (default: results/)")
+    tune.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
     tune.add_argument("--allow-dirty", action="store_true", help="search with uncommitted code changes (recorded)")
+    _add_machine_args(tune)
 
     pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
     pre.set_defaults(func=commands.pretrain)
     pre.add_argument("--suite", default="quick")
     pre.add_argument("--bases", default=None, help="comma list (default: the suite's bases that need pretraining)")
-    pre.add_argument("--data-root", default=None)
-    pre.add_argument("--cache-dir", default=None)
-    pre.add_argument("--device", default=None)
-    pre.add_argument("--seed", type=int, default=None)
+    _add_machine_args(pre)
 
     sub.add_parser("list", help="list methods, base models, datasets and suites").set_defaults(
         func=commands.list_entries
@@ -144,12 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (preview, plot):
         p.add_argument("--methods", default=None, help="which denoisers (default: all in the suite)")
         p.add_argument("--sigma", type=_floats, default=None)
-        p.add_argument("--data-root", default=None)
-        p.add_argument("--cache-dir", default=None)
-        p.add_argument("--device", default=None)
-        p.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"],
-                       help="the precision of a denoiser to fit when none is saved in either")  # fmt: skip
         p.add_argument("--images", type=int, default=8, help="images per row")
+        _add_machine_args(p)  # --precision: that of a denoiser to fit when none is saved in either
 
     pub = sub.add_parser(
         "publish-fits",
