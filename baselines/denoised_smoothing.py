@@ -127,6 +127,7 @@ class DnCNNDenoiser(Method):
     version = 1
     Config = DnCNNConfig
     fit_ignores = frozenset({"base"})
+    family = "denoiser"
 
     def __init__(self, config: DnCNNConfig, base, ctx):
         super().__init__(config, base, ctx)

@@ -80,6 +80,7 @@ class DiffusionDenoised(Method):
     name = "diffusion"
     version = 1
     fit_ignores = frozenset({"base", "sigma"})
+    family = "denoiser"
 
     @dataclass(frozen=True)
     class Config:

@@ -25,6 +25,7 @@ from benchmark.train import TrainConfig
 class Gaussian(Method):
     name = "gaussian"
     version = 1
+    family = "baseline"
 
     @dataclass(frozen=True)
     class Config:

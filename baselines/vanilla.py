@@ -16,6 +16,7 @@ from benchmark.method import Method
 class Vanilla(Method):
     name = "vanilla"
     version = 1
+    family = "baseline"
 
     @dataclass(frozen=True)
     class Config:

@@ -255,7 +255,7 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "published", "methods", "bases", *_TABLES):
+        if key in ("name", "description", "published", "preferred_precision", "methods", "bases", *_TABLES):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)

@@ -230,7 +230,7 @@ def labels_of(data: Dataset) -> torch.Tensor:
     return torch.tensor([int(y) for _, y in data])
 
 
-def val_indices(labels: torch.Tensor, size: int, seed: int = VAL_SEED) -> list[int]:
+def stratified_sample(labels: torch.Tensor, size: int, seed: int = VAL_SEED) -> list[int]:
     """A class-stratified sample of exactly ``size`` indices (each class in proportion to its share, remainders to
     the largest fractions), sorted."""
     classes = sorted(int(c) for c in labels.unique())
@@ -245,6 +245,20 @@ def val_indices(labels: torch.Tensor, size: int, seed: int = VAL_SEED) -> list[i
         order = np.random.default_rng([seed, c]).permutation(len(members))
         picked += members[order[: take[c]]].tolist()
     return sorted(picked)
+
+
+def fingerprint(data: Dataset) -> str:
+    """What identifies the images of a split: a hash of the decoded pixels and labels (in memory), else of the
+    file list and sizes (a lazily read ImageFolder). A run resumed on other data would mix two datasets' records."""
+    digest = hashlib.sha256()
+    tensors = (data.images, data.labels) if isinstance(data, UInt8Images) else getattr(data, "tensors", None)
+    if tensors is not None:
+        for t in tensors:
+            digest.update(t.contiguous().numpy().tobytes())
+    else:
+        for path, label in getattr(data, "samples", []):
+            digest.update(f"{Path(path).name}\t{Path(path).stat().st_size}\t{label}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _subset(data: Dataset, indices: list[int]) -> Dataset:
@@ -265,7 +279,7 @@ def load_split(spec: DatasetSpec, split: str, root: Path | None, cache_dir: Path
         if not spec.val_size:
             raise BenchmarkError(f"{spec.name} has no validation split (no training split to hold images out of)")
         train = spec.load("train", root, cache_dir, download)
-        held = val_indices(labels_of(train), spec.val_size)
+        held = stratified_sample(labels_of(train), spec.val_size)
         if split == "tune_train":
             held_set = set(held)
             held = [i for i in range(len(train)) if i not in held_set]

@@ -1,7 +1,11 @@
 """Leaderboards (markdown + CSV) as pure functions of ``results/``, in the manner of RobustBench's templates.
 
-Nothing here is edited by hand: each file names the command that made it, missing cells print "—", and every
-row is one (method, base, sigma) run, the most recent configuration of that cell.
+Nothing here is edited by hand: each file names the command that made it and missing cells print "—". Per base and
+sigma, the ranked table holds one complete run per method (:func:`benchmark.results.ranked_runs`), sorted by ACR,
+each cell with its 95% interval and each row standing "best", "tied" (its paired ACR difference to the best row is
+not distinguishable from 0 at 5%) or "below"; every other run (partial, other precision, superseded) is listed
+apart, unranked. Envelopes over sigma take ranked rows only. The CSV holds every run with its intervals and McNemar
+p-values against ``gaussian`` (see :mod:`benchmark.table`).
 """
 
 from __future__ import annotations
@@ -11,66 +15,19 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import DEFAULT_RADII
 from benchmark.files import inside, safe_name
 from benchmark.labels import envelope_sources, run_label, subset_note, unfinished
-from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
-from benchmark.records import Run, latest_runs, suites_in
+from benchmark.metrics import envelope
+from benchmark.records import suites_in
+from benchmark.table import REFERENCE, leaderboard_rows, radius_label
 
 CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
-    "certify_s_per_image", "acr",
+    "certify_s_per_image", "acr", "acr_lo", "acr_hi",
 )  # fmt: skip
-EXTRA_COLUMNS = ("abstain_rate", "r_max", "stored_bytes", "queries", "notes", "dataset", "config_hash", "status",
-                 "precision")  # fmt: skip
+EXTRA_COLUMNS = ("ranked", "unranked", "vs_best", "abstain_rate", "r_max", "stored_bytes", "queries", "notes",
+                 "dataset", "config_hash", "status", "precision")  # fmt: skip
 DASH = "—"
-
-
-def radius_label(r: float) -> str:
-    return f"acc@{r:g}"
-
-
-def radius_grid(runs: Sequence[Run]) -> list[float]:
-    radii = sorted({float(r) for run in runs for r in run.info.radii})
-    return radii or list(DEFAULT_RADII)
-
-
-def run_row(run: Run, radii: Sequence[float]) -> dict:
-    """One leaderboard row: metrics (and the certification time) of the run's records, cost and provenance from its
-    run.json."""
-    info, records = run.info, run.records
-    cost = info.cost
-    notes = {**info.notes, **info.measurements}
-    timings = info.timings
-    row = {
-        "method": info.method,
-        "base": info.base,
-        "sigma": float(info.sigma),
-        "n_images": len(records),
-        "n": info.n,
-        "alpha": info.alpha,
-        "trainable_params": cost.get("trainable_params"),
-        "trainable_pct": cost.get("trainable_pct"),
-        "fit_time_s": timings.get("fit_time_s"),
-        "certify_s_per_image": certify_s_per_image(records),
-        "acr": acr(records),
-    }
-    row.update(zip((radius_label(r) for r in radii), certified_accuracy(records, radii), strict=True))
-    row.update(
-        abstain_rate=abstain_rate(records),
-        r_max=r_max(float(info.sigma), info.n, info.alpha),
-        stored_bytes=cost.get("stored_bytes"),
-        queries=info.fit.get("queries"),
-        notes="; ".join(f"{k}={_short(v)}" for k, v in sorted(notes.items())) or None,
-        dataset=info.dataset_label if info.dataset_label is not None else info.dataset,
-        dataset_name=info.dataset,
-        updated=info.updated,
-        config_hash=info.config_hash,
-        status=run.status,
-        precision=run.precision,
-        subset_size=info.subset_size,
-    )
-    return row
 
 
 def label(row: dict, rows: Sequence[dict]) -> str:
@@ -93,38 +50,21 @@ def precision_note(rows: Sequence[dict]) -> str:
 
 
 def row_name(row: dict, rows: Sequence[dict]) -> str:
-    """The name of ``row`` in the tables: its label among the rows of its base, and its status unless complete,
-    so an unfinished row never reads as a final one."""
+    """The name of ``row`` among ``rows`` (those of its table): its label, and its status unless complete."""
     base_rows = [r for r in rows if r["base"] == row["base"]]
-    return (
-        label(row, base_rows)
-        + unfinished(row["status"])
-        + subset_note(row["status"], row["n_images"], row["subset_size"])
-    )
+    return label(row, base_rows) + unfinished(row["status"]) + subset_note(row["status"], row["n_images"],
+                                                                          row["subset_size"])  # fmt: skip
 
 
 def data_names(rows: Sequence[dict]) -> str:
     """The data of ``rows``, one name per registered dataset: the label of its most recently updated run, since
-    labels only grew more precise (early runs called the JPEG q75 copy plain "CIFAR-10"); each row's own label
-    stays in the CSV."""
+    labels only grew more precise (early runs called the JPEG q75 copy plain "CIFAR-10")."""
     newest: dict[str, dict] = {}
     for r in rows:
         key = r["dataset_name"]
         if key not in newest or r["updated"] > newest[key]["updated"]:
             newest[key] = r
     return ", ".join(sorted(str(r["dataset"]) for r in newest.values()))
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def leaderboard_rows(results: Path, suite: str) -> tuple[list[dict], list[float]]:
-    runs = latest_runs(results, suite)
-    radii = radius_grid(runs)
-    rows = [run_row(run, radii) for run in runs]
-    rows.sort(key=lambda r: (r["base"], r["sigma"], r["method"]))
-    return rows, radii
 
 
 def _fmt(value, kind: str = "") -> str:
@@ -141,13 +81,21 @@ def _fmt(value, kind: str = "") -> str:
     return str(value)
 
 
+def _with_interval(row: dict, key: str, kind: str) -> str:
+    """A cell and its 95% interval, compactly: ``46.0 (39.0–53.1)``."""
+    value, lo, hi = row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    if value is None or (isinstance(value, float) and math.isnan(value)) or lo is None or math.isnan(lo):
+        return _fmt(value, kind)
+    return f"{_fmt(value, kind)} ({_fmt(lo, kind)}–{_fmt(hi, kind)})"
+
+
 def _share(row: dict) -> str:
-    """A row's trainable parameters as a percentage of its base's own."""
     return DASH if row["trainable_pct"] is None else f"{row['trainable_pct']:.2f}"
 
 
 def write_csv(rows: Sequence[dict], radii: Sequence[float], path: Path) -> None:
-    columns = [*CSV_COLUMNS, *(radius_label(r) for r in radii), *EXTRA_COLUMNS]
+    per_radius = [f"{radius_label(r)}{s}" for r in radii for s in ("", "_lo", "_hi")]
+    columns = [*CSV_COLUMNS, *per_radius, *(f"p_vs_{REFERENCE}@{r:g}" for r in radii), *EXTRA_COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -156,61 +104,89 @@ def write_csv(rows: Sequence[dict], radii: Sequence[float], path: Path) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
 
 
+def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float]) -> list[str]:
+    header = ["vs best", "method", *(f"r={r:g}" for r in radii), "ACR", "abstain %", "images", "trainable %",
+              "stored KB", "fit s", "certify s/img", "queries", "notes"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["vs_best"], row_name(r, base_rows), *(_with_interval(r, radius_label(x), "pct") for x in radii),
+                 _with_interval(r, "acr", ""), _fmt(r["abstain_rate"], "pct"), str(r["n_images"]), _share(r),
+                 DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
+                 _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"), _fmt(r["queries"], "int"),
+                 r["notes"] or DASH]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _other_table(rows: list[dict], radii: Sequence[float]) -> list[str]:
+    header = ["method", "precision", "why not ranked", *(f"r={r:g}" for r in radii), "ACR", "images", "run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["method"], r["precision"], r["unranked"], *(_fmt(r[radius_label(x)], "pct") for x in radii),
+                 _fmt(r["acr"]), str(r["n_images"]), f"`{r['config_hash']}`"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Sequence[Path], out_dir: Path,
              command: str) -> str:  # fmt: skip
     """The leaderboard page of one suite."""
-    lines = [f"# Leaderboard: `{suite}`", ""]
-    lines += [f"Generated by `{command}` from the results files; do not edit by hand.", ""]
+    lines = [
+        f"# Leaderboard: `{suite}`",
+        "",
+        f"Generated by `{command}` from the results files; do not edit by hand.",
+        "",
+    ]
     if not rows:
         return "\n".join([*lines, "No results yet.", ""])
     lines += [
         f"Data: {data_names(rows)}. Certified accuracy (%) at l2 radius r (in [0,1] pixel units) of Cohen et al.'s "
-        "CERTIFY; r = 0 is the smoothed clean accuracy; ACR = mean(correct * radius). All numbers are measured by "
-        "this suite; published numbers are not mixed in.",
+        "CERTIFY; r = 0 is the smoothed clean accuracy; ACR = mean(correct * radius). In brackets: the 95% interval "
+        "over images (Clopper-Pearson; ACR: bootstrap). One ranked row per method, sorted by ACR; \"tied\": the "
+        "paired 95% interval of its ACR difference to the best row contains 0, so the two are not ranked against "
+        f"each other. The CSV adds exact McNemar p-values against `{REFERENCE}` at each radius. All numbers are "
+        "measured by this suite; published numbers are not mixed in.",
         "",
-    ]
-    acc_cols = [radius_label(r) for r in radii]
-    header = ["method", *(f"r={r:g}" for r in radii), "ACR", "abstain %", "images", "trainable %", "stored KB",
-              "fit s", "certify s/img", "queries", "notes"]  # fmt: skip
+    ]  # fmt: skip
     for base in sorted({r["base"] for r in rows}):
         base_rows = [r for r in rows if r["base"] == base]
-        lines += [f"## Base `{base}`", "", precision_note(base_rows), ""]
+        ranked = [r for r in base_rows if r["ranked"]]
+        lines += [f"## Base `{base}`", "", precision_note(ranked or base_rows), ""]
         for sigma in sorted({r["sigma"] for r in base_rows}):
             sig_rows = [r for r in base_rows if r["sigma"] == sigma]
             ref = sig_rows[0]
             lines += [f"### sigma = {sigma:g}", ""]
-            lines += [f"n0/n/alpha as recorded per row; R_max = sigma * Phi^-1(alpha^(1/n)) = "
-                      f"{_fmt(ref['r_max'])} for n = {_fmt(ref['n'], 'int')}, alpha = {ref['alpha']}: no radius "
-                      "beyond it can be certified.", ""]  # fmt: skip
-            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            for r in sorted(sig_rows, key=lambda r: -(r[acc_cols[0]] if not math.isnan(r[acc_cols[0]]) else -1)):
-                cells = [row_name(r, base_rows), *(_fmt(r[c], "pct") for c in acc_cols), _fmt(r["acr"]),
-                         _fmt(r["abstain_rate"], "pct"), str(r["n_images"]),
-                         _share(r),
-                         DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
-                         _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"),
-                         _fmt(r["queries"], "int"), r["notes"] or DASH]  # fmt: skip
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
-        sigmas = sorted({r["sigma"] for r in base_rows})
-        if len(sigmas) > 1:
-            lines += [f"### Envelope over sigma ({', '.join(f'{s:g}' for s in sigmas)})", "",
-                      "Best certified accuracy over the sigmas at each radius; an envelope mixes models, so it is "
-                      "shown apart from the per-sigma rows. \"over sigma\" names the rows it is taken over; an "
-                      "unfinished one counts only its images so far.", ""]  # fmt: skip
-            lines += ["| method | " + " | ".join(f"r={r:g}" for r in radii) + " | over sigma |",
-                      "|" + "---|" * (len(radii) + 2)]  # fmt: skip
-            for name in sorted({label(r, base_rows) for r in base_rows}):
-                members = [r for r in base_rows if label(r, base_rows) == name]
-                curves = [[r[c] for c in acc_cols] for r in members]
-                sources = envelope_sources((r["sigma"], r["status"], r["n_images"]) for r in members)
-                lines.append(f"| {name} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + f" | {sources} |")
-            lines.append("")
+            lines += [f"R_max = sigma * Phi^-1(alpha^(1/n)) = {_fmt(ref['r_max'])} for n = {_fmt(ref['n'], 'int')}, "
+                      f"alpha = {ref['alpha']}: no radius beyond it can be certified.", ""]  # fmt: skip
+            lines += [*_ranked_table([r for r in sig_rows if r["ranked"]], ranked, radii), ""]
+            others = [r for r in sig_rows if not r["ranked"]]
+            if others:
+                lines += ["Other runs of these cells, not ranked:", "", *_other_table(others, radii), ""]
+        lines += _envelope(ranked, radii)
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in plots]
         lines.append("")
     return "\n".join(lines)
+
+
+def _envelope(ranked: list[dict], radii: Sequence[float]) -> list[str]:
+    sigmas = sorted({r["sigma"] for r in ranked})
+    if len(sigmas) < 2:
+        return []
+    lines = [f"### Envelope over sigma ({', '.join(f'{s:g}' for s in sigmas)})", "",
+             "Best certified accuracy over the sigmas at each radius, of ranked rows only; an envelope mixes models, "
+             "so it is shown apart from the per-sigma rows.", ""]  # fmt: skip
+    lines += [
+        "| method | " + " | ".join(f"r={r:g}" for r in radii) + " | over sigma |",
+        "|" + "---|" * (len(radii) + 2),
+    ]
+    for method in sorted({r["method"] for r in ranked}):
+        members = [r for r in ranked if r["method"] == method]
+        curves = [[r[radius_label(x)] for x in radii] for r in members]
+        sources = envelope_sources((r["sigma"], r["status"], r["n_images"]) for r in members)
+        lines.append(f"| {method} | " + " | ".join(_fmt(v, "pct") for v in envelope(curves)) + f" | {sources} |")
+    return [*lines, ""]
 
 
 def write_leaderboard(results: Path, out_dir: Path, suite: str, command: str, with_plots: bool = True) -> list[Path]:
@@ -222,7 +198,7 @@ def write_leaderboard(results: Path, out_dir: Path, suite: str, command: str, wi
     name = safe_name(suite, "suite")
     csv_path, md_path = inside(out_dir, out_dir / f"{name}.csv"), inside(out_dir, out_dir / f"{name}.md")
     write_csv(rows, radii, csv_path)
-    plots = write_plots(results, out_dir, suite) if with_plots else []
+    plots = write_plots(rows, radii, out_dir, suite) if with_plots else []
     md_path.write_text(markdown(suite, rows, radii, plots, out_dir, command))
     return [md_path, csv_path, *plots]
 
@@ -238,25 +214,25 @@ README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -
 
 
 def readme_block(results: Path, command: str, suites: Sequence[str]) -> str:
-    """A compact per-sigma summary of every suite, for the README (between the leaderboard markers)."""
+    """A compact per-sigma summary of every suite's ranked rows, for the README (between the leaderboard markers)."""
     lines = [README_START, "", f"Generated by `{command}`; the full tables are in `leaderboards/`.", ""]
     for suite in suites:
         rows, _ = leaderboard_rows(results, suite)
-        radii = [r for r in (0.0, 0.25, 0.5) if rows and radius_label(r) in rows[0]]
-        if not rows:
+        ranked = [r for r in rows if r["ranked"]]
+        radii = [r for r in (0.0, 0.25, 0.5) if ranked and radius_label(r) in ranked[0]]
+        if not ranked:
             continue
-        datasets = data_names(rows)
-        sizes = ", ".join(f"{n:,}" for n in sorted({r["n"] for r in rows if r["n"]}))
-        lines += [f"**{suite}** ({datasets}; n = {sizes}; certified accuracy %)", ""]
-        # trainable % tells apart rows of one method that differ in more than precision (LoRA rank 4 and 3)
-        header = ["base", "sigma", "method", *(f"r={r:g}" for r in radii), "ACR", "trainable %", "images"]
+        sizes = ", ".join(f"{n:,}" for n in sorted({r["n"] for r in ranked if r["n"]}))
+        lines += [f"**{suite}** ({data_names(rows)}; n = {sizes}; certified accuracy % with 95% intervals; one "
+                  "ranked row per method, by ACR; other runs in the full tables)", ""]  # fmt: skip
+        header = ["base", "sigma", "vs best", "method", *(f"r={r:g}" for r in radii), "ACR", "trainable %", "images"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for r in rows:
-            accuracies = [_fmt(r[radius_label(x)], "pct") for x in radii]
-            cells = [r["base"], f"{r['sigma']:g}", row_name(r, rows), *accuracies, _fmt(r["acr"]), _share(r),
-                     str(r["n_images"])]  # fmt: skip
+        for r in ranked:
+            accuracies = [_with_interval(r, radius_label(x), "pct") for x in radii]
+            cells = [r["base"], f"{r['sigma']:g}", r["vs_best"], row_name(r, ranked), *accuracies, _fmt(r["acr"]),
+                     _share(r), str(r["n_images"])]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", precision_note(rows), ""]
+        lines += ["", precision_note(ranked), ""]
     lines.append(README_END)
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark.data import labels_of, stratified_sample
 from benchmark.plots import save_figure
 from benchmark.smoothing import add_noise
 
@@ -21,9 +22,11 @@ def is_denoiser(method_or_class) -> bool:
 
 @torch.no_grad()
 def denoising_error(method, data, sigma: float, device: torch.device, seed: int, count: int = 256) -> dict:
-    """Mean squared error per pixel of the noisy and the denoised images against the clean ones (first ``count``
-    images of ``data``, fixed noise)."""
-    x = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(device)
+    """Mean squared error per pixel of the noisy and the denoised images against the clean ones, on a fixed
+    class-balanced sample of ``count`` images of ``data`` (a class-sorted copy's first images are one class) with
+    fixed noise."""
+    picked = stratified_sample(labels_of(data), min(count, len(data)))
+    x = torch.stack([data[i][0] for i in picked]).to(device)
     z = add_noise(x, sigma, torch.Generator(device=device).manual_seed(seed))
     denoised = method.denoise(z, sigma).float()
     return {"noisy_mse": float(((z - x) ** 2).mean()), "denoised_mse": float(((denoised - x) ** 2).mean())}

@@ -98,6 +98,8 @@ class Method:
     # alone), "sigma" (a diffusion model trained over every noise level), "precision" (a black-box fit whose SPSA
     # differences bf16 would round away runs in fp32 whatever the run's precision).
     fit_ignores: ClassVar[frozenset[str]] = frozenset()
+    # What plots group it with (one hue per family): "baseline", "peft", "denoiser", or "other".
+    family: ClassVar[str] = "other"
 
     def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
         self.config = config

@@ -13,34 +13,46 @@ import numpy as np
 from benchmark.records import Record
 from benchmark.smoothing import ABSTAIN, max_radius
 
+# Records as a list of Record, or as the rows of a DataFrame (benchmark.results.frame): either way, columns.
+Records = Sequence[Record] | object
 
-def certified_accuracy(records: Sequence[Record], radii: Sequence[float]) -> list[float]:
+
+def column(records: Records, name: str, dtype=float) -> np.ndarray:
+    """One field of every record as an array."""
+    if hasattr(records, "columns"):
+        return records[name].to_numpy(dtype=dtype)
+    return np.array([getattr(r, name) for r in records], dtype=dtype)
+
+
+def certified(records: Records, r: float) -> np.ndarray:
+    """Per image: certified correct at radius ``r`` (correct with radius >= r)."""
+    return column(records, "correct", bool) & (column(records, "radius") >= r)
+
+
+def certified_accuracy(records: Records, radii: Sequence[float]) -> list[float]:
     """Fraction of ``records`` with ``correct`` and ``radius >= r``, for each r (NaN for no records)."""
-    if not records:
+    if not len(records):
         return [float("nan")] * len(radii)
-    correct = np.array([bool(r.correct) for r in records])
-    radius = np.array([float(r.radius) for r in records])
-    return [float(np.mean(correct & (radius >= r))) for r in radii]
+    return [float(np.mean(certified(records, r))) for r in radii]
 
 
-def acr(records: Sequence[Record]) -> float:
+def certified_radius(records: Records) -> np.ndarray:
+    """Per image: ``correct * radius`` (abstentions and wrong predictions count 0); its mean is ACR."""
+    return column(records, "radius") * column(records, "correct", bool)
+
+
+def acr(records: Records) -> float:
     """Average certified radius: mean of ``correct * radius`` over all images (abstentions count 0)."""
-    if not records:
-        return float("nan")
-    return float(np.mean([float(r.radius) * bool(r.correct) for r in records]))
+    return float(np.mean(certified_radius(records))) if len(records) else float("nan")
 
 
-def abstain_rate(records: Sequence[Record]) -> float:
-    if not records:
-        return float("nan")
-    return float(np.mean([r.prediction == ABSTAIN for r in records]))
+def abstain_rate(records: Records) -> float:
+    return float(np.mean(column(records, "prediction", int) == ABSTAIN)) if len(records) else float("nan")
 
 
-def certify_s_per_image(records: Sequence[Record]) -> float:
+def certify_s_per_image(records: Records) -> float:
     """Mean certification wall time per image, as each record measured it (NaN for no records)."""
-    if not records:
-        return float("nan")
-    return float(np.mean([float(r.time_s) for r in records]))
+    return float(np.mean(column(records, "time_s"))) if len(records) else float("nan")
 
 
 def r_max(sigma: float, n: int | None, alpha: float | None) -> float:

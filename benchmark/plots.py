@@ -1,15 +1,29 @@
-"""Certified-accuracy-vs-radius plots as pure functions of ``results/`` (PNG, matplotlib's Agg backend)."""
+"""Certified-accuracy-vs-radius plots of a leaderboard's ranked rows (PNG, matplotlib's Agg backend).
+
+Per base and sigma: one figure per method family (one hue per family, a line style per method) and one figure of
+each family's best row (by ACR); per base, the envelope over sigma. Only ranked rows are drawn (one complete run
+per base, method and sigma); a row's precision is named in the legend only where a figure mixes precisions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.files import safe_name
-from benchmark.labels import envelope_sources, run_label, subset_note, unfinished
-from benchmark.metrics import certified_accuracy, envelope, r_max
-from benchmark.records import latest_runs
+from benchmark.files import inside, safe_name
+from benchmark.metrics import certified_accuracy, envelope
+
+STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+FAMILY_HUES = {"baseline": "tab:gray", "peft": "tab:blue", "denoiser": "tab:orange", "other": "tab:green"}
+
+
+def family(method: str) -> str:
+    """A method's family (its class's ``family``; "other" for a name the registry does not know, e.g. imported)."""
+    from benchmark.registry import METHODS
+
+    return METHODS.get(method).family if method in METHODS else "other"
 
 
 def _axes(title: str):
@@ -17,11 +31,8 @@ def _axes(title: str):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import cycler
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    # Past ten curves the default cycle repeats its colours; a new line style keeps every curve distinct.
-    ax.set_prop_cycle(cycler(linestyle=["-", "--", ":"]) * cycler(color=plt.get_cmap("tab10").colors))
     ax.set_xlabel("l2 radius ([0,1] pixel units)")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
@@ -30,42 +41,65 @@ def _axes(title: str):
     return plt, fig, ax
 
 
-def write_plots(results: Path, out_dir: Path, suite: str) -> list[Path]:
-    """One PNG per (base, sigma) with a curve per method, and one envelope-over-sigma PNG per base."""
-    runs = [r for r in latest_runs(results, suite) if r.records]
+def _draw(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str, by_family: bool) -> Path:
+    """One figure: a curve per row, hue by family; line style by method within a family (or by family)."""
+    mixed = len({r["precision"] for r in rows}) > 1
+    plt, fig, ax = _axes(title if mixed else f"{title} [{rows[0]['precision']}]")
+    seen: dict[str, int] = {}
+    for row in sorted(rows, key=lambda r: (family(r["method"]), r["method"])):
+        fam = family(row["method"])
+        seen[fam] = seen.get(fam, -1) + 1
+        style = STYLES[sorted(FAMILY_HUES).index(fam) % len(STYLES)] if by_family else STYLES[seen[fam] % len(STYLES)]
+        name = row["method"] + (f" [{row['precision']}]" if mixed else "") + (f" ({fam})" if by_family else "")
+        ax.plot(grid, certified_accuracy(row["records"], grid), label=name, color=FAMILY_HUES[fam], linestyle=style)
+    ax.legend(fontsize=8)
+    return save_figure(plt, fig, path)
+
+
+def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, suite: str) -> list[Path]:
+    """The figures of the module docstring for one suite's leaderboard ``rows``; stale figures of the suite's
+    folder are removed (denoised previews, made by their own command, stay)."""
+    ranked = [r for r in rows if r["ranked"]]
+    folder = inside(out_dir, out_dir / safe_name(suite, "suite"))
+    for stale in folder.glob("*.png") if folder.is_dir() else []:
+        if not stale.name.startswith("denoised_"):
+            stale.unlink()
     written: list[Path] = []
-    folder = out_dir / safe_name(suite)
-    for base in sorted({r.info.base for r in runs}):
-        base_runs = [r for r in runs if r.info.base == base]
-        top = max(r_max(float(r.info.sigma), r.info.n, r.info.alpha) for r in base_runs)
-        top = top if np.isfinite(top) else max(float(x.radius) for r in base_runs for x in r.records) or 1.0
+    for base in sorted({r["base"] for r in ranked}):
+        base_rows = [r for r in ranked if r["base"] == base]
+        tops = [r["r_max"] for r in base_rows if r["r_max"] is not None and np.isfinite(r["r_max"])]
+        top = max(tops) if tops else max(float(r["records"]["radius"].max()) for r in base_rows) or 1.0
         grid = np.linspace(0.0, top * 1.02, 300)
-        sigmas = sorted({float(r.info.sigma) for r in base_runs})
-        mixed = len({r.precision for r in base_runs}) > 1
-        # Curves carry their precision only where a base mixes two; otherwise the title names the one.
-        precision = "" if mixed else f" [{base_runs[0].precision}]"
-
-        def name(run, mixed=mixed) -> str:
-            return run_label(run.info.method, run.precision, mixed)
-
-        for sigma in sigmas:
-            plt, fig, ax = _axes(f"{suite} / {base}{precision} / sigma = {sigma:g}")
-            for run in sorted((r for r in base_runs if float(r.info.sigma) == sigma), key=name):
-                images = len(run.records)
-                status = unfinished(run.status, images) + subset_note(run.status, images, run.info.subset_size)
-                ax.plot(grid, certified_accuracy(run.records, grid), label=name(run) + status)
-            ax.legend(fontsize=8)
-            written.append(save_figure(plt, fig, folder / f"{safe_name(base)}_sigma_{sigma:g}.png"))
-        over = ", ".join(f"{s:g}" for s in sigmas)
-        plt, fig, ax = _axes(f"{suite} / {base}{precision} / envelope over sigma {over}")
-        for label in sorted({name(r) for r in base_runs}):
-            members = [r for r in base_runs if name(r) == label]
-            curves = [certified_accuracy(r.records, grid) for r in members]
-            sources = envelope_sources((float(r.info.sigma), r.status, len(r.records)) for r in members)
-            ax.plot(grid, envelope(curves), label=f"{label} (sigma {sources})")
-        ax.legend(fontsize=8)
-        written.append(save_figure(plt, fig, folder / f"{safe_name(base)}_envelope.png"))
+        stem = safe_name(base, "base")
+        for sigma in sorted({r["sigma"] for r in base_rows}):
+            sig_rows = [r for r in base_rows if r["sigma"] == sigma]
+            for fam in sorted({family(r["method"]) for r in sig_rows}):
+                members = [r for r in sig_rows if family(r["method"]) == fam]
+                title = f"{suite} / {base} / sigma = {sigma:g} / {fam}"
+                written.append(_draw(members, grid, folder / f"{stem}_sigma_{sigma:g}_{fam}.png", title, False))
+            best = [max((r for r in sig_rows if family(r["method"]) == f), key=lambda r: r["acr"])
+                    for f in sorted({family(r["method"]) for r in sig_rows})]  # fmt: skip
+            title = f"{suite} / {base} / sigma = {sigma:g} / best of each family (by ACR)"
+            written.append(_draw(best, grid, folder / f"{stem}_sigma_{sigma:g}_best.png", title, True))
+        written.append(_envelope(base_rows, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}"))
     return written
+
+
+def _envelope(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str) -> Path:
+    sigmas = ", ".join(f"{s:g}" for s in sorted({r["sigma"] for r in rows}))
+    precisions = {r["precision"] for r in rows}
+    precision = f" [{precisions.pop()}]" if len(precisions) == 1 else " (precision per row: see the tables)"
+    plt, fig, ax = _axes(f"{title} / envelope over sigma {sigmas}{precision}")
+    seen: dict[str, int] = {}
+    for method in sorted({r["method"] for r in rows}, key=lambda m: (family(m), m)):
+        fam = family(method)
+        seen[fam] = seen.get(fam, -1) + 1
+        curves = [certified_accuracy(r["records"], grid) for r in rows if r["method"] == method]
+        ax.plot(
+            grid, envelope(curves), label=method, color=FAMILY_HUES[fam], linestyle=STYLES[seen[fam] % len(STYLES)]
+        )
+    ax.legend(fontsize=8)
+    return save_figure(plt, fig, path)
 
 
 def save_figure(plt, fig, path: Path) -> Path:

@@ -102,6 +102,7 @@ class RunInfo:
     sessions: int = 0
     images_done: int | None = None
     subset_size: int | None = None  # images of the whole subset; a complete run of fewer (--max-images) says so
+    data_fingerprint: str | None = None  # the evaluation split's content (benchmark.data.fingerprint)
     timings: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
@@ -279,8 +280,13 @@ def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
 def latest_runs(results: Path, suite: str | None = None) -> list[Run]:
     """One run per (suite, method, base, sigma, precision): the most recently updated config hash; older ones are
     kept on disk but left out of tables, so a changed configuration never mixes with stale records."""
+    return newest(iter_runs(results, suite))
+
+
+def newest(runs: Iterable[Run]) -> list[Run]:
+    """The most recently updated run of each (suite, method, base, sigma, precision), sorted by that key."""
     chosen: dict[tuple, Run] = {}
-    for run in iter_runs(results, suite):
+    for run in runs:
         previous = chosen.get(run.key)
         if previous is None or run.info.updated > previous.info.updated:
             chosen[run.key] = run

@@ -88,6 +88,11 @@ class Runner:
         session, directory = self.session, writer.directory
         previous = read_run_info(directory)
         info = self.start_info(cell, previous)
+        if writer.done and previous and previous.data_fingerprint not in (None, info.data_fingerprint):
+            raise BenchmarkError(
+                f"{directory}: its records were certified on other data (fingerprint {previous.data_fingerprint}, "
+                f"here {info.data_fingerprint}): point --data-root at the data it used, or rerun with --fresh"
+            )
         method, fit = session.fit(cell)
         before = previous.fit.get("state_sha256") if previous else None
         if writer.done and before and fit.get("state_sha256") and before != fit["state_sha256"]:
@@ -113,7 +118,7 @@ class Runner:
             suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
             dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
             seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
-            subset_size=cell.subset_size,
+            subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
             started=previous.started if previous else now(), updated=now(),
             sessions=(previous.sessions if previous else 0) + 1,
             timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
 from benchmark.config import RunConfig
-from benchmark.data import DatasetSpec, load_split
+from benchmark.data import DatasetSpec, fingerprint, load_split
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
@@ -39,6 +39,7 @@ class Session:
         self.dataset: DatasetSpec = DATASETS.get(cfg.dataset)()
         self.store = FitStore(self.cache_dir, self.results)
         self._data: dict[str, Dataset] = {}
+        self._fingerprint: str | None = None
         self._bases: dict[str, BaseClassifier] = {}
 
     # -- data and bases ---------------------------------------------------------------------------------------
@@ -50,6 +51,11 @@ class Session:
 
     def eval_data(self) -> Dataset:
         return self.data(self.cfg.split)
+
+    def data_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.eval_data())
+        return self._fingerprint
 
     def plan(self) -> list[Cell]:
         check_names(self.cfg)  # before reading the data: a misspelt name fails at once

@@ -23,7 +23,7 @@ import torch
 from scipy.stats import norm
 
 from benchmark.config import RunConfig, config_hash, override_dataclass, to_jsonable
-from benchmark.data import VAL_SEED, labels_of, val_indices
+from benchmark.data import VAL_SEED, labels_of, stratified_sample
 from benchmark.device import SmoothingClassifier
 from benchmark.errors import BenchmarkError
 from benchmark.files import inside, now, safe_name, write_json_atomic
@@ -72,7 +72,7 @@ def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int
     session = Session(cfg)
     listed = candidates(cfg, method)
     val = session.data("val")
-    picked = val_indices(labels_of(val), min(val_images, len(val)), VAL_SEED + 1)
+    picked = stratified_sample(labels_of(val), min(val_images, len(val)), VAL_SEED + 1)
     key = {"version": VERSION, "method": method, "base": base, "sigma": float(sigma), "candidates": listed,
            "val_images": len(picked), "samples": samples, "seed": cfg.seed, "precision": session.precision,
            "radii": list(cfg.radii)}  # fmt: skip

@@ -27,8 +27,10 @@ frozen random conv encoder (seeded), since no second pretrained encoder is avail
 be the target model. The decoder is a two-layer transposed-conv net, plus a full-resolution 5x5-conv skip from
 the input (not in BlackVIP: without it the prompt cannot follow pixel-level noise, and on ResNet-20 a
 decoder-only coordinator lowered the loss without raising noisy accuracy, 11.9% -> 11.5%); the prompt is
-bounded by ``prompt_scale * tanh``. SPSA constants (c = 0.01, q = 4 directions, Adam lr 1e-3 with cosine decay)
-and the budget (300 steps of 128 images) are this suite's CPU-scale choices, not published values. The fit runs
+bounded by ``prompt_scale * tanh``. SPSA constants and budget are CPU-scale choices, not published values: the
+defaults are c = 0.01, q = 4 directions, Adam lr 1e-3 with cosine decay, 300 steps of 128 images; the
+``cifar10-cpu`` suite trains the shared filter with Adam lr 1e-2 for 400 steps (8 epochs of 50) of 64 images, a
+recipe its ``[tuning.peft_blackbox]`` search re-examines on the validation split. The fit runs
 in fp32 even where the suite certifies in bf16 (see ``_loss_at``), so its cache key leaves precision out.
 
 Objective (deviation, option ``objective``): the paper trains on cross-entropy, and so does the default here. With
@@ -124,6 +126,7 @@ class PEFTBlackBox(Method):
     version = 2  # 2: the shared-kernel filter joined the coordinator's state
     # The SPSA queries run in fp32 (see _loss_at), so one fitted state serves bf16 and fp32 certification.
     fit_ignores = frozenset({"precision"})
+    family = "peft"
 
     @dataclass(frozen=True)
     class Config:

@@ -30,7 +30,8 @@ paper's is unknown ([U] in REFERENCES).
 Deviations from the paper: ViT-B/L on GPU in the paper; CPU-scale bases here (ResNet-20, a 6-block ViT), the
 ``cifar10``/``imagenet`` suites give the paper-scale ViT-B/16. Batch-norm statistics are an explicit option
 (``bn_stats``): re-estimating them on noisy data is a free adaptation worth several points on a ResNet, and the
-paper does not say what it did (its ViTs have no batch norm).
+paper does not say what it did (its ViTs have no batch norm). Adapters keep the ViT's LayerNorms frozen unless
+``train_norm`` is set, whereas Houlsby et al. (2019) train them with the adapters.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class _WhiteBoxPEFT(Method):
 
     version = 1
     Config = PEFTConfig
+    family = "peft"
 
     def __init__(self, config: PEFTConfig, base: BaseClassifier, ctx):
         super().__init__(config, base, ctx)

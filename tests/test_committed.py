@@ -44,3 +44,19 @@ def test_published_fits_are_where_their_rows_look():
             fhash = info.fit.get("fit_hash")
             if fhash and (RESULTS / "checkpoints" / info.method / fhash / "state.safetensors").is_file():
                 assert cell(cfg, info.method, info.base, info.sigma, run.precision).fit_hash == fhash
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_ranked_row_certified_the_state_it_publishes(suite):
+    """A ranked row's fit is committed under results/checkpoints and is the very state its records came from (the
+    SHA-256 its run.json recorded), or the row has no fit."""
+    from benchmark.files import sha256_file
+    from benchmark.results import frame
+
+    df = frame(RESULTS, suite)
+    ranked = df[df.ranked].drop_duplicates("run")
+    assert len(ranked) and ranked.fit_published.all()
+    for run in latest_runs(RESULTS, suite):
+        if run.directory.name in set(ranked.run) and run.info.fit.get("fit_hash"):
+            state = RESULTS / "checkpoints" / run.info.method / run.info.fit["fit_hash"] / "state.safetensors"
+            assert sha256_file(state) == run.info.fit["state_sha256"], run.directory

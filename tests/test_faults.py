@@ -329,3 +329,20 @@ def test_a_published_suite_refuses_uncommitted_code_unless_told(run_args, tmp_pa
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "1"]) == 0
     (run,) = latest_runs(tmp_path / "results", "tiny")
     assert run.info.run_settings["allow_dirty"] is True and run.info.git["dirty"] is True
+
+
+def test_a_run_resumed_on_other_data_is_refused(tiny_suite, tmp_path, capsys):
+    data = _jpeg_cifar_tree(tmp_path / "cifar")
+    tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
+    args = ["run", "--suite", str(tiny_suite), "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+            "--data-root", str(data), "--methods", "vanilla", "--sigma", "0.25", "--skip", "5", "--quiet",
+            "--allow-dirty", "--no-leaderboard"]  # fmt: skip
+    assert main([*args, "--max-images", "2"]) == 0
+    (run,) = latest_runs(tmp_path / "r", "tiny")
+    assert run.info.data_fingerprint
+    other = _jpeg_cifar_tree(tmp_path / "other")  # same layout and names, other pixels (random JPEGs)
+    (other / "test" / "cat" / "0.jpg").write_bytes((data / "test" / "dog" / "1.jpg").read_bytes())
+    args[args.index(str(data))] = str(other)
+    capsys.readouterr()
+    assert main([*args, "--max-images", "3"]) == 2
+    assert "certified on other data" in error_line(capsys)

@@ -205,8 +205,8 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
 
 
 def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, monkeypatch):
-    """Precision "auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own row, labelled,
-    not a newer configuration hiding the other."""
+    """Precision "auto" resolves by CPU: an fp32 run of a row first certified in bf16 is its own run, listed apart
+    and unranked while the preferred precision's run is complete; it is ranked, labelled, once that one is not."""
     titles: list[str] = []
     axes = plots._axes
     monkeypatch.setattr(plots, "_axes", lambda title: titles.append(title) or axes(title))
@@ -214,29 +214,30 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     assert main(["run", *one, "--precision", "bf16"]) == 0
     # One precision: the curves carry none, so the titles name it.
     assert titles and all("[bf16]" in t for t in titles)
-    titles.clear()
     assert main(["run", *one, "--precision", "fp32"]) == 0
-    assert titles and not any("[" in t for t in titles)
     runs = latest_runs(tmp_path / "results", "tiny")
     assert sorted(r.precision for r in runs) == ["bf16", "fp32"]
     md = (tmp_path / "lb" / "tiny.md").read_text()
-    # two images of the subset's eight: complete, and named so
-    assert "| vanilla [bf16] (2 of 8 images) |" in md and "| vanilla [fp32] (2 of 8 images) |" in md
-    assert "Precision: in brackets after each method." in md
+    # two images of the subset's eight: complete, and named so; bf16 is the preferred precision of a suite on "auto"
+    assert "| best | vanilla (2 of 8 images) |" in md and "| vanilla | fp32 | other precision |" in md
+    assert "Precision: every `small_cnn` row ran in bf16." in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
     assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
-    # The README summary names rows exactly as the leaderboard does, and says which are unfinished: "running"
-    # left in run.json by a killed process, with no writer alive, is what its records are, "partial".
-    fp32 = next(r for r in runs if r.precision == "fp32")
-    info = json.loads((fp32.directory / "run.json").read_text())
-    (fp32.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    # "running" left in run.json by a killed process, with no writer alive, is what its records are, "partial":
+    # the bf16 run is then not ranked, and the complete fp32 run is.
+    bf16 = next(r for r in runs if r.precision == "bf16")
+    info = json.loads((bf16.directory / "run.json").read_text())
+    (bf16.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    assert [(r["precision"], r["ranked"], r["unranked"]) for r in rows] == [
+        ("fp32", True, ""),
+        ("bf16", False, "partial"),
+    ]
     block = readme_block(tmp_path / "results", "cmd", ["tiny"])
-    assert "| vanilla [bf16] (2 of 8 images) |" in block and "| vanilla [fp32] (partial) |" in block
+    assert "| vanilla (2 of 8 images) |" in block and "every `small_cnn` row ran in fp32" in block
     # Each row carries its trainable share (vanilla trains nothing: 0.00) before its image count.
     assert "| ACR | trainable % | images |" in block and "| 0.00 | 2 |" in block
     # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
-    bf16 = next(r for r in runs if r.precision == "bf16")
-    info = json.loads((bf16.directory / "run.json").read_text())
     newest_label = info["dataset_label"]
     (bf16.directory / "run.json").write_text(json.dumps({**info, "dataset_label": "Digits", "updated": "2000"}))
     rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
@@ -519,8 +520,15 @@ def test_leaderboard_cells_equal_the_metrics_recomputed_from_the_records_on_disk
         assert float(row["acr"]) == pytest.approx(acr, abs=1e-12)
         assert float(row["abstain_rate"]) == pytest.approx(sum(r["prediction"] == -1 for r in raw) / len(raw))
         assert float(row["certify_s_per_image"]) == pytest.approx(sum(r["time_s"] for r in raw) / len(raw))
+        for radius in (0.0, 0.25, 0.5, 0.75, 1.0):  # the interval holds the share it is of
+            assert (
+                float(row[f"acc@{radius:g}_lo"]) <= float(row[f"acc@{radius:g}"]) <= float(row[f"acc@{radius:g}_hi"])
+            )
+        assert float(row["acr_lo"]) <= acr <= float(row["acr_hi"])
         section = md.split(f"### sigma = {float(row['sigma']):g}")[1].split("###")[0]
-        assert f"| {row['method']} | " + " | ".join(cells) + f" | {acr:.3f} |" in section
+        (line,) = [x for x in section.splitlines() if f"| {row['method']} |" in x]
+        shown = [cell.strip().split(" (")[0] for cell in line.split("|")[3:9]]
+        assert shown == [*cells, f"{acr:.3f}"]
 
 
 @pytest.mark.parametrize("method", ["peft_lora", "dncnn"])
@@ -542,3 +550,18 @@ def test_the_same_config_refits_the_same_state(tiny_suite, tmp_path, method):
     first = state_hash("a")
     assert state_hash("bb") == first
     assert state_hash("ccc", seed=1) != first
+
+
+def test_frame_is_one_row_per_record_with_its_run_joined(run_args, tmp_path):
+    """benchmark.results.frame: the public table of results, the one the leaderboard is built from."""
+    from benchmark.results import frame
+
+    assert main(["run", *run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25", "--max-images", "4"]) == 0
+    df = frame(tmp_path / "results", suite="tiny")
+    assert len(df) == lines_on_disk(tmp_path / "results") == 8
+    assert {"idx", "correct", "radius", "n_used", "mode", "base", "precision", "status", "ranked"} <= set(df.columns)
+    assert df.ranked.all() and (df.status == "complete").all() and set(df.method) == {"vanilla", "gaussian"}
+    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    for row in rows:
+        assert df[df.method == row["method"]].correct.mean() == pytest.approx(row["acc@0"])
+    assert frame(tmp_path / "results", suite="other").empty

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.data import Digits, labels_of, load_split, val_indices
+from benchmark.data import Digits, labels_of, load_split, stratified_sample
 from benchmark.errors import BenchmarkError
 
 SEARCH = """
@@ -22,8 +22,8 @@ def test_val_is_a_fixed_stratified_part_of_train_and_tune_train_the_rest(tmp_pat
     train, val, rest = (load_split(spec, s, None, tmp_path) for s in ("train", "val", "tune_train"))
     assert (train.split, val.split, rest.split) == ("train", "val", "tune_train")
     assert len(val) == spec.val_size and len(val) + len(rest) == len(train)
-    held = val_indices(labels_of(train), spec.val_size)
-    assert held == val_indices(labels_of(train), spec.val_size)  # fixed
+    held = stratified_sample(labels_of(train), spec.val_size)
+    assert held == stratified_sample(labels_of(train), spec.val_size)  # fixed
     assert torch.equal(val.tensors[0], train.tensors[0][held])
     shares = torch.bincount(labels_of(val), minlength=10).float() / len(val)
     expected = torch.bincount(labels_of(train), minlength=10).float() / len(train)

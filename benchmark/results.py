@@ -1,0 +1,104 @@
+"""Results as a table: one row per certified image, its run's metadata joined (the public way to analyse results).
+
+>>> from benchmark.results import frame
+>>> df = frame("results", suite="cifar10-cpu")
+>>> df[df.ranked].groupby(["base", "sigma", "method"]).correct.mean()
+
+Columns: every :class:`~benchmark.records.Record` field, then per run ``suite, base, precision, status, run``
+(the run directory's config hash), ``updated, radii`` (its table grid), ``subset_size, dataset_label,
+trainable_params, trainable_pct, stored_bytes, fit_time_s, queries, fit_hash, notes``, and ``latest`` (the newest
+configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a leaderboard ranks for
+its base, method and sigma: see :func:`ranked_runs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.files import safe_name
+from benchmark.records import Record, Run, iter_runs, latest_runs, newest
+
+RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "updated", "radii", "subset_size", "dataset_label",
+               "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s", "queries", "fit_hash", "notes",
+               "latest", "ranked", "fit_published")  # fmt: skip
+
+
+def fit_published(run: Run) -> bool:
+    """Whether the state a run was certified with is committed beside it (or the run has no fit): its records can
+    then be checked, and extended elsewhere, against that very state."""
+    fhash = run.info.fit.get("fit_hash")
+    root = run.directory.parents[4]  # <results>/<suite>/<method>/<base>/sigma_<s>/<hash>
+    return not fhash or (root / "checkpoints" / safe_name(run.info.method) / fhash / "state.safetensors").is_file()
+
+
+def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False) -> list[Run]:
+    """Of the newest runs of each configuration cell and precision (:func:`~benchmark.records.latest_runs`), one
+    per (suite, base, method, sigma): the complete run in the ``preferred`` precision, else a complete run in
+    another. Partial runs, the other precision's run and superseded configurations are not ranked; with
+    ``published_fits`` (a suite whose results are committed) neither is a run whose fit is not published."""
+    chosen: dict[tuple, Run] = {}
+    for run in latest:
+        if run.status != "complete" or (published_fits and not fit_published(run)):
+            continue
+        cell = (run.info.suite, run.info.base, run.info.method, float(run.info.sigma))
+        rank = (run.precision == preferred, run.info.updated)
+        if cell not in chosen or rank > (chosen[cell].precision == preferred, chosen[cell].info.updated):
+            chosen[cell] = run
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
+    info = run.info
+    notes = {**info.notes, **info.measurements}
+    return {
+        "suite": info.suite, "base": info.base, "precision": run.precision, "status": run.status,
+        "run": run.directory.name, "updated": info.updated, "radii": tuple(info.radii),
+        "subset_size": info.subset_size,
+        "dataset_label": info.dataset_label if info.dataset_label is not None else info.dataset,
+        "trainable_params": info.cost.get("trainable_params"), "trainable_pct": info.cost.get("trainable_pct"),
+        "stored_bytes": info.cost.get("stored_bytes"), "fit_time_s": info.timings.get("fit_time_s"),
+        "queries": info.fit.get("queries"), "fit_hash": info.fit.get("fit_hash"),
+        "notes": "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(notes.items())),
+        "latest": latest, "ranked": ranked, "fit_published": fit_published(run),
+    }  # fmt: skip
+
+
+def ranking_rules(suite: str) -> tuple[str, bool]:
+    """How a suite ranks: its preferred precision, and whether a ranked run's fit must be published (a suite with a
+    file here whose results are committed)."""
+    from benchmark.config import is_published, suite_names
+
+    return preferred_precision(suite), suite in suite_names() and is_published(suite)
+
+
+def preferred_precision(suite: str) -> str:
+    """The precision whose runs a suite ranks first: its ``preferred_precision`` key, else its fixed precision, else
+    bf16 (the precision most committed rows were certified in where a suite says "auto")."""
+    from benchmark.config import load_suite, suite_names
+
+    table = load_suite(suite)[1] if suite in suite_names() else {}
+    return str(table.get("preferred_precision") or (table.get("precision") if table.get("precision") != "auto" else "")
+               or "bf16")  # fmt: skip
+
+
+def frame(results: str | Path, suite: str | None = None) -> pd.DataFrame:
+    """Every record under ``results`` (one suite, or all), one row each, with its run's metadata (module docstring)."""
+    results = Path(results)
+    runs = list(iter_runs(results, suite))
+    latest = newest(runs)
+    ranked: set[int] = set()
+    for name in sorted({r.info.suite for r in runs}):
+        ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *ranking_rules(name))}
+    latest = {id(r) for r in latest}
+    fields = [f.name for f in dataclasses.fields(Record)]
+    rows = []
+    for run in runs:
+        meta = run_metadata(run, id(run) in latest, id(run) in ranked)
+        rows += [{**dataclasses.asdict(record), **meta} for record in run.records]
+    return pd.DataFrame(rows, columns=[*fields, *(c for c in RUN_COLUMNS if c not in fields)])
+
+
+__all__ = ["frame", "latest_runs", "ranked_runs"]
