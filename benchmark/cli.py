@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default=None, choices=["fp32", "bf16", "auto"], help="autocast precision")
     run.add_argument("--seed", type=int, default=None, help="root seed")
     run.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
+    run.add_argument("--certify", default=None, choices=["fixed", "sequential"],
+                     help="fixed: CERTIFY with n0 + n samples; sequential: the same certificate, stopping once the "
+                          "suite's radius grid is decided (n is then the most it draws)")  # fmt: skip
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
     run.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                      help="certify every N-th image from position K (0 <= K < N) into its own records file; "

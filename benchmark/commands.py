@@ -12,7 +12,7 @@ from benchmark.errors import BenchmarkError
 def overrides(args) -> dict:
     """The run settings given on the command line (None: not given, so the suite's value stands)."""
     keys = ("n0", "n", "alpha", "max_images", "skip", "start", "data_root", "download", "results", "cache_dir",
-            "device", "precision", "seed", "batch_size")  # fmt: skip
+            "device", "precision", "seed", "batch_size", "certify")  # fmt: skip
     values = {k: getattr(args, k, None) for k in keys}
     values["sigmas"] = getattr(args, "sigma", None)
     for key in ("methods", "bases"):

@@ -26,6 +26,7 @@ from benchmark.files import safe_name
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 PRECISIONS = ("fp32", "bf16", "auto")
+CERTIFY_MODES = ("fixed", "sequential")
 # The radius grid of the tables when a suite names none (and of an imported log, which records none).
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -140,7 +141,9 @@ class RunConfig:
         batch_size: noisy samples per forward pass in certification (never changes a result).
         device: torch device string.
         precision: "fp32", "bf16" (autocast) or "auto" (bf16 where the device supports it).
-        radii: radius grid of the tables.
+        radii: radius grid of the tables (and the levels sequential CERTIFY decides).
+        certify: "fixed" (CERTIFY with n0 + n samples) or "sequential" (the same certificate at looks fixed in
+            advance, stopping once the radius grid is decided; ``n`` is then the most it draws).
         data_root: dataset location (None: the dataset's default).
         download: allow torchvision to download a dataset that is missing (never in tests or CI).
         results: results directory.
@@ -169,6 +172,7 @@ class RunConfig:
     device: str = "cpu"
     precision: str = "auto"
     radii: tuple[float, ...] = DEFAULT_RADII
+    certify: str = "fixed"
     data_root: str | None = None
     download: bool = False
     results: str = "results"
@@ -203,6 +207,8 @@ class RunConfig:
             raise ValueError(f"batch-size must be >= 1, got {self.batch_size!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.certify not in CERTIFY_MODES:
+            raise ValueError(f"certify must be one of {', '.join(CERTIFY_MODES)}, got {self.certify!r}")
         if any(r < 0 for r in self.radii) or list(self.radii) != sorted(self.radii):
             raise ValueError(f"radii must be non-negative and increasing, got {self.radii!r}")
 

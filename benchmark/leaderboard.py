@@ -23,7 +23,7 @@ from benchmark.table import REFERENCE, leaderboard_rows, radius_label
 
 CSV_COLUMNS = (
     "method", "base", "sigma", "n_images", "n", "alpha", "trainable_params", "trainable_pct", "fit_time_s",
-    "certify_s_per_image", "acr", "acr_lo", "acr_hi",
+    "certify_s_per_image", "samples_per_image", "acr", "acr_lo", "acr_hi",
 )  # fmt: skip
 EXTRA_COLUMNS = ("ranked", "unranked", "vs_best", "abstain_rate", "r_max", "stored_bytes", "queries", "notes",
                  "dataset", "config_hash", "status", "precision")  # fmt: skip
@@ -119,11 +119,13 @@ def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float
 
 
 def _other_table(rows: list[dict], radii: Sequence[float]) -> list[str]:
-    header = ["method", "precision", "why not ranked", *(f"r={r:g}" for r in radii), "ACR", "images", "run"]
+    header = ["method", "precision", "why not ranked", *(f"r={r:g}" for r in radii), "ACR", "images",
+              "samples/img", "run"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["method"], r["precision"], r["unranked"], *(_fmt(r[radius_label(x)], "pct") for x in radii),
-                 _fmt(r["acr"]), str(r["n_images"]), f"`{r['config_hash']}`"]  # fmt: skip
+                 _fmt(r["acr"]), str(r["n_images"]), _fmt(r["samples_per_image"], "int"),
+                 f"`{r['config_hash']}`"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

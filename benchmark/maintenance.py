@@ -68,7 +68,7 @@ def _elsewhere(cfg: RunConfig, cell: Cell, latest: dict[tuple, Run]) -> str:
     resume those), so a user can pass --precision to continue one instead."""
     found = []
     for precision in sorted({"bf16", "fp32"} - {cell.precision}):
-        run = latest.get((cfg.suite, cell.method, cell.base, float(cell.sigma), precision))
+        run = latest.get((cfg.suite, cell.method, cell.base, float(cell.sigma), precision, cfg.certify))
         if run is None:
             continue
         done = f"{len(run.records)}/{len(cell.indices)}"

@@ -157,9 +157,15 @@ class Method:
         return {}
 
     def certify(self, classifier: nn.Module, x: torch.Tensor, sigma: float, *, n0: int, n: int, alpha: float,
-                batch_size: int, generator: torch.Generator) -> Certificate:  # fmt: skip
+                batch_size: int, generator: torch.Generator, mode: str = "fixed",
+                radii: tuple[float, ...] = ()) -> Certificate:  # fmt: skip
         """The certificate of one image ``x`` ([C,H,W] in [0,1]) with ``classifier`` (the noisy classifier, wrapped
-        for inference by the harness); the harness' CERTIFY unless a method certifies differently."""
+        for inference by the harness); the harness' CERTIFY (``mode`` "fixed") or sequential CERTIFY deciding the
+        grid ``radii`` (``mode`` "sequential"), unless a method certifies differently."""
+        if mode == "sequential":
+            from benchmark.sequential import certify_sequential
+
+            return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
         return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator)
 
 

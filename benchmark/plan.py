@@ -110,6 +110,8 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
     }
     if train_split != "train":  # only then: the keys, and so the hashes, of fits on the full split stay as they were
         key["train_split"] = train_split
+    if cfg.certify != "fixed":  # likewise: fixed-n runs keep their hashes
+        key["certify"] = cfg.certify
     return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices),
                 subset_size, train_split)  # fmt: skip
 

@@ -261,11 +261,16 @@ class Run:
         return self.info.status
 
     @property
-    def key(self) -> tuple[str, str, str, float, str]:
+    def mode(self) -> str:
+        return str(self.info.config.get("certify", "fixed"))
+
+    @property
+    def key(self) -> tuple[str, str, str, float, str, str]:
         # Precision is part of the key: "auto" resolves to bf16 or fp32 by CPU, and a run on a machine without
-        # native bf16 must stand beside the bf16 rows, not hide them as if it were a newer configuration.
+        # native bf16 must stand beside the bf16 rows, not hide them as if it were a newer configuration; so is the
+        # certificate's mode: a sequential run stands beside the fixed-n one.
         info = self.info
-        return (info.suite, info.method, info.base, float(info.sigma), self.precision)
+        return (info.suite, info.method, info.base, float(info.sigma), self.precision, self.mode)
 
 
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:

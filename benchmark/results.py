@@ -37,11 +37,12 @@ def fit_published(run: Run) -> bool:
 def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False) -> list[Run]:
     """Of the newest runs of each configuration cell and precision (:func:`~benchmark.records.latest_runs`), one
     per (suite, base, method, sigma): the complete run in the ``preferred`` precision, else a complete run in
-    another. Partial runs, the other precision's run and superseded configurations are not ranked; with
+    another. Partial runs, the other precision's run, superseded configurations and runs of another certificate
+    mode (sequential) are not ranked; with
     ``published_fits`` (a suite whose results are committed) neither is a run whose fit is not published."""
     chosen: dict[tuple, Run] = {}
     for run in latest:
-        if run.status != "complete" or (published_fits and not fit_published(run)):
+        if run.status != "complete" or run.mode != "fixed" or (published_fits and not fit_published(run)):
             continue
         cell = (run.info.suite, run.info.base, run.info.method, float(run.info.sigma))
         rank = (run.precision == preferred, run.info.updated)

@@ -149,9 +149,10 @@ class Runner:
                         continue
                     x, label = data[idx]
                     t0 = time.perf_counter()
+                    gen = image_generator(cfg.seed, idx, session.device)
                     cert = method.certify(classifier, x.to(session.device), cell.sigma, n0=cfg.n0, n=cfg.n,
-                                          alpha=cfg.alpha, batch_size=cfg.batch_size,
-                                          generator=image_generator(cfg.seed, idx, session.device))  # fmt: skip
+                                          alpha=cfg.alpha, batch_size=cfg.batch_size, generator=gen,
+                                          mode=cfg.certify, radii=cfg.radii)  # fmt: skip
                     elapsed = time.perf_counter() - t0
                     writer.append(Record.of(
                         label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,

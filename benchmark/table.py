@@ -42,6 +42,8 @@ def _unranked_reason(meta: pd.Series) -> str:
         return ""
     if not meta["latest"]:
         return "superseded"
+    if meta["mode"] != "fixed":
+        return f"{meta['mode']} CERTIFY"
     if meta["status"] != "complete":
         return meta["status"]
     return "other precision" if meta["fit_published"] else "fit not published"
@@ -56,7 +58,7 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         "n": _int(meta["n"]), "alpha": _float(meta["alpha"]),
         "trainable_params": _int(meta["trainable_params"]), "trainable_pct": _float(meta["trainable_pct"]),
         "fit_time_s": _float(meta["fit_time_s"]), "certify_s_per_image": certify_s_per_image(group),
-        "acr": acr(group),
+        "acr": acr(group), "samples_per_image": float(group["n_used"].astype(float).mean()),
     }  # fmt: skip
     for r, share in zip(radii, certified_accuracy(group, radii), strict=True):
         lo, hi = proportion_interval(int(certified(group, r).sum()), n_images)
