@@ -166,7 +166,7 @@ class Method:
             from benchmark.sequential import certify_sequential
 
             return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
-        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator)
+        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator, precision=None)
 
 
 def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16: bool = False, seed: int = 0,

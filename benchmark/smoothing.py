@@ -167,6 +167,16 @@ def radius_from_p(sigma: float, p_a_lower: float) -> float:
     return float(sigma * norm.ppf(p_a_lower))
 
 
+def engine(classifier: Classifier, device: torch.device, precision: str | None) -> Classifier:
+    """``classifier`` for Monte-Carlo voting at ``precision``: eval mode, no autograd, channels_last and autocast
+    (:class:`benchmark.device.SmoothingClassifier`); as given for None or a classifier already wrapped."""
+    from benchmark.device import SmoothingClassifier, autocast_dtype
+
+    if precision is None or isinstance(classifier, SmoothingClassifier) or not isinstance(classifier, torch.nn.Module):
+        return classifier
+    return SmoothingClassifier(classifier, torch.device(device), autocast_dtype(precision, torch.device(device)))
+
+
 def max_radius(sigma: float, n: int, alpha: float) -> float:
     """Largest radius CERTIFY can return with ``n`` samples: all votes for one class, ``sigma*Phi^-1(alpha^(1/n))``."""
     return radius_from_p(sigma, alpha ** (1.0 / n))
@@ -181,6 +191,7 @@ def certify(
     alpha: float,
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
+    precision: str | None = "auto",
 ) -> Certificate:
     """CERTIFY of Cohen et al. (2019), Algorithm 2.
 
@@ -198,11 +209,14 @@ def certify(
         alpha: failure probability, in (0, 1).
         batch_size: samples per forward pass (does not change the result).
         generator: source of the noise (see :func:`image_generator`).
+        precision: run ``classifier`` through the harness' inference engine (:func:`engine`) at "auto" (bf16
+            autocast where the device runs it natively, else fp32), "bf16", "fp16" or "fp32"; None uses it as given.
 
     Returns:
         A :class:`Certificate`.
     """
     _check(sigma, n, alpha, n0)
+    classifier = engine(classifier, x.device, precision)
     selection = sample_counts(classifier, x, sigma, n0, batch_size, generator)
     c_a = int(selection.argmax())
     estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)
@@ -215,14 +229,14 @@ def certify(
 
 
 def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha: float, batch_size: int = 1000,
-            generator: torch.Generator | None = None) -> int:  # fmt: skip
+            generator: torch.Generator | None = None, precision: str | None = "auto") -> int:  # fmt: skip
     """PREDICT of Cohen et al. (2019), Algorithm 1: the smoothed prediction, or -1 (abstain).
 
     Abstains unless a two-sided binomial test rejects, at level ``alpha``, that the top two classes are equally
     likely (Hung & Fithian 2019); the returned class is then wrong with probability at most ``alpha``.
     """
     _check(sigma, n, alpha)
-    counts = sample_counts(classifier, x, sigma, n, batch_size, generator).cpu()
+    counts = sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size, generator).cpu()
     top2 = torch.topk(counts, k=min(2, len(counts)))
     c1 = int(top2.values[0])
     c2 = int(top2.values[1]) if len(counts) > 1 else 0

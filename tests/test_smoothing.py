@@ -121,3 +121,24 @@ def test_invalid_arguments(kwargs, match):
     args = {"sigma": 0.25, "n0": 10, "n": 10, "alpha": 0.01} | kwargs
     with pytest.raises(ValueError, match=match):
         certify(ConstantClassifier(0), torch.rand(1, 2, 2), **args)
+
+
+def test_the_public_api_runs_the_inference_engine_at_the_precision_asked():
+    """certify/predict wrap a plain model once (eval, no grad, channels_last, autocast); None takes it as given."""
+    from benchmark.device import SmoothingClassifier
+    from benchmark.smoothing import engine
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(256, 3))
+    wrapped = engine(model, torch.device("cpu"), "bf16")
+    assert isinstance(wrapped, SmoothingClassifier) and wrapped.dtype == torch.bfloat16
+    assert (
+        engine(wrapped, torch.device("cpu"), "fp32") is wrapped and engine(model, torch.device("cpu"), None) is model
+    )
+    assert engine(model, torch.device("cpu"), "fp32").dtype is None
+    x = torch.rand(1, 8, 8)
+    with torch.no_grad():
+        exact = certify(model, x, 0.25, 100, 1000, 0.001, generator=image_generator(0, 1), precision=None)
+        fp32 = certify(model, x, 0.25, 100, 1000, 0.001, generator=image_generator(0, 1), precision="fp32")
+    assert exact == fp32  # the engine in fp32 changes the speed, not the votes
+    with pytest.raises(ValueError, match="precision must be"):
+        engine(model, torch.device("cpu"), "fp8")
