@@ -122,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--allow-dirty", action="store_true", help="search with uncommitted code changes (recorded)")
     _add_machine_args(tune)
 
+    perf = sub.add_parser("perf", help="certification speed of the reference loop, the public certify, the bare "
+                          "forward pass and sequential CERTIFY on one method; writes <out>/perf.md")  # fmt: skip
+    perf.set_defaults(func=commands.perf)
+    perf.add_argument("--suite", required=True)
+    perf.add_argument("--method", default="gaussian")
+    perf.add_argument("--bases", default=None, help="the base (default: the suite's first)")
+    perf.add_argument("--sigma", type=_floats, default=None, help="the sigma (default: the suite's first)")
+    perf.add_argument("--images", type=int, default=50, help="images of the subset, for the fast paths")
+    perf.add_argument("--slow-images", type=int, default=None, help="images for the fp32 paths (default: --images)")
+    perf.add_argument("--n0", type=int, default=None)
+    perf.add_argument("--n", type=int, default=None)
+    perf.add_argument("--batch-size", type=int, default=None)
+    perf.add_argument("--results", default=None, help="where published fits are looked up (default: results/)")
+    perf.add_argument("--out", default="leaderboards", help="where perf.md goes (default: leaderboards/)")
+    perf.add_argument("--allow-dirty", action="store_true", help="measure with uncommitted code changes")
+    _add_machine_args(perf)
+
     pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
     pre.set_defaults(func=commands.pretrain)
     pre.add_argument("--suite", default="quick")

@@ -120,6 +120,22 @@ def tune(args) -> None:
                 search(cfg, method, base, sigma, args.val_images, args.samples)
 
 
+def perf(args) -> None:
+    """Certification speed of each path on one method, base and sigma (see :mod:`benchmark.perf`)."""
+    from benchmark.perf import measure, report
+
+    values = overrides(args)
+    cfg = build_run_config(args.suite, values)
+    check_clean(cfg.suite, args.allow_dirty)
+    method, base, sigma = args.method, (values["bases"] or cfg.bases)[0], (values["sigmas"] or cfg.sigmas)[0]
+    result = measure(cfg, method, base, sigma, args.images, args.slow_images or args.images)
+    text = report(result, cfg, method, base, sigma, args.command_line)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "perf.md").write_text(text)
+    print(text)
+
+
 def pretrain(args) -> None:
     from benchmark.bases import base_spec
     from benchmark.bases.pretrained import Pretrained

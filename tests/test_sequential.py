@@ -64,3 +64,14 @@ def test_run_certify_sequential_writes_its_own_rows_beside_the_fixed_ones(run_ar
     assert all(r.mode == "fixed" and r.n_used == 2020 for r in runs["fixed"].records)
     md = (tmp_path / "lb" / "tiny.md").read_text()
     assert "| best | vanilla |" in md and "| vanilla | fp32 | sequential CERTIFY |" in md
+
+
+def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys):
+    args = ["perf", "--suite", str(tiny_suite), "--method", "vanilla", "--sigma", "0.25", "--images", "3",
+            "--slow-images", "2", "--n", "300", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+            "--out", str(tmp_path / "lb"), "--allow-dirty"]  # fmt: skip
+    assert main(args) == 0
+    text = (tmp_path / "lb" / "perf.md").read_text()
+    for path in ("reference", "certify[fp32]", "certify[auto]", "sequential"):
+        assert f"| {path} | " in text
+    assert "| reference | 2 |" in text and "| certify[auto] | 3 |" in text and "fewer samples per image" in text
