@@ -66,19 +66,37 @@ class Cell:
         return run_dir(results, suite, self.method, self.base, self.sigma, self.chash)
 
 
-def method_config(cfg: RunConfig, name: str, base: str):
-    """Method ``name``'s settings on ``base``; the settings of other bases, and so their hashes, stay as they were."""
+def method_config(cfg: RunConfig, name: str, base: str, sigma: float | None = None):
+    """Method ``name``'s settings on ``base`` at ``sigma``: its defaults < ``[method_settings.<name>]`` < ``.by_base.
+    <base>`` < ``.by_sigma."<sigma>"`` (a recipe chosen per noise level); the settings of other bases and sigmas,
+    and so their hashes, stay as they were."""
     cls, where = METHODS.get(name), f"[method_settings.{name}]"
     settings = dict(cfg.method_settings.get(name, {}))
-    by_base = settings.pop("by_base", {})
-    if not isinstance(by_base, dict) or not all(isinstance(v, dict) for v in by_base.values()):
-        raise BenchmarkError(f"{where} by_base must hold one table per base, e.g. {where[:-1]}.by_base.resnet20]")
+    by_base, by_sigma = settings.pop("by_base", {}), settings.pop("by_sigma", {})
+    for table, example in ((by_base, "by_base.resnet20"), (by_sigma, 'by_sigma."0.5"')):
+        if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+            raise BenchmarkError(
+                f"{where} {example.split('.')[0]} must hold one table each, e.g. {where[:-1]}.{example}]"
+            )
     for other in by_base:
         check_base(other)
+    for level in by_sigma:
+        if level not in {f"{s:g}" for s in cfg.sigmas} and not _is_number(level):
+            raise BenchmarkError(f'{where[:-1]}.by_sigma.{level}] names no noise level: write it as "0.5"')
     config = override_dataclass(cls.Config(), settings, where)
     if base in by_base:
         config = override_dataclass(config, by_base[base], f"{where[:-1]}.by_base.{base}]")
+    if sigma is not None and f"{sigma:g}" in by_sigma:
+        config = override_dataclass(config, by_sigma[f"{sigma:g}"], f'{where[:-1]}.by_sigma."{sigma:g}"]')
     return config
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def base_config(cfg: RunConfig, name: str):
@@ -90,7 +108,7 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
     """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg`` (``mconfig``: other settings
     than the suite's, as a recipe search tries; ``train_split``: what its fit trains on)."""
     cls, bconfig = METHODS.get(method), base_config(cfg, base)
-    mconfig = method_config(cfg, method, base) if mconfig is None else mconfig
+    mconfig = method_config(cfg, method, base, sigma) if mconfig is None else mconfig
     key = {
         "method": cls.name,
         "method_version": cls.version,

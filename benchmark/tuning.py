@@ -88,7 +88,9 @@ def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int
         "started": now(), "results": [], "status": "running",
     }  # fmt: skip
     for i, settings in enumerate(listed):
-        mconfig = override_dataclass(method_config(cfg, method, base), settings, f"[tuning.{method}] candidate {i}")
+        mconfig = override_dataclass(
+            method_config(cfg, method, base, sigma), settings, f"[tuning.{method}] candidate {i}"
+        )
         target = cell(cfg, method, base, sigma, session.precision, mconfig=mconfig, train_split="tune_train")
         fitted, fit = session.fit(target)
         classifier = SmoothingClassifier(fitted.noisy_classifier(sigma), session.device, session.bf16)

@@ -565,3 +565,25 @@ def test_frame_is_one_row_per_record_with_its_run_joined(run_args, tmp_path):
     for row in rows:
         assert df[df.method == row["method"]].correct.mean() == pytest.approx(row["acc@0"])
     assert frame(tmp_path / "results", suite="other").empty
+
+
+def test_method_settings_by_sigma_change_only_that_sigma(tiny_suite):
+    """A recipe chosen per noise level: [method_settings.<m>.by_sigma."<s>"] applies at that sigma alone, over
+    by_base; the other sigma keeps its settings and so its config hash."""
+    from benchmark.config import build_run_config
+    from benchmark.errors import BenchmarkError
+    from benchmark.plan import cell, method_config
+
+    plain = build_run_config(str(tiny_suite), {})
+    text = tiny_suite.read_text() + '\n[method_settings.gaussian.by_sigma."0.5"]\ntrain = { lr = 0.05 }\n'
+    tiny_suite.write_text(text)
+    per_sigma = build_run_config(str(tiny_suite), {})
+    assert method_config(per_sigma, "gaussian", "small_cnn", 0.5).train.lr == 0.05
+    assert method_config(per_sigma, "gaussian", "small_cnn", 0.25) == method_config(
+        plain, "gaussian", "small_cnn", 0.25
+    )
+    hashes = {s: [cell(c, "gaussian", "small_cnn", s, "fp32").chash for c in (plain, per_sigma)] for s in (0.25, 0.5)}
+    assert hashes[0.25][0] == hashes[0.25][1] and hashes[0.5][0] != hashes[0.5][1]
+    tiny_suite.write_text(text.replace('by_sigma."0.5"', "by_sigma.half"))
+    with pytest.raises(BenchmarkError, match="names no noise level"):
+        method_config(build_run_config(str(tiny_suite), {}), "gaussian", "small_cnn", 0.5)
