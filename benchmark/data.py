@@ -167,7 +167,8 @@ class CIFAR10(DatasetSpec):
             raise BenchmarkError(f"cifar10 has splits 'train' and 'test', not {split!r}")
         if root is None:
             raise BenchmarkError("cifar10 needs a data root: pass --data-root DIR (e.g. ../shared/data/cifar10)")
-        if (root / "cifar-10-batches-py").is_dir() or download:
+        # torchvision's files first, then an ImageFolder tree; only when neither is there, a download (if allowed)
+        if (root / "cifar-10-batches-py").is_dir() or (download and not (root / split).is_dir()):
             from torchvision.datasets import CIFAR10 as TVCIFAR10
 
             ds = TVCIFAR10(str(root), train=split == "train", download=download)
@@ -275,7 +276,10 @@ def load_split(spec: DatasetSpec, split: str, root: Path | None, cache_dir: Path
     held-out part of ``train``) and ``tune_train`` (``train`` without ``val``, what candidate recipes fit on)."""
     if split not in SPLITS:
         raise BenchmarkError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    if split in ("val", "tune_train"):
+    if split == "val" and not spec.val_size:
+        # a dataset whose own held-out split is called val (ImageNet: what is certified), read as it is
+        data = spec.load(split, root, cache_dir, download)
+    elif split in ("val", "tune_train"):
         if not spec.val_size:
             raise BenchmarkError(f"{spec.name} has no validation split (no training split to hold images out of)")
         train = spec.load("train", root, cache_dir, download)
@@ -286,6 +290,7 @@ def load_split(spec: DatasetSpec, split: str, root: Path | None, cache_dir: Path
         data = _subset(train, held)
     else:
         data = spec.load(split, root, cache_dir, download)
+    # ImageFolder and its kin have no such attribute of their own: naming the split lets the training loop refuse it
     data.split = split
     return data
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -143,7 +144,8 @@ def _batches(data: Dataset, cfg: TrainConfig, perm: torch.Tensor):
             idx = perm[i : i + cfg.batch_size]
             yield x_all[idx], y_all[idx]
     else:
-        yield from DataLoader(data, batch_size=cfg.batch_size, sampler=perm.tolist(), num_workers=4)
+        workers = min(4, os.cpu_count() or 1)
+        yield from DataLoader(data, batch_size=cfg.batch_size, sampler=perm.tolist(), num_workers=workers)
 
 
 def fit(

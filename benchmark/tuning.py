@@ -71,6 +71,9 @@ def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int
     (also written, after every candidate, so a search cut short keeps what it scored)."""
     session = Session(cfg)
     listed = candidates(cfg, method)
+    if not session.dataset.val_size:
+        raise BenchmarkError(f"{cfg.dataset} holds no validation split out of its training images: a search there "
+                             "would read the images that are certified")  # fmt: skip
     val = session.data("val")
     picked = stratified_sample(labels_of(val), min(val_images, len(val)), VAL_SEED + 1)
     key = {"version": VERSION, "method": method, "base": base, "sigma": float(sigma), "candidates": listed,
