@@ -3,6 +3,8 @@ and prints what it did. The parser and the error handling are in :mod:`benchmark
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from benchmark.config import PROJECT_ROOT, build_run_config, suite_names
@@ -71,12 +73,28 @@ def check_clean(suite: str, allow_dirty: bool) -> None:
                              "commit them first, or pass --allow-dirty (run.json records it)")  # fmt: skip
 
 
+def ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) of a process started by torchrun (from its environment), else (0, 1, 0)."""
+    return tuple(int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+
+
 def run(args) -> None:
+    """Fit and certify; under ``torchrun --nproc-per-node K`` each rank certifies every K-th image into its own
+    records file (readers merge them), fits are made once through the store's lock, and rank 0 writes the tables
+    once every rank is done."""
     from benchmark.registry import METHODS
 
     values = overrides(args)
     if values["methods"]:
         values["methods"] = METHODS.resolve(values["methods"])
+    rank, world, local = ranks()
+    if world > 1:
+        if args.shard:
+            raise BenchmarkError("--shard and torchrun both split the images: use one of them")
+        args.shard = (rank, world)
+        device = values["device"] or build_run_config(args.suite, values).device
+        if device == "cuda":  # one GPU per rank
+            values["device"] = f"cuda:{local}"
     cfg = build_run_config(args.suite, values)
     if not cfg.methods:
         raise BenchmarkError(f"suite {cfg.suite!r} names no methods: pass --methods all or a comma list")
@@ -94,13 +112,36 @@ def run(args) -> None:
     if not args.no_leaderboard:  # found now, not after hours of certification
         check_writable(out, "--out", "leaderboard directory")
     check_clean(cfg.suite, args.allow_dirty)
-    Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard, allow_dirty=args.allow_dirty).run()
+    with process_group(world, cfg.device) as group:
+        Runner(cfg, fresh=args.fresh, progress=not args.quiet, shard=args.shard, allow_dirty=args.allow_dirty).run()
+        if group is not None:
+            group.barrier()  # the tables wait for every rank's records
+    if rank != 0:
+        return
     where = f"records under {Path(cfg.results) / safe_name(cfg.suite)}"
     if not args.no_leaderboard:
         command = f"python -m benchmark leaderboard --suite {cfg.suite} --results {cfg.results} --out {out}"
         write_leaderboards(Path(cfg.results), out, cfg.suite, command)
         where += f", tables in {out / safe_name(cfg.suite)}.md"
     print(f"done: {where}")
+
+
+@contextlib.contextmanager
+def process_group(world: int, device: str):
+    """torch.distributed's default group for a torchrun start (gloo on CPU, nccl on GPU), else None. Ranks meet only
+    at the end, so the timeout is a day: a rank may finish hours before another."""
+    if world <= 1:
+        yield None
+        return
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=datetime.timedelta(days=1))
+    try:
+        yield dist
+    finally:
+        dist.destroy_process_group()
 
 
 def tune(args) -> None:

@@ -587,3 +587,21 @@ def test_method_settings_by_sigma_change_only_that_sigma(tiny_suite):
     tiny_suite.write_text(text.replace('by_sigma."0.5"', "by_sigma.half"))
     with pytest.raises(BenchmarkError, match="names no noise level"):
         method_config(build_run_config(str(tiny_suite), {}), "gaussian", "small_cnn", 0.5)
+
+
+def test_torchrun_splits_the_images_over_ranks_and_fits_once(run_args, tmp_path):
+    """torchrun --nproc-per-node 2 on CPU (gloo): one records file per rank, merged records equal to a one-process
+    run, one fit for both ranks, and one set of tables."""
+    one = [*run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25"]
+    other = [a if a != str(tmp_path / "results") else str(tmp_path / "single") for a in one]
+    assert main(["run", *other]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
+           "run", *one]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert records(tmp_path / "results") == records(tmp_path / "single")
+    files = sorted(p.name for p in (tmp_path / "results").glob("tiny/gaussian/*/*/*/records*.jsonl"))
+    assert files == ["records-0of2.jsonl", "records-1of2.jsonl"]
+    assert len(list((tmp_path / "cache" / "fits" / "gaussian").glob("*/state.safetensors"))) == 1
+    assert proc.stdout.count("done: records under") == 1  # rank 0 alone writes the tables
