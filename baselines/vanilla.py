@@ -15,8 +15,7 @@ from benchmark.method import Method
 
 class Vanilla(Method):
     name = "vanilla"
-    version = 1
-    family = "baseline"
+    family = "baseline"  # version: the interface's default, 1
 
     @dataclass(frozen=True)
     class Config:

@@ -59,6 +59,22 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="root seed")
 
 
+def _add_measure_args(p: argparse.ArgumentParser) -> None:
+    """What a command that fits or certifies outside ``run`` (tune, perf) shares with it."""
+    p.add_argument("--results", default=None, help="results directory; published fits are looked up there")
+    p.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
+    p.add_argument("--allow-dirty", action="store_true", help="with uncommitted code changes (recorded)")
+    _add_machine_args(p)
+
+
+def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand of one suite (``--suite`` required), run by ``commands.<name>`` (dashes as underscores)."""
+    p = sub.add_parser(name, help=text)
+    p.set_defaults(func=getattr(commands, name.replace("-", "_")))
+    p.add_argument("--suite", required=True)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="benchmark", description="smoothbench: certified robustness by randomized smoothing")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -105,27 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only print what would run: per run the images done and left, where its fit comes from "
                           "and the time left measured so far; nothing is fitted or written")  # fmt: skip
 
-    tune = sub.add_parser(
-        "tune",
-        help="choose recipes on the validation split: fit the suite's candidates on "
-        "train without val, score them on val, write the search to results/<suite>/tuning/",
-    )
-    tune.set_defaults(func=commands.tune)
-    tune.add_argument("--suite", required=True)
+    tune = _command(sub, "tune", "choose recipes on the validation split: fit the suite's candidates on train "
+                    "without val, score them on val, write the search to results/<suite>/tuning/")  # fmt: skip
     tune.add_argument("--methods", default=None, help="comma list (default: every method the suite has a search for)")
     tune.add_argument("--bases", default=None)
     tune.add_argument("--sigma", type=_floats, default=None)
     tune.add_argument("--val-images", type=int, default=1000, help="validation images scored (default: 1,000)")
     tune.add_argument("--samples", type=int, default=100, help="noisy samples per scored image (default: 100)")
-    tune.add_argument("--results", default=None, help="results directory (default: results/)")
-    tune.add_argument("--batch-size", type=int, default=None, help="noisy samples per forward pass")
-    tune.add_argument("--allow-dirty", action="store_true", help="search with uncommitted code changes (recorded)")
-    _add_machine_args(tune)
+    _add_measure_args(tune)
 
-    perf = sub.add_parser("perf", help="certification speed of the reference loop, the public certify, the bare "
-                          "forward pass and sequential CERTIFY on one method; writes <out>/perf.md")  # fmt: skip
-    perf.set_defaults(func=commands.perf)
-    perf.add_argument("--suite", required=True)
+    perf = _command(sub, "perf", "certification speed of the reference loop, the public certify, the bare forward "
+                    "pass and sequential CERTIFY on one method; writes <out>/perf.md")  # fmt: skip
     perf.add_argument("--method", default="gaussian")
     perf.add_argument("--bases", default=None, help="the base (default: the suite's first)")
     perf.add_argument("--sigma", type=_floats, default=None, help="the sigma (default: the suite's first)")
@@ -133,11 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--slow-images", type=int, default=None, help="images for the fp32 paths (default: --images)")
     perf.add_argument("--n0", type=int, default=None)
     perf.add_argument("--n", type=int, default=None)
-    perf.add_argument("--batch-size", type=int, default=None)
-    perf.add_argument("--results", default=None, help="where published fits are looked up (default: results/)")
     perf.add_argument("--out", default="leaderboards", help="where perf.md goes (default: leaderboards/)")
-    perf.add_argument("--allow-dirty", action="store_true", help="measure with uncommitted code changes")
-    _add_machine_args(perf)
+    _add_measure_args(perf)
 
     pre = sub.add_parser("pretrain", help="train (or load from cache) the suite's own base models on clean data")
     pre.set_defaults(func=commands.pretrain)
@@ -155,13 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=getattr(commands, name))
         p.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
         _add_output_args(p)
-    preview = sub.add_parser(
-        "preview-denoised",
-        help="a PNG grid of clean / noisy / denoised images per sigma for each denoiser method of the suite, as "
-        "fitted for its rows (published or cached fits, fitted only where none is saved)",
-    )
-    preview.set_defaults(func=commands.preview_denoised)
-    preview.add_argument("--suite", required=True)
+    preview = _command(sub, "preview-denoised", "a PNG grid of clean / noisy / denoised images per sigma for each "
+                       "denoiser method of the suite, as fitted for its rows (published or cached fits, fitted only "
+                       "where none is saved)")  # fmt: skip
     preview.add_argument("--out", default="leaderboards", help="where to write the PNGs (default: leaderboards/)")
     plot = sub.choices["plot"]
     plot.add_argument("--denoised", action="store_true", help="the same as the preview-denoised command")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from benchmark.data import labels_of, stratified_sample
 from benchmark.plots import save_figure
 from benchmark.smoothing import add_noise
+from benchmark.splits import labels_of, stratified_sample
 
 
 def is_denoiser(method_or_class) -> bool:

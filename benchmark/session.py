@@ -15,12 +15,13 @@ from torch.utils.data import Dataset
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
 from benchmark.config import RunConfig
-from benchmark.data import DatasetSpec, fingerprint, load_split
+from benchmark.data import DatasetSpec
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
 from benchmark.plan import Cell, base_config, cell, check_names, plan
 from benchmark.registry import DATASETS, METHODS
+from benchmark.splits import fingerprint, load_split
 from benchmark.store import CHECKPOINT, INPUTS, Fit, FitStore
 from benchmark.train import seeded_init
 

@@ -23,7 +23,6 @@ import torch
 from scipy.stats import norm
 
 from benchmark.config import RunConfig, config_hash, override_dataclass, to_jsonable
-from benchmark.data import VAL_SEED, labels_of, stratified_sample
 from benchmark.device import SmoothingClassifier
 from benchmark.errors import BenchmarkError
 from benchmark.files import inside, now, safe_name, write_json_atomic
@@ -31,6 +30,7 @@ from benchmark.plan import cell, method_config
 from benchmark.provenance import command_line, git_state, package_versions
 from benchmark.session import Session
 from benchmark.smoothing import image_generator, sample_counts
+from benchmark.splits import VAL_SEED, labels_of, stratified_sample
 
 VERSION = 1
 # Validation images draw their noise from streams of their own (far from any test index's).

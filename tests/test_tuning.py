@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.data import Digits, labels_of, load_split, stratified_sample
+from benchmark.data import Digits
 from benchmark.errors import BenchmarkError
+from benchmark.splits import labels_of, load_split, stratified_sample
 
 SEARCH = """
 [tuning.gaussian]
