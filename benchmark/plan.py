@@ -21,7 +21,7 @@ from benchmark.records import run_dir
 from benchmark.registry import METHODS
 
 # Certification settings: a fit never depends on them.
-_NOT_IN_FIT = frozenset({"split", "start", "skip", "n0", "n", "alpha"})
+_NOT_IN_FIT = frozenset({"split", "start", "skip", "n0", "n", "alpha", "certify"})
 
 
 @dataclass(frozen=True)

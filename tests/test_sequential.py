@@ -55,15 +55,18 @@ def test_an_image_between_two_levels_is_decided_with_far_fewer_samples():
 
 
 def test_run_certify_sequential_writes_its_own_rows_beside_the_fixed_ones(run_args, tmp_path):
-    base = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "2000"]
+    base = [*run_args, "--methods", "gaussian", "--sigma", "0.25", "--n", "2000"]
     assert main(["run", *base]) == 0
     assert main(["run", *base, "--certify", "sequential"]) == 0
     runs = {r.info.config.get("certify", "fixed"): r for r in latest_runs(tmp_path / "results", "tiny")}
     assert set(runs) == {"fixed", "sequential"} and lines_on_disk(tmp_path / "results") == 16
     assert all(r.mode == "sequential" and 20 + 100 <= r.n_used <= 2020 for r in runs["sequential"].records)
     assert all(r.mode == "fixed" and r.n_used == 2020 for r in runs["fixed"].records)
+    # the certificate is not part of what a fit depends on: both runs use one fit
+    assert len(list((tmp_path / "cache" / "fits" / "gaussian").glob("*/state.safetensors"))) == 1
+    assert runs["sequential"].info.fit["fit_hash"] == runs["fixed"].info.fit["fit_hash"]
     md = (tmp_path / "lb" / "tiny.md").read_text()
-    assert "| best | vanilla |" in md and "| vanilla | fp32 | sequential CERTIFY |" in md
+    assert "| best | gaussian |" in md and "| gaussian | fp32 | sequential CERTIFY |" in md
 
 
 def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys):
