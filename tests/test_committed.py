@@ -7,6 +7,7 @@ checks read only ``results/`` and the suite files: no data, no model.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,9 @@ def test_every_committed_cell_resumes_under_the_current_code(suite):
     assert runs
     for run in runs:
         info = run.info
-        where = f"{info.method}/{info.base}/sigma {info.sigma:g} [{run.precision}]"
-        planned = cell(cfg, info.method, info.base, info.sigma, run.precision)
+        where = f"{info.method}/{info.base}/sigma {info.sigma:g} [{run.precision}, {run.mode}]"
+        mode = dataclasses.replace(cfg, certify=run.mode)  # a sequential run is planned as `run --certify sequential`
+        planned = cell(mode, info.method, info.base, info.sigma, run.precision)
         changed = _paths(planned.key["method_config"]) ^ _paths(info.config["method_config"])
         if changed:
             # Only settings the suite file now sets for this cell may differ (a validation search chose another
@@ -60,7 +62,7 @@ def test_every_committed_cell_resumes_under_the_current_code(suite):
             # recorded settings to the recorded configuration, so the run stays reachable.
             assert {k for k, _ in changed} <= _suite_sets(cfg, info), f"{where}: {sorted(changed)[:4]}"
             recorded = override_dataclass(METHODS.get(info.method).Config(), info.config["method_config"], where)
-            planned = cell(cfg, info.method, info.base, info.sigma, run.precision, mconfig=recorded)
+            planned = cell(mode, info.method, info.base, info.sigma, run.precision, mconfig=recorded)
         assert planned.key == info.config, f"{where}: the planned record key differs from the committed one"
         assert planned.directory(RESULTS, suite) == run.directory, f"{where}: would start over in a new directory"
         if info.fit.get("fit_key"):
@@ -75,7 +77,9 @@ def test_published_fits_are_where_their_rows_look():
         for run in latest_runs(RESULTS, suite):
             info = run.info
             fhash = info.fit.get("fit_hash")
-            planned = cell(cfg, info.method, info.base, info.sigma, run.precision)
+            planned = cell(
+                dataclasses.replace(cfg, certify=run.mode), info.method, info.base, info.sigma, run.precision
+            )
             if planned.key["method_config"] != info.config["method_config"]:
                 continue  # a recipe the suite changed since: the run above checks the recorded configuration
             if fhash and (RESULTS / "checkpoints" / info.method / fhash / "state.safetensors").is_file():
