@@ -144,6 +144,8 @@ class Runner:
                     progress.skip()
                     continue
                 try:
+                    # Re-read every time: identical runs append to one and the same records file, so no size or
+                    # file list tells this process that another one certified the image (a few ms an image).
                     if idx in {r.idx for r in read_records(writer.directory)}:
                         progress.skip()
                         continue
