@@ -142,3 +142,16 @@ def test_the_public_api_runs_the_inference_engine_at_the_precision_asked():
     assert exact == fp32  # the engine in fp32 changes the speed, not the votes
     with pytest.raises(ValueError, match="precision must be"):
         engine(model, torch.device("cpu"), "fp8")
+
+
+@pytest.mark.parametrize("native,expected", [(False, False), (True, True)])
+def test_auto_precision_needs_native_bf16(monkeypatch, native, expected):
+    """oneDNN calls bf16 supported on plain AVX-512, where it is emulated and slower than fp32: "auto" follows the
+    CPU's bf16 instructions, not oneDNN's flag."""
+    import benchmark.device as device_module
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert device_module.resolve_bf16("auto", torch.device("cpu")) is expected
+    assert device_module.resolve_bf16("fp32", torch.device("cpu")) is False
+    assert device_module.resolve_bf16("bf16", torch.device("cpu")) is True
