@@ -26,7 +26,7 @@ CSV_COLUMNS = (
     "certify_s_per_image", "samples_per_image", "acr", "acr_lo", "acr_hi",
 )  # fmt: skip
 EXTRA_COLUMNS = ("ranked", "unranked", "vs_best", "abstain_rate", "r_max", "stored_bytes", "queries", "notes",
-                 "dataset", "config_hash", "status", "precision")  # fmt: skip
+                 "dataset", "config_hash", "status", "precision", "stage_sigmas", "stage_shares")  # fmt: skip
 DASH = "—"
 
 
@@ -52,8 +52,9 @@ def precision_note(rows: Sequence[dict]) -> str:
 def row_name(row: dict, rows: Sequence[dict]) -> str:
     """The name of ``row`` among ``rows`` (those of its table): its label, and its status unless complete."""
     base_rows = [r for r in rows if r["base"] == row["base"]]
-    return label(row, base_rows) + unfinished(row["status"]) + subset_note(row["status"], row["n_images"],
-                                                                          row["subset_size"])  # fmt: skip
+    cascade = f" (cascade over sigma {row['stage_sigmas']})" if row.get("stage_sigmas") else ""
+    return label(row, base_rows) + cascade + unfinished(row["status"]) + subset_note(
+        row["status"], row["n_images"], row["subset_size"])  # fmt: skip
 
 
 def data_names(rows: Sequence[dict]) -> str:
@@ -113,7 +114,8 @@ def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float
                  _with_interval(r, "acr", ""), _fmt(r["abstain_rate"], "pct"), str(r["n_images"]), _share(r),
                  DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
                  _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"), _fmt(r["queries"], "int"),
-                 r["notes"] or DASH]  # fmt: skip
+                 "; ".join(x for x in (r["notes"], r.get("stage_shares") and f"certified: {r['stage_shares']}") if x)
+                 or DASH]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -158,8 +160,12 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
             sig_rows = [r for r in base_rows if r["sigma"] == sigma]
             ref = sig_rows[0]
             lines += [f"### sigma = {sigma:g}", ""]
+            ref = next((r for r in sig_rows if not r.get("stage_sigmas")), ref)
             lines += [f"R_max = sigma * Phi^-1(alpha^(1/n)) = {_fmt(ref['r_max'])} for n = {_fmt(ref['n'], 'int')}, "
-                      f"alpha = {ref['alpha']}: no radius beyond it can be certified.", ""]  # fmt: skip
+                      f"alpha = {ref['alpha']}: no radius beyond it can be certified"
+                      + (" at this sigma alone; a cascade (its sigmas in its name; listed at the smallest) reaches as "
+                         "far as its largest sigma allows, and its notes say at which sigma its images were certified"
+                         if any(r.get("stage_sigmas") for r in sig_rows) else "") + ".", ""]  # fmt: skip
             lines += [*_ranked_table([r for r in sig_rows if r["ranked"]], ranked, radii), ""]
             others = [r for r in sig_rows if not r["ranked"]]
             if others:
@@ -173,6 +179,7 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
 
 
 def _envelope(ranked: list[dict], radii: Sequence[float]) -> list[str]:
+    ranked = [r for r in ranked if not r.get("stage_sigmas")]  # a cascade is its own combination of sigmas
     sigmas = sorted({r["sigma"] for r in ranked})
     if len(sigmas) < 2:
         return []

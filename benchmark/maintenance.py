@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.config import RunConfig
-from benchmark.method import count_parameters, share_of_base
+from benchmark.method import Method, count_parameters, share_of_base
 from benchmark.metrics import certify_s_per_image
 from benchmark.plan import Cell
 from benchmark.progress import duration
+from benchmark.registry import METHODS
 from benchmark.records import Run, RunInfo, iter_runs, latest_runs, read_records, write_run_info, writing
 from benchmark.session import Session
 
@@ -50,10 +51,15 @@ def dry_run(cfg: RunConfig, fresh: bool = False, shard: tuple[int, int] | None =
         if todo:
             with_work += 1
             left += _elsewhere(cfg, cell, latest)
-        source = _FIT_SOURCE[session.store.where(cell.method, cell.fit_hash)]
+        fit = f"{cell.fit_hash} {_FIT_SOURCE[session.store.where(cell.method, cell.fit_hash)]}"
+        parts = METHODS.get(cell.method).composes(cell.method_config)
+        if parts and METHODS.get(cell.method).trainable_parameters is Method.trainable_parameters:
+            fit = "composes " + ", ".join(_part(session, cell, *part) for part in parts)
+        elif parts:
+            fit += "; starts from " + ", ".join(_part(session, cell, *part) for part in parts)
         lines.append(
             f"{cell.base:<12} {cell.method:<16} {cell.sigma:>5g} {cell.precision:<4} {cell.chash:<10} "
-            f"{len(mine):>4}/{len(cell.indices):<4}  {cell.fit_hash} {source}{left}"
+            f"{len(mine):>4}/{len(cell.indices):<4}  {fit}{left}"
         )
     summary = f"{len(cells)} runs, {with_work} with images left"
     if total_s:
@@ -61,6 +67,13 @@ def dry_run(cfg: RunConfig, fresh: bool = False, shard: tuple[int, int] | None =
     if unknown:
         summary += f", {unknown} not started (no estimate)"
     return [*lines, summary + "; fits not included"]
+
+
+def _part(session: Session, cell: Cell, name: str, sigma: float, settings: dict | None) -> str:
+    """Where a composed fit (a cascade's stage, a calibration's start) would come from."""
+    part = session.cell(name, cell.base, sigma, settings)
+    where = session.store.where(name, part.fit_hash)
+    return f"{name}@{sigma:g} {part.fit_hash} {where if where != 'missing' else 'to fit'}"
 
 
 def _elsewhere(cfg: RunConfig, cell: Cell, latest: dict[tuple, Run]) -> str:

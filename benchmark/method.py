@@ -21,6 +21,7 @@ model (a surrogate classifier, a denoiser) gets it through :class:`MethodContext
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -75,8 +76,10 @@ class MethodContext:
         device: where to build and train.
         seed: root seed of the run.
         build_base: builds another base classifier by registry name (e.g. a surrogate), frozen, in eval mode.
-        fit: ``(method name, sigma) -> Method``: another registered method on the same base, with its fit (from the
-            store, or made now); the harness records it as a start of the fit being made.
+        fit: ``(method name, sigma, settings=None) -> Method``: another registered method on the same base, with its
+            fit (from the store, or made now), under the suite's settings for it with ``settings`` applied over
+            them; the harness records it as a start of the fit being made (or, for a method that trains nothing, as
+            a fit it composes).
         query_only: black-box access to a model; the harness counts the queries a fit makes through it.
     """
 
@@ -84,7 +87,7 @@ class MethodContext:
     device: torch.device
     seed: int
     build_base: Callable[[str], BaseClassifier]
-    fit: Callable[[str, float], Method] | None = None
+    fit: Callable[..., Method] | None = None
     query_only: Callable[[nn.Module], QueryOnly] = QueryOnly
 
 
@@ -98,8 +101,25 @@ class Method:
     # alone), "sigma" (a diffusion model trained over every noise level), "precision" (a black-box fit whose SPSA
     # differences bf16 would round away runs in fp32 whatever the run's precision).
     fit_ignores: ClassVar[frozenset[str]] = frozenset()
-    # What plots group it with (one hue per family): "baseline", "peft", "denoiser", or "other".
+    # What plots group it with (one hue per family): "baseline", "peft", "denoiser", "adapter", "cascade" or "other".
     family: ClassVar[str] = "other"
+
+    @classmethod
+    def stage_sigmas(cls, config) -> tuple[float, ...] | None:
+        """The noise levels a cascade certifies over (its one cell per base sits at the smallest); None for a
+        method certified at each sigma of the suite on its own."""
+        return None
+
+    @classmethod
+    def composes(cls, config) -> list[tuple[str, float, dict | None]]:
+        """The other methods' fits this one asks ``ctx.fit`` for when it is built, as (name, sigma, settings): a
+        cascade's stages, a calibration's start (the dry run shows where each would come from)."""
+        return []
+
+    def components(self) -> list[Method]:
+        """The other methods' fits this one is built from and certifies with (a cascade's stages): their cost is
+        its cost."""
+        return []
 
     def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
         self.config = config
@@ -186,6 +206,17 @@ def cost(method: Method) -> dict:
     denominator, so the share may pass 100 % for a method larger than its base), and the bytes stored per sigma."""
     trainable = sum(p.numel() for p in method.trainable_parameters())
     stored = sum(t.numel() * t.element_size() for t in method.fit_state().values()) if trainable else 0
+    seen: set[str] = set()
+    for part in method.components():  # stages sharing one fitted state (one DDPM for every sigma) count once
+        state = part.fit_state() if part.needs_fit() else {}
+        digest = hashlib.sha256()
+        for k in sorted(state):
+            digest.update(k.encode() + state[k].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        key = digest.hexdigest()
+        if state and key not in seen:
+            seen.add(key)
+            trainable += sum(p.numel() for p in part.trainable_parameters())
+            stored += sum(t.numel() * t.element_size() for t in state.values())
     return {
         "trainable_params": trainable,
         "base_params": method.base_params,

@@ -151,6 +151,11 @@ def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
     if not subset:
         raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {num_images} images")
     indices, precision = subset[: cfg.max_images], "bf16" if bf16 else "fp32"
-    return [
-        cell(cfg, m, b, s, precision, indices, len(subset)) for b in cfg.bases for m in methods for s in cfg.sigmas
-    ]
+    cells = []
+    for b in cfg.bases:
+        for m in methods:
+            stages = METHODS.get(m).stage_sigmas(method_config(cfg, m, b))
+            # a cascade is one cell per base, at the smallest of its sigmas, run when that sigma is selected
+            for s in cfg.sigmas if stages is None else [min(stages)] if min(stages) in cfg.sigmas else []:
+                cells.append(cell(cfg, m, b, s, precision, indices, len(subset)))
+    return cells

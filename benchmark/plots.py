@@ -1,7 +1,8 @@
 """Certified-accuracy-vs-radius plots of a leaderboard's ranked rows (PNG, matplotlib's Agg backend).
 
 Per base and sigma: one figure per method family (one hue per family, a line style per method) and one figure of
-each family's best row (by ACR); per base, the envelope over sigma. Only ranked rows are drawn (one complete run
+each family's best row (by ACR); per base, the envelope over sigma of the single-sigma rows, and one figure per
+cascade beside the single-sigma rows of the method it composes. Only ranked rows are drawn (one complete run
 per base, method and sigma); a row's precision is named in the legend only where a figure mixes precisions.
 """
 
@@ -16,7 +17,8 @@ from benchmark.files import inside, safe_name
 from benchmark.metrics import certified_accuracy, envelope
 
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
-FAMILY_HUES = {"baseline": "tab:gray", "peft": "tab:blue", "denoiser": "tab:orange", "other": "tab:green"}
+FAMILY_HUES = {"baseline": "tab:gray", "peft": "tab:blue", "denoiser": "tab:orange", "adapter": "tab:purple",
+               "cascade": "tab:red", "other": "tab:green"}
 
 
 def family(method: str) -> str:
@@ -67,9 +69,7 @@ def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, sui
     written: list[Path] = []
     for base in sorted({r["base"] for r in ranked}):
         base_rows = [r for r in ranked if r["base"] == base]
-        tops = [r["r_max"] for r in base_rows if r["r_max"] is not None and np.isfinite(r["r_max"])]
-        top = max(tops) if tops else max(float(r["records"]["radius"].max()) for r in base_rows) or 1.0
-        grid = np.linspace(0.0, top * 1.02, 300)
+        grid = _grid([r for r in base_rows if not r.get("stage_sigmas")] or base_rows)
         stem = safe_name(base, "base")
         for sigma in sorted({r["sigma"] for r in base_rows}):
             sig_rows = [r for r in base_rows if r["sigma"] == sigma]
@@ -81,8 +81,37 @@ def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, sui
                     for f in sorted({family(r["method"]) for r in sig_rows})]  # fmt: skip
             title = f"{suite} / {base} / sigma = {sigma:g} / best of each family (by ACR)"
             written.append(_draw(best, grid, folder / f"{stem}_sigma_{sigma:g}_best.png", title, True))
-        written.append(_envelope(base_rows, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}"))
+        singles = [r for r in base_rows if not r.get("stage_sigmas")]
+        if singles:
+            written.append(_envelope(singles, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}"))
+        for cascade in (r for r in base_rows if r.get("stage_sigmas")):
+            written.append(_cascade(cascade, singles, _grid([cascade]), folder / f"{stem}_{safe_name(cascade['method'])}.png",
+                                    f"{suite} / {base} / {cascade['method']}"))  # fmt: skip
     return written
+
+
+def _grid(rows: Sequence[dict]) -> np.ndarray:
+    """Radii from 0 to just past the largest radius the rows can certify (R_max), else past the largest certified."""
+    tops = [r["r_max"] for r in rows if r["r_max"] is not None and np.isfinite(r["r_max"])]
+    top = max(tops) if tops else max(float(r["records"]["radius"].max()) for r in rows) or 1.0
+    return np.linspace(0.0, top * 1.02, 300)
+
+
+def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, title: str) -> Path:
+    """A cascade beside the single-sigma rows of the method it composes, at the sigmas of its set."""
+    levels = {float(s) for s in row["stage_sigmas"].split("/")}
+    composed = set((row.get("composes") or "").split(","))
+    parts = sorted((r for r in singles if r["method"] in composed and r["sigma"] in levels), key=lambda r: r["sigma"])
+    mixed = len({r["precision"] for r in [row, *parts]}) > 1
+    plt, fig, ax = _axes(f"{title}: cascade over sigma {row['stage_sigmas']} and its stages")
+    ax.plot(grid, certified_accuracy(row["records"], grid), color=FAMILY_HUES["cascade"], linewidth=2.2,
+            label=f"{row['method']} (sigma {row['stage_sigmas']})" + (f" [{row['precision']}]" if mixed else ""))
+    for i, part in enumerate(parts):
+        ax.plot(grid, certified_accuracy(part["records"], grid), color=FAMILY_HUES[family(part["method"])],
+                linestyle=STYLES[(i + 1) % len(STYLES)],
+                label=f"{part['method']} sigma {part['sigma']:g}" + (f" [{part['precision']}]" if mixed else ""))
+    ax.legend(fontsize=8)
+    return save_figure(plt, fig, path)
 
 
 def _envelope(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str) -> Path:

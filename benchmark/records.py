@@ -53,6 +53,11 @@ class Record:
     n_used: int | None
     time_s: float
     mode: str = "fixed"
+    # a cascade's (benchmark.cascade): the deciding stage, the sigma it certified at, the binding cap; written only
+    # when set, so records of single-sigma certificates are byte-identical to those before cascades existed
+    stage: int | None = None
+    sigma_used: float | None = None
+    r_neg: float | None = None
 
     @classmethod
     def of(cls, *, label: int, prediction: int, **fields) -> Record:
@@ -61,7 +66,11 @@ class Record:
                    correct=int(prediction == label and prediction != ABSTAIN), **fields)  # fmt: skip
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        row = dataclasses.asdict(self)
+        for name in _CASCADE_FIELDS:
+            if row[name] is None:
+                del row[name]
+        return row
 
     @classmethod
     def from_json(cls, row: object) -> Record:
@@ -75,6 +84,7 @@ class Record:
 
 
 _REQUIRED = [f for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING]
+_CASCADE_FIELDS = ("stage", "sigma_used", "r_neg")
 
 
 @dataclass
@@ -103,6 +113,7 @@ class RunInfo:
     images_done: int | None = None
     subset_size: int | None = None  # images of the whole subset; a complete run of fewer (--max-images) says so
     data_fingerprint: str | None = None  # the evaluation split's content (benchmark.data.fingerprint)
+    stage_sigmas: list[float] | None = None  # a cascade's noise levels (its cell sits at the smallest)
     timings: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)

@@ -90,6 +90,11 @@ METHODS = Registry(
         "peft_prompt": "methods.peft_smoothing:PEFTPrompt",
         "peft_adapter": "methods.peft_smoothing:PEFTAdapter",
         "peft_blackbox": "methods.peft_blackbox:PEFTBlackBox",
+        "caf": "methods.caf:CAF",
+        "caf_ensemble": "methods.caf:CAFEnsemble",
+        "multiscale": "baselines.multiscale:Multiscale",
+        "multiscale_gaussian": "baselines.multiscale:MultiscaleGaussian",
+        "multiscale_calibrated": "baselines.multiscale:MultiscaleCalibrated",
     },
 )
 

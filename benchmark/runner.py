@@ -36,6 +36,17 @@ def check_shard(shard: tuple[int, int] | None, fresh: bool) -> None:
         raise BenchmarkError("--fresh with --shard would delete the other shards' records: run --fresh once first")
 
 
+def _stage_sigmas(cell: Cell) -> list[float] | None:
+    stages = METHODS.get(cell.method).stage_sigmas(cell.method_config)
+    return sorted(stages) if stages is not None else None
+
+
+def _states(fit: dict) -> str:
+    """The fitted state a run certifies with: its own fit's SHA-256, or those of the fits a cascade composes."""
+    composed = ",".join(part["state_sha256"] for _, part in sorted(fit.get("composes", {}).items()))
+    return fit.get("state_sha256") or composed
+
+
 class Runner:
     """Executes a :class:`RunConfig`.
 
@@ -94,12 +105,12 @@ class Runner:
                 f"here {info.data_fingerprint}): point --data-root at the data it used, or rerun with --fresh"
             )
         method, fit = session.fit(cell)
-        before = previous.fit.get("state_sha256") if previous else None
-        if writer.done and before and fit.get("state_sha256") and before != fit["state_sha256"]:
+        before = _states(previous.fit) if previous else None
+        if writer.done and before and _states(fit) and before != _states(fit):
             # a refit on another machine is not bit-identical: never extend records of one state with another
             raise BenchmarkError(
                 f"{directory}: its {len(writer.done)} records came from fitted state {before[:12]}, but this fit is "
-                f"{fit['state_sha256'][:12]}: restore that state under {session.store.published_root}/{cell.method}"
+                f"{_states(fit)[:12]}: restore that state under {session.store.published_root}/{cell.method}"
                 " (python -m benchmark publish-fits) or rerun with --fresh"
             )
         info.fit, info.cost, info.notes = fit, cost(method), method.report(cell.sigma)
@@ -119,6 +130,7 @@ class Runner:
             dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
             seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
             subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
+            stage_sigmas=_stage_sigmas(cell),
             started=previous.started if previous else now(), updated=now(),
             sessions=(previous.sessions if previous else 0) + 1,
             timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
@@ -160,7 +172,8 @@ class Runner:
                         label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
                         dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
                         n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
-                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed,
+                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed, stage=cert.stage,
+                        sigma_used=cert.sigma_used, r_neg=cert.r_neg,
                     ))  # fmt: skip
                 finally:
                     claims.release(idx)

@@ -19,7 +19,8 @@ from benchmark.data import DatasetSpec
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
-from benchmark.plan import Cell, base_config, cell, check_names, plan
+from benchmark.config import override_dataclass
+from benchmark.plan import Cell, base_config, cell, check_names, method_config, plan
 from benchmark.registry import DATASETS, METHODS
 from benchmark.splits import fingerprint, load_split
 from benchmark.store import CHECKPOINT, INPUTS, Fit, FitStore
@@ -62,8 +63,14 @@ class Session:
         check_names(self.cfg)  # before reading the data: a misspelt name fails at once
         return plan(self.cfg, len(self.eval_data()), self.bf16)
 
-    def cell(self, method: str, base: str, sigma: float) -> Cell:
-        return cell(self.cfg, method, base, sigma, self.precision)
+    def cell(self, method: str, base: str, sigma: float, settings: dict | None = None) -> Cell:
+        """The cell of ``method`` under the suite's settings, with ``settings`` applied over them (a cascade's own
+        settings for the method it composes)."""
+        mconfig = None
+        if settings:
+            where = f"the settings a cascade gives {method}"
+            mconfig = override_dataclass(method_config(self.cfg, method, base, sigma), settings, where)
+        return cell(self.cfg, method, base, sigma, self.precision, mconfig=mconfig)
 
     def build_context(self) -> BuildContext:
         return BuildContext(self.device, self.store, self.data_root, self.cfg.download, self.bf16, self.cfg.seed)
@@ -83,10 +90,15 @@ class Session:
         starts: dict[str, dict] = {}
         queried: list[QueryOnly] = []
 
-        def fit_start(name: str, sigma: float) -> Method:
-            method, info = self.fit(self.cell(name, target.base, sigma))
+        def fit_start(name: str, sigma: float, settings: dict | None = None) -> Method:
+            method, info = self.fit(self.cell(name, target.base, sigma, settings))
             if info.get("fit_hash"):
-                starts[name] = {"fit_hash": info["fit_hash"], "state_sha256": info["state_sha256"]}
+                # keyed by name for a start at the target's own sigma (a Stab fine-tune's MSE denoiser); a cascade's
+                # stages at other sigmas get their own keys, and every entry names its method for publish-fits
+                key = name if sigma == target.sigma else f"{name}@{sigma:g}"
+                starts[key] = {"fit_hash": info["fit_hash"], "state_sha256": info["state_sha256"]}
+                if key != name:
+                    starts[key]["method"] = name
             return method
 
         def query_only(model: nn.Module) -> QueryOnly:
@@ -102,8 +114,8 @@ class Session:
     def fit(self, target: Cell) -> tuple[Method, dict]:
         """The method of ``target`` with its fit (from the store, or made now and saved), and the fit's provenance."""
         method, starts, queried = self._instance(target)
-        if not method.needs_fit():
-            return method, {"fit_time_s": 0.0, "cached": False}
+        if not method.needs_fit():  # a cascade trains nothing itself: its record names the fits it composes
+            return method, {"fit_time_s": 0.0, "cached": False, **({"composes": starts} if starts else {})}
 
         def make(directory: Path) -> tuple[dict, dict]:
             method.before_fit(target.sigma)

@@ -56,7 +56,9 @@ class Certificate:
         n_top: votes for the selected class among the ``n`` estimation samples.
         n: number of estimation samples.
         n_used: noisy samples the certifier classified (selection and estimation), as counted.
-        mode: which certificate (``fixed``: CERTIFY with fixed n0 and n).
+        mode: which certificate (``fixed``: CERTIFY with fixed n0 and n; ``sequential``; ``cascade``).
+        stage, sigma_used, r_neg: a cascade's deciding stage (0: the largest sigma; None: every stage abstained),
+            the sigma it certified at, and the cap from the larger sigmas that abstained (None: no cap applied).
     """
 
     prediction: int
@@ -66,6 +68,9 @@ class Certificate:
     n: int
     n_used: int = 0
     mode: str = "fixed"
+    stage: int | None = None
+    sigma_used: float | None = None
+    r_neg: float | None = None
 
 
 def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:
@@ -89,8 +94,9 @@ def image_generator(seed: int, idx: int, device: torch.device | str = "cpu") -> 
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
-def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Return ``x + N(0, sigma^2 I)``: the one Gaussian noise sampler (training and certification both use it)."""
+def add_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return ``x + N(0, sigma^2 I)``: the one Gaussian noise sampler (training and certification both use it);
+    ``sigma`` may be a tensor broadcast against ``x`` (a per-image level, as an ensemble trains with)."""
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return x + noise * sigma
 

@@ -150,6 +150,7 @@ class FitStore:
             fkey = run.info.fit.get("fit_key")
             if fkey:
                 publisher.publish(run.info.method, config_hash(fkey))
+            publisher.publish_starts(run.info.fit.get("composes", {}), f"{run.info.method} run {run.directory.name}")
         for inputs_path in sorted(self.cache_dir.glob(f"fits/*/*/{INPUTS}")):
             fit_dir = inputs_path.parent
             if not (fit_dir / STATE).is_file():
@@ -191,4 +192,4 @@ class _Publisher:
 
     def publish_starts(self, inputs: dict[str, dict], owner: str) -> None:
         for name, start in sorted(inputs.items()):
-            self.publish(name, start["fit_hash"], f" (start of {owner})")
+            self.publish(start.get("method", name), start["fit_hash"], f" (start of {owner})")

@@ -64,8 +64,12 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         lo, hi = proportion_interval(int(certified(group, r).sum()), n_images)
         row.update({radius_label(r): share, f"{radius_label(r)}_lo": lo, f"{radius_label(r)}_hi": hi})
     row["acr_lo"], row["acr_hi"] = bootstrap_interval(certified_radius(group))
+    stages = _text(meta.get("stage_sigmas"))
     row.update(
-        abstain_rate=abstain_rate(group), r_max=r_max(row["sigma"], row["n"], row["alpha"]),
+        # a cascade reaches as far as its largest sigma allows
+        abstain_rate=abstain_rate(group), r_max=r_max(max(map(float, stages.split("/"))) if stages else row["sigma"],
+                                                      row["n"], row["alpha"]),
+        stage_sigmas=stages, composes=_text(meta.get("composes")), stage_shares=stage_shares(group) if stages else None,
         stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
         dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
@@ -73,6 +77,17 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         vs_best="", records=group,
     )  # fmt: skip
     return row
+
+
+def stage_shares(group: pd.DataFrame) -> str:
+    """Where a cascade's certified images were decided: the share of images certified at each sigma."""
+    used = group["sigma_used"].dropna().astype(float)
+    shares = used.value_counts().sort_index(ascending=False) / len(group)
+    return ", ".join(f"{100 * v:.1f}% at {s:g}" for s, v in shares.items()) or "none certified"
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _int(value):

@@ -98,6 +98,21 @@ train = {{ epochs = 1, batch_size = 16, optimizer = "adam", lr = 1e-3, max_steps
 
 [method_settings.gaussian]
 train = {{ epochs = 1, optimizer = "adam", lr = 1e-3, batch_size = 32, max_steps_per_epoch = 3 }}
+
+[method_settings.caf]
+widths = [4, 4]
+train = {{ epochs = 1, optimizer = "adam", lr = 1e-2, batch_size = 32, max_steps_per_epoch = 3 }}
+
+[method_settings.caf_ensemble]
+widths = [4, 4]
+sigmas = [0.25, 0.5]
+train = {{ epochs = 1, optimizer = "adam", lr = 1e-2, batch_size = 32, max_steps_per_epoch = 3 }}
+
+[method_settings.multiscale]
+over_settings = {{ max_sigma = 1.0 }}
+
+[method_settings.multiscale_calibrated]
+train = {{ epochs = 1, optimizer = "adamw", lr = 1e-3, batch_size = 16, max_steps_per_epoch = 2 }}
 """
 
 

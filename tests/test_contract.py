@@ -31,10 +31,21 @@ def tiny_base(family: str) -> BaseClassifier:
     return base
 
 
-def context(tmp_path) -> MethodContext:
-    return MethodContext(
-        dataset=Digits(), device=torch.device("cpu"), seed=0, build_base=lambda name: tiny_base("cnn")
-    )
+def context(tmp_path, family: str = "cnn") -> MethodContext:
+    """The harness' services on tiny models; ``fit`` gives another method's tiny config, fitted (the harness would
+    take it from the fit store)."""
+
+    def fit(name: str, sigma: float, settings: dict | None = None) -> Method:
+        cls = METHODS.get(name)
+        config = override_dataclass(cls.Config.tiny(), settings or {}, "test")
+        method = cls(config, tiny_base(family), ctx)
+        if method.needs_fit():
+            fit_tiny(method, sigma)
+        return method
+
+    ctx = MethodContext(dataset=Digits(), device=torch.device("cpu"), seed=0,
+                        build_base=lambda name: tiny_base("cnn"), fit=fit)  # fmt: skip
+    return ctx
 
 
 def train_data():
@@ -56,7 +67,7 @@ def test_method_contract(name, family, tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.__setattr__("x_y_z", 1)
     config_hash(config)  # serialisable and hashable
-    ctx = context(tmp_path)
+    ctx = context(tmp_path, family)
     base = tiny_base(family)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     method = cls(config, base, ctx)
@@ -92,9 +103,13 @@ def test_method_contract(name, family, tmp_path):
     # not counted there); may pass 100 % when a method adds more than the base has (CAF's adapters do)
     assert spent["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
     assert spent["trainable_pct"] == pytest.approx(100.0 * spent["trainable_params"] / spent["base_params"])
-    assert spent["trainable_params"] == sum(p.numel() for p in method.trainable_parameters())
+    own = sum(p.numel() for p in method.trainable_parameters())
+    parts = {id(p): p.numel() for part in method.components() for p in part.trainable_parameters()}
+    # its own trainable parameters, and those of the fits it composes (a cascade's stages), each distinct state once
+    assert own <= spent["trainable_params"] <= own + sum(parts.values())
+    assert (spent["trainable_params"] > own) == bool(parts)
     assert isinstance(method.report(sigma), dict)
-    assert set(cls.fit_ignores) <= {"base", "sigma", "precision"} and cls.family in ("baseline", "peft", "denoiser")
+    assert set(cls.fit_ignores) <= {"base", "sigma", "precision"} and cls.family in ("baseline", "peft", "denoiser", "adapter", "cascade")
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -37,7 +37,10 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "all"]) == 0
     results, lb = tmp_path / "results", tmp_path / "lb"
     runs = latest_runs(results, "tiny")
-    assert {(r.info.method, r.info.sigma) for r in runs} == {(m, s) for m in METHODS.names() for s in (0.25, 0.5)}
+    cascades = {m for m in METHODS.names() if METHODS.get(m).family == "cascade"}
+    # a cascade is one cell per base, at the smallest sigma of its set
+    assert {(r.info.method, r.info.sigma) for r in runs} == {
+        (m, s) for m in METHODS.names() for s in ((0.25,) if m in cascades else (0.25, 0.5))}
     for run in runs:
         assert len(run.records) == 8 and run.info.status == "complete"
         info = json.loads((run.directory / "run.json").read_text())
@@ -45,8 +48,24 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
             assert info[key] is not None, key
         assert info["packages"]["torch"] and "sha" in info["git"]
         assert all(r.correct in (0, 1) for r in run.records)
+        if run.info.method in cascades:
+            # 20 + 100 samples per stage tried; the stage, the sigma certified at and the cap are recorded
+            levels = run.info.stage_sigmas
+            assert levels == sorted(levels) and levels[0] == 0.25 and len(levels) >= 2
+            assert all(r.mode == "cascade" and r.n_used in {120 * k for k in range(1, len(levels) + 1)}
+                       for r in run.records)  # fmt: skip
+            assert all((r.sigma_used is None) == (r.prediction == -1) and r.stage is not None for r in run.records)
+            assert all(r.sigma_used is None or r.sigma_used == sorted(levels, reverse=True)[r.stage]
+                       for r in run.records)  # fmt: skip
+            line = json.loads((run.directory / "records.jsonl").read_text().splitlines()[0])
+            assert {"stage", "sigma_used", "r_neg"} & set(line)
+            # the fits certified with: those a cascade composes, or the DDPM a calibration started from
+            assert info["fit"].get("composes") or "diffusion" in info["fit"].get("init_fits", {})
+            continue
         # n0 + n = 20 + 100 samples, as counted by the certifier; every record names its certificate
         assert all(r.n_used == 120 and r.mode == "fixed" for r in run.records)
+        line = json.loads((run.directory / "records.jsonl").read_text().splitlines()[0])
+        assert not {"stage", "sigma_used", "r_neg"} & set(line)  # single-sigma records keep their old form
     gauss = next(r for r in runs if r.info.method == "gaussian")
     assert gauss.info.cost["trainable_pct"] == 100.0 and gauss.info.timings["fit_time_s"] > 0
     blackbox = next(r for r in runs if r.info.method == "peft_blackbox")
@@ -54,11 +73,11 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert blackbox.info.fit["queries"] == 3 * 2 * 2 * 16 and blackbox.info.fit["backward_calls_through_base"] == 0
     csv = (lb / "tiny.csv").read_text().splitlines()
     assert csv[0].startswith("method,base,sigma,n_images,n,alpha,trainable_params,trainable_pct,fit_time_s,")
-    assert "acc@0.25" in csv[0] and len(csv) == 1 + 2 * len(METHODS.names())
+    assert "acc@0.25" in csv[0] and len(csv) == 1 + 2 * len(METHODS.names()) - len(cascades)
     md = (lb / "tiny.md").read_text()
     assert "python -m benchmark leaderboard" in md and "R_max" in md
     envelope = md.split("### Envelope over sigma")[1]
-    names = METHODS.names()
+    names = [m for m in METHODS.names() if m not in cascades]  # a cascade is its own combination of sigmas
     assert all(f"| {m} | " in envelope for m in names) and envelope.count(" | 0.25, 0.5 |") == len(names)
     assert list((lb / "tiny").glob("*.png"))
     # regenerating from results alone gives the same table
@@ -222,7 +241,7 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     assert "| best | vanilla (2 of 8 images) |" in md and "| vanilla | fp32 | other precision |" in md
     assert "Precision: every `small_cnn` row ran in bf16." in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
-    assert csv.splitlines()[0].endswith(",precision") and ",bf16" in csv and ",fp32" in csv
+    assert csv.splitlines()[0].endswith(",precision,stage_sigmas,stage_shares") and ",bf16" in csv and ",fp32" in csv
     # "running" left in run.json by a killed process, with no writer alive, is what its records are, "partial":
     # the bf16 run is then not ranked, and the complete fp32 run is.
     bf16 = next(r for r in runs if r.precision == "bf16")

@@ -1,0 +1,175 @@
+"""The cascaded certificate (benchmark.cascade): analytic cases, the alpha split, and soundness by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from benchmark.cascade import (
+    Stage,
+    certify_cascade,
+    clopper_pearson_upper,
+    decide_cascade,
+    measure_stage,
+    stage_alphas,
+)
+from benchmark.smoothing import ABSTAIN, clopper_pearson_lower, max_radius
+from tests.conftest import ConstantClassifier
+
+N0, N, ALPHA = 100, 10_000, 0.001
+X = torch.full((1, 4, 4), 0.5)
+
+
+class Spread(torch.nn.Module):
+    """Votes for the class of the largest of the first ``k`` noisy pixels: each of k classes with probability 1/k
+    whatever the image (the noise is i.i.d.), so no class ever reaches 1/2 for k >= 3."""
+
+    def __init__(self, k: int, num_classes: int = 10):
+        super().__init__()
+        self.k, self.num_classes = k, num_classes
+
+    def forward(self, x):
+        logits = torch.full((len(x), self.num_classes), -1e9)
+        logits[:, : self.k] = x.flatten(1)[:, : self.k]
+        return logits
+
+
+class Coin(torch.nn.Module):
+    """Class 0 when the first noisy pixel is above the clean value, else class 1: p = 1/2 exactly, undecidable."""
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 10)
+        logits[:, 0] = (x.flatten(1)[:, 0] > 0.5).float()
+        logits[:, 1] = 0.5
+        return logits
+
+
+def cascade(stages, **kw):
+    return certify_cascade(stages, X, N0, N, ALPHA, batch_size=2_000, generator=torch.Generator().manual_seed(0), **kw)
+
+
+def test_confident_large_sigma_certifies_there_beyond_the_small_sigma_limit():
+    cert = cascade([(0.25, ConstantClassifier(7)), (0.5, ConstantClassifier(7)), (1.0, ConstantClassifier(7))])
+    assert (cert.prediction, cert.stage, cert.sigma_used, cert.r_neg) == (7, 0, 1.0, None)
+    # all 10,000 votes at sigma 1 with the first stage's alpha share (alpha / 5)
+    assert cert.radius == pytest.approx(1.0 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5)))
+    assert cert.radius > max_radius(0.25, N, ALPHA) and cert.n_used == N0 + N and cert.mode == "cascade"
+
+
+def test_spread_large_sigma_falls_back_to_the_smaller_with_the_cap():
+    cert = cascade([(1.0, Spread(4)), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
+    assert (cert.prediction, cert.stage, cert.sigma_used) == (2, 1, 0.5) and cert.n_used == 2 * (N0 + N)
+    uncapped = 0.5 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5))
+    # the stage at sigma 1 gave classes 0-3 about 1/4 each: the cap is sigma_1 (Phi^-1(1/2) - Phi^-1(u)), u ~ 1/4
+    assert cert.r_neg is not None and -cert.r_neg < uncapped
+    assert cert.radius == pytest.approx(-cert.r_neg) and 0.55 < cert.radius < 0.75
+
+
+def test_undecided_stage_abstains_without_trying_smaller_sigmas():
+    cert = cascade([(1.0, Coin()), (0.5, ConstantClassifier(3)), (0.25, ConstantClassifier(3))])
+    assert (cert.prediction, cert.radius, cert.stage) == (ABSTAIN, 0.0, 0) and cert.n_used == N0 + N
+
+
+def test_every_stage_abstaining_abstains():
+    cert = cascade([(1.0, Spread(4)), (0.5, Spread(5)), (0.25, Spread(3))])
+    assert (cert.prediction, cert.radius, cert.stage, cert.sigma_used) == (ABSTAIN, 0.0, 2, None)
+    assert cert.n_used == 3 * (N0 + N)
+
+
+def test_same_class_at_an_earlier_stage_does_not_cap():
+    """Only classes other than the certified one must stay below p0 at the larger sigmas."""
+    low = Stage(1.0, 4, 0.4, 0, (0.01,) * 4 + (0.45,) + (0.01,) * 5, 1)
+    top = Stage(0.5, 4, 0.99, 0, (1.0,) * 10, 1)
+    prediction, radius, k, r_neg = decide_cascade([low, top], 0.5)
+    # class 4's own 0.45 at sigma 1 is ignored: the cap comes from the others' 0.01 and does not bind here
+    assert (prediction, k) == (4, 1) and r_neg == pytest.approx(1.0 * norm.ppf(0.01))
+    assert radius == pytest.approx(0.5 * norm.ppf(0.99)) and radius < -r_neg
+
+
+def test_alpha_split_sums_to_alpha_and_the_released_one_does_not():
+    for k in (1, 2, 3, 5):
+        lows, ups = stage_alphas(k, ALPHA)
+        assert sum(lows) + sum(ups) == pytest.approx(ALPHA) and ups[-1] == 0.0
+    lows, ups = stage_alphas(3, ALPHA, "released")
+    assert sum(lows) == pytest.approx(ALPHA * (1 + 1 / 2 + 1 / 3))  # 1.83 alpha on the lower bounds alone
+
+
+def _true_radius(probs: list[np.ndarray], sigmas: list[float], cls: int, k: int, p0: float) -> float:
+    """The largest radius the Lipschitz argument gives with the exact stage probabilities (0: not certifiable)."""
+    if probs[k][cls] < p0:
+        return 0.0
+    radius = sigmas[k] * (norm.ppf(probs[k][cls]) - norm.ppf(p0))
+    for j in range(k):
+        other = max(p for c, p in enumerate(probs[j]) if c != cls)
+        radius = min(radius, -sigmas[j] * (norm.ppf(other) - norm.ppf(p0)))
+    return max(radius, 0.0)
+
+
+def _simulate(probs, sigmas, n0, n, alpha, trials, seed, split="union", cap=True):
+    """Failures (a certificate beyond what the exact probabilities allow) of the cascade on multinomial counts."""
+    rng = np.random.default_rng(seed)
+    lows, ups = stage_alphas(len(sigmas), alpha, split)
+    failures = 0
+    for _ in range(trials):
+        stages = []
+        for k, sigma in enumerate(sigmas):
+            stage = measure_stage(lambda m, p=probs[k]: torch.from_numpy(rng.multinomial(m, p)), sigma, n0, n,
+                                  lows[k], ups[k])  # fmt: skip
+            stages.append(stage if cap or stage.p_low >= 0.5 else Stage(sigma, stage.selected, stage.p_low,
+                                                                        stage.n_top, (0.0,) * len(probs[k]), stage.samples))
+            if stage.p_low >= 0.5 or max(stage.uppers) >= 0.5:
+                break
+        prediction, radius, k, _ = decide_cascade(stages, 0.5)
+        if prediction != ABSTAIN and radius > _true_radius(probs, sigmas, prediction, k, 0.5) + 1e-12:
+            failures += 1
+    return failures
+
+
+# Stage 0 (sigma 1) gives class 1 p = 0.4 (a cap of sigma_0 * 0.253 on any certificate of another class) and abstains
+# confidently most of the time at n = 400; stage 1 (sigma 0.5) gives class 0 p = 0.9, whose own radius (0.64) the cap
+# binds: an upper bound at stage 0 that undershoots 0.4 is what would make a certificate wrong.
+PROBS = [np.array([0.0, 0.4, 0.32, 0.28]), np.array([0.9, 0.05, 0.05, 0.0])]
+
+
+def test_cascade_is_sound_at_alpha_005():
+    trials, alpha = 2_000, 0.05
+    failures = _simulate(PROBS, [1.0, 0.5], 20, 400, alpha, trials, seed=1)
+    assert failures / trials <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / trials)
+
+
+def test_the_soundness_check_catches_a_cascade_without_its_cap():
+    trials, alpha = 400, 0.05
+    assert _simulate(PROBS, [1.0, 0.5], 20, 400, alpha, trials, seed=1, cap=False) / trials > 0.3
+
+
+def test_upper_bound_is_the_mirror_of_the_lower():
+    assert clopper_pearson_upper(30, 100, 0.01) == pytest.approx(1 - clopper_pearson_lower(70, 100, 0.01))
+    assert clopper_pearson_upper(100, 100, 0.01) == 1.0
+
+
+def test_multiscale_composes_single_sigma_fits_and_refuses_other_certificates(tmp_path):
+    from baselines.multiscale import Multiscale, MultiscaleGaussian, Stages
+    from benchmark.device import SmoothingClassifier
+    from benchmark.errors import BenchmarkError
+    from benchmark.method import cost
+    from tests.test_contract import context, tiny_base
+
+    ctx = context(tmp_path)
+    method = MultiscaleGaussian(MultiscaleGaussian.Config.tiny(), tiny_base("cnn"), ctx)
+    assert [p.name for p in method.components()] == ["gaussian", "gaussian"] and not method.needs_fit()
+    # the gaussian fine-tunes at 0.25 and 0.5 are two full models: both are the cascade's cost
+    assert cost(method)["trainable_params"] == 2 * sum(p.numel() for p in tiny_base("cnn").parameters())
+    clf = SmoothingClassifier(method.noisy_classifier(0.25), torch.device("cpu"), None)
+    assert isinstance(clf.model, Stages) and clf.model.sigmas == [0.25, 0.5]
+    x = torch.rand(1, 8, 8)
+    cert = method.certify(clf, x, 0.25, n0=10, n=50, alpha=0.01, batch_size=30, generator=torch.Generator())
+    assert cert.mode == "cascade" and cert.stage in (0, 1)
+    with pytest.raises(BenchmarkError, match="without --certify sequential"):
+        method.certify(clf, x, 0.25, n0=10, n=50, alpha=0.01, batch_size=30, generator=torch.Generator(),
+                       mode="sequential")  # fmt: skip
+    with pytest.raises(BenchmarkError, match="single-sigma methods only"):
+        Multiscale(Multiscale.Config(over="multiscale_gaussian", sigmas=(0.25, 0.5)), tiny_base("cnn"), ctx)
+    with pytest.raises(ValueError, match="distinct"):
+        Multiscale.Config(sigmas=(0.5, 0.5))
