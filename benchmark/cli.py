@@ -1,5 +1,6 @@
-"""Command line: ``python -m benchmark {run,list,pretrain,leaderboard,plot,preview-denoised,publish-fits,recount,
-import-tsv,export-tsv}``: the parser, and one function per subcommand in :mod:`benchmark.commands`.
+"""Command line: ``python -m benchmark {run,tune,perf,attack,audit,list,pretrain,leaderboard,plot,preview-denoised,
+publish-fits,recount,import-tsv,export-tsv}``: the parser, and one function per subcommand in
+:mod:`benchmark.commands` (:mod:`benchmark.commands_attack` for attack and audit).
 
 Bad input never shows a traceback: it prints one line naming the problem and the fix and exits with status 2.
 """
@@ -12,7 +13,7 @@ import signal
 import sys
 import threading
 
-from benchmark import commands
+from benchmark import commands, commands_attack
 from benchmark.errors import BenchmarkError
 
 
@@ -67,10 +68,19 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     _add_machine_args(p)
 
 
-def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
-    """A subcommand of one suite (``--suite`` required), run by ``commands.<name>`` (dashes as underscores)."""
+def _fraction(text: str) -> float:
+    """A number, or a fraction such as 8/255."""
+    try:
+        top, _, bottom = text.partition("/")
+        return float(top) / float(bottom) if bottom else float(top)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 8/255, got {text!r}") from None
+
+
+def _command(sub, name: str, text: str, module=commands) -> argparse.ArgumentParser:
+    """A subcommand of one suite (``--suite`` required), run by ``<module>.<name>`` (dashes as underscores)."""
     p = sub.add_parser(name, help=text)
-    p.set_defaults(func=getattr(commands, name.replace("-", "_")))
+    p.set_defaults(func=getattr(module, name.replace("-", "_")))
     p.add_argument("--suite", required=True)
     return p
 
@@ -129,6 +139,40 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--val-images", type=int, default=1000, help="validation images scored (default: 1,000)")
     tune.add_argument("--samples", type=int, default=100, help="noisy samples per scored image (default: 100)")
     _add_measure_args(tune)
+
+    audit = _command(sub, "audit", "attack each certified image of ranked runs inside its radius (SmoothAdv) and "
+                     "re-decide it with PREDICT; writes results/<suite>/audit/ and <out>/<suite>-audit.md",
+                     commands_attack)  # fmt: skip
+    audit.add_argument("--methods", required=True, help="comma list of methods whose ranked runs are audited")
+    audit.add_argument("--bases", default=None)
+    audit.add_argument("--sigma", type=_floats, default=None)
+    audit.add_argument("--max-images", type=int, default=None, help="the first K certified images by index")
+    audit.add_argument("--steps", type=int, default=20, help="PGD steps (default: 20)")
+    audit.add_argument("--samples", type=int, default=16, help="noise draws per PGD step (default: 16)")
+    audit.add_argument("--predict-n", type=int, default=1000, help="PREDICT's samples at the attacked point")
+    audit.add_argument("--predict-alpha", type=float, default=0.001, help="PREDICT's level (default: 0.001)")
+    audit.add_argument("--out", default=None, help="where <suite>-audit.md goes (default: beside --results)")
+    _add_measure_args(audit)
+
+    attack = _command(sub, "attack", "clean and PGD accuracy of methods' classifiers (adaptive by default); writes "
+                      "results/<suite>/attack/ and <out>/<suite>-attack.md", commands_attack)  # fmt: skip
+    attack.add_argument("--methods", required=True, help="comma list of methods")
+    attack.add_argument("--bases", default=None)
+    attack.add_argument("--sigma", type=_floats, default=[0.0],
+                        help="0 (default): the classifier fitted without noise, attacked as is; > 0: the smoothed "
+                             "classifier (EOT attack, majority vote)")  # fmt: skip
+    attack.add_argument("--max-images", type=int, default=None, help="the first K images of the subset's order")
+    attack.add_argument("--norm", default="linf", choices=["linf", "l2"])
+    attack.add_argument("--eps", type=_fraction, default=8 / 255, help="radius in [0,1] units, e.g. 8/255 or 0.5")
+    attack.add_argument("--step", type=_fraction, default=None, help="step size (default: eps/4 for linf)")
+    attack.add_argument("--steps", type=int, default=10, help="PGD steps (default: 10, ADAPT's PGD-10)")
+    attack.add_argument("--restarts", type=int, default=1)
+    attack.add_argument("--eot", type=int, default=8, help="noise draws per step at sigma > 0")
+    attack.add_argument("--votes", type=int, default=100, help="noisy samples per prediction at sigma > 0")
+    attack.add_argument("--non-adaptive", action="store_true", help="craft the attack on the clean base")
+    attack.add_argument("--batch-images", type=int, default=32, help="images attacked together (recorded)")
+    attack.add_argument("--out", default=None, help="where <suite>-attack.md goes (default: beside --results)")
+    _add_measure_args(attack)
 
     perf = _command(sub, "perf", "certification speed of the reference loop, the public certify, the bare forward "
                     "pass and sequential CERTIFY on one method; writes <out>/perf.md")  # fmt: skip

@@ -36,7 +36,7 @@ def out_dir(args, results: str | Path) -> Path:
 def write_leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
     """Tables (and plots) of every suite under ``results``, or one; the README's summary when the committed
     leaderboards were regenerated from the committed results."""
-    from benchmark.leaderboard import leaderboard_rows, write_leaderboard
+    from benchmark.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
     from benchmark.plots import write_plots
     from benchmark.records import suites_in
 
@@ -50,6 +50,7 @@ def write_leaderboards(results: Path, out: Path, suite: str | None, command: str
             paths = write_plots(*leaderboard_rows(results, name), out, name)
         else:
             paths = write_leaderboard(results, out, name, command)
+            write_attack_pages(results, out, name, command)
         for path in paths:
             print(path)
     if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():

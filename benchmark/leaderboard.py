@@ -257,3 +257,16 @@ def update_readme(readme: Path, block: str) -> bool:
     tail = rest.split(README_END, 1)[1]
     readme.write_text(head + block + tail)
     return True
+
+
+def write_attack_pages(results: Path, out: Path, suite: str, command: str) -> None:
+    """``<suite>-audit.md`` and ``<suite>-attack.md`` from the suite's audit and attack results, where it has any."""
+    from benchmark.audit import audit_markdown
+    from benchmark.robustness import attack_markdown
+
+    for kind, make in (("audit", audit_markdown), ("attack", attack_markdown)):
+        text = make(results, suite, command)
+        if text is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{suite}-{kind}.md").write_text(text)
+            print(out / f"{suite}-{kind}.md")

@@ -95,6 +95,8 @@ METHODS = Registry(
         "multiscale": "baselines.multiscale:Multiscale",
         "multiscale_gaussian": "baselines.multiscale:MultiscaleGaussian",
         "multiscale_calibrated": "baselines.multiscale:MultiscaleCalibrated",
+        "adapt": "methods.adapt:Adapt",
+        "prompt_at": "methods.adapt:PromptAT",
     },
 )
 

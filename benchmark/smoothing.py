@@ -33,6 +33,7 @@ __all__ = [
     "image_generator",
     "max_radius",
     "predict",
+    "predict_from_counts",
     "radius_from_p",
     "sample_counts",
 ]
@@ -242,7 +243,13 @@ def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha
     likely (Hung & Fithian 2019); the returned class is then wrong with probability at most ``alpha``.
     """
     _check(sigma, n, alpha)
-    counts = sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size, generator).cpu()
+    return predict_from_counts(sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size,
+                                             generator), alpha)  # fmt: skip
+
+
+def predict_from_counts(counts: torch.Tensor, alpha: float) -> int:
+    """PREDICT's decision on the class counts of its ``n`` noisy samples (see :func:`predict`)."""
+    counts = counts.cpu()
     top2 = torch.topk(counts, k=min(2, len(counts)))
     c1 = int(top2.values[0])
     c2 = int(top2.values[1]) if len(counts) > 1 else 0

@@ -113,6 +113,16 @@ over_settings = {{ max_sigma = 1.0 }}
 
 [method_settings.multiscale_calibrated]
 train = {{ epochs = 1, optimizer = "adamw", lr = 1e-3, batch_size = 16, max_steps_per_epoch = 2 }}
+
+[method_settings.adapt]
+tokens = 1
+steps = 2
+train = {{ epochs = 1, optimizer = "sgd", lr = 0.1, batch_size = 16, max_steps_per_epoch = 2 }}
+
+[method_settings.prompt_at]
+tokens = 1
+steps = 2
+train = {{ epochs = 1, optimizer = "sgd", lr = 0.1, batch_size = 16, max_steps_per_epoch = 2 }}
 """
 
 

@@ -1,0 +1,127 @@
+"""PGD, the adaptive vs non-adaptive attack, ADAPT's training attack, and the certificate audit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmark.attacks import cross_entropy, pgd, project
+from benchmark.audit import AuditSettings, audit_image, summary
+from benchmark.cli import main
+from benchmark.robustness import AttackSettings, evaluate
+from benchmark.smoothing import certify
+from methods.peft_smoothing import PaddingPrompt, PromptedClassifier
+from tests.conftest import LinearClassifier
+from tests.test_contract import context, fit_tiny, tiny_base
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_stays_in_the_ball_and_the_box(norm):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    eps = 0.1 if norm == "linf" else 0.5
+    x_adv = pgd(cross_entropy(model, y), x, norm=norm, eps=eps, step=eps / 4, steps=10, restarts=2,
+                generator=torch.Generator().manual_seed(1))  # fmt: skip
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps + 1e-6).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+    loss = torch.nn.functional.cross_entropy
+    assert loss(model(x_adv), y) > loss(model(x), y)
+    assert torch.equal(project(torch.full((1, 3), 2.0), "linf", 0.5), torch.full((1, 3), 0.5))
+
+
+def test_the_adaptive_attack_beats_the_one_crafted_on_the_unprompted_base():
+    """A prompt changes the function: gradients of the base without it transfer badly, those through it do not."""
+    torch.manual_seed(0)
+    base = tiny_base("cnn")
+    prompt = PaddingPrompt(1, 8, 2)
+    with torch.no_grad():
+        for p in prompt.parameters():
+            p.copy_(torch.randn_like(p) * 2.0)
+    prompted = PromptedClassifier(prompt, base).eval()
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y = prompted(x).argmax(dim=1)  # labels the prompted model gets right: clean accuracy 100 %
+    settings = AttackSettings(eps=0.05, step=0.0125, steps=10)
+    _, adaptive = evaluate(prompted, prompted, x, y, 0.0, settings, torch.Generator().manual_seed(3))
+    _, transfer = evaluate(prompted, base, x, y, 0.0, settings, torch.Generator().manual_seed(3))
+    adaptive_acc, transfer_acc = (adaptive == y).float().mean(), (transfer == y).float().mean()
+    assert adaptive_acc < transfer_acc - 0.2, (adaptive_acc, transfer_acc)
+
+
+@pytest.mark.parametrize("name", ["adapt", "prompt_at"])
+def test_adapt_and_prompt_at_attack_different_models_in_training(name, tmp_path, monkeypatch):
+    """ADAPT crafts its training attack through the prompts; prompt_at on the un-prompted base."""
+    from benchmark.registry import METHODS
+
+    cls = METHODS.get(name)
+    method = cls(cls.Config.tiny(), tiny_base("vit"), context(tmp_path, "vit"))
+    seen = []
+    real = method.attacked_model
+
+    def spy():
+        model = real()
+        seen.append(model)
+        return model
+
+    monkeypatch.setattr(method, "attacked_model", spy)
+    fit_tiny(method, sigma=0.0)
+    assert seen and all((m is method.model) == (name == "adapt") for m in seen)
+    assert all(m is method.clean for m in seen) == (name == "prompt_at")
+
+
+def _linear_case():
+    w = torch.zeros(1, 4, 4)
+    w[0, 0, 0] = 1.0
+    clf = LinearClassifier(w, -0.3)  # class 1 where x[0, 0, 0] > 0.3
+    x = torch.full((1, 4, 4), 0.5)  # distance 0.2 to the boundary: the exact smoothed radius
+    return clf, x
+
+
+@pytest.mark.parametrize("scale,flips", [(1.0, False), (2.0, True)])
+def test_audit_catches_an_unsound_certifier(scale, flips):
+    """A sound certificate (radius <= 0.2, the exact one) survives the attack; doubled radii do not."""
+    clf, x = _linear_case()
+    sigma = 0.25
+    cert = certify(clf, x, sigma, 100, 10_000, 0.001, 2_000, torch.Generator().manual_seed(0), precision=None)
+    assert cert.prediction == 1 and 0.1 < cert.radius <= 0.2
+    settings = AuditSettings(steps=20, m=16, n=2_000, alpha=0.001)
+    result = audit_image(clf, x, cert.prediction, scale * cert.radius, sigma, settings, 2_000,
+                         torch.Generator().manual_seed(1))  # fmt: skip
+    assert bool(result["flipped"]) == flips and result["p_after"] < result["p_before"]
+    assert result["moved"] <= scale * cert.radius + 1e-6
+
+
+def test_audit_summary_gives_the_expected_bound():
+    from benchmark.audit import AuditRecord
+
+    rows = [AuditRecord(i, 1, 1, 0.3, 0.3, 0.9, 0.6, 1, 0) for i in range(500)]
+    stats = summary(rows, 0.001, 0.001)
+    assert stats["attacked"] == 500 and stats["flipped"] == 0 and stats["allowed"] == pytest.approx(1.0)
+    assert stats["mean_drop"] == pytest.approx(0.3)
+
+
+def test_audit_and_attack_commands_end_to_end(run_args, tmp_path):
+    """run, then audit the ranked gaussian run and attack vanilla: records, pages, and a rerun that resumes."""
+    assert main(["run", *run_args, "--methods", "gaussian,vanilla", "--sigma", "0.25"]) == 0
+    common = [a for a in run_args if a not in ("--quiet",)]
+    assert main(["audit", *common, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "2", "--steps", "3",
+                 "--samples", "4", "--predict-n", "200"]) == 0  # fmt: skip
+    audit_dirs = list((tmp_path / "results" / "tiny" / "audit").glob("gaussian/*/sigma_0.25/*"))
+    assert len(audit_dirs) == 1
+    lines = (audit_dirs[0] / "records.jsonl").read_text().splitlines()
+    assert 1 <= len(lines) <= 2 and all(json.loads(line)["moved"] <= json.loads(line)["radius"] + 1e-6
+                                        for line in lines)  # fmt: skip
+    page = (tmp_path / "lb" / "tiny-audit.md").read_text()
+    assert "| gaussian | small_cnn | 0.25 |" in page and "allowed (expected)" in page
+    args = ["attack", *common, "--methods", "vanilla", "--max-images", "4", "--eps", "8/255", "--steps", "2"]
+    assert main(args) == 0 and main(args) == 0  # the second finds every image done
+    (attack_dir,) = (tmp_path / "results" / "tiny" / "attack").glob("vanilla/*/sigma_0/*")
+    assert len((attack_dir / "records.jsonl").read_text().splitlines()) == 4
+    table = (tmp_path / "lb" / "tiny-attack.md").read_text()
+    assert "| vanilla | small_cnn | 0 | PGD-2 linf eps 8/255 | 4 |" in table
+    assert main(["attack", *common, "--methods", "vanilla", "--sigma", "-1"]) == 2
+    assert main(["audit", *common, "--methods", "multiscale_gaussian"]) == 2  # cascades are not audited
