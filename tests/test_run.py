@@ -80,6 +80,9 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     names = [m for m in METHODS.names() if m not in cascades]  # a cascade is its own combination of sigmas
     assert all(f"| {m} | " in envelope for m in names) and envelope.count(" | 0.25, 0.5 |") == len(names)
     assert list((lb / "tiny").glob("*.png"))
+    # a cascade: one row named with its sigma set, its notes say where images were certified, a figure of its own
+    assert "| multiscale_gaussian (cascade over sigma 0.25/0.5/1) |" in md and "certified: " in md
+    assert (lb / "tiny" / "small_cnn_multiscale_gaussian.png").is_file()
     # regenerating from results alone gives the same table
     before = (lb / "tiny.csv").read_text()
     assert main(["leaderboard", "--results", str(results), "--out", str(lb)]) == 0
@@ -353,6 +356,29 @@ def test_a_fine_tune_names_its_start_and_publishes_it(run_args, tmp_path, capsys
     assert main(publish) == 0
     assert f"(start of unfinished dncnn_stab {stab_dir.name}): published" in capsys.readouterr().out
     assert published.is_file() and not (results / "checkpoints" / "dncnn_stab").exists()
+
+
+def test_a_cascade_names_the_fits_it_composes_and_publishes_them(run_args, tmp_path, capsys):
+    """multiscale_gaussian trains nothing itself: run.json names the gaussian fit of each stage, publish-fits commits
+    them, and only then is the row's fit published (a committed suite ranks it)."""
+    from benchmark.results import fit_published
+
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    assert main(["run", *run_args, "--methods", "multiscale_gaussian", "--max-images", "2"]) == 0
+    (run,) = latest_runs(results, "tiny")
+    composes = run.info.fit["composes"]
+    assert run.info.sigma == 0.25 and run.info.stage_sigmas == [0.25, 0.5, 1.0]
+    assert sorted(composes) == ["gaussian", "gaussian@0.5", "gaussian@1"]
+    assert {c.get("method", "gaussian") for c in composes.values()} == {"gaussian"}
+    assert not fit_published(run) and run.info.cost["trainable_params"] > 0
+    assert main(["publish-fits", "--results", str(results), "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(start of multiscale_gaussian run") == 3 and out.count(": published") == 3
+    assert fit_published(run)
+    # the fits come back from the store on a rerun with more images: the same three states
+    assert main(["run", *run_args, "--methods", "multiscale_gaussian", "--max-images", "3"]) == 0
+    (again,) = latest_runs(results, "tiny")
+    assert again.info.fit["composes"] == composes and len(again.records) == 3
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
