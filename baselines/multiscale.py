@@ -70,8 +70,8 @@ def _check_cascade(sigmas: tuple[float, ...], p0: float) -> None:
         raise ValueError(f"sigmas must be positive numbers, got {sigmas!r}")
     if len(set(sigmas)) != len(sigmas):
         raise ValueError(f"sigmas must be distinct, got {sigmas!r}")
-    if not 0.0 < p0 < 1.0:
-        raise ValueError(f"p0 must lie strictly between 0 and 1, got {p0!r}")
+    if not 0.5 <= p0 < 1.0:  # below 1/2 a class reaching p0 need not be the top class: no certificate
+        raise ValueError(f"p0 must lie in [0.5, 1), got {p0!r}")
 
 
 class _Cascade(Method):
@@ -255,8 +255,9 @@ class MultiscaleCalibrated(_Cascade):
         pairs = [(probs[i] * probs[j]).sum(dim=1) for i in range(cfg.draws) for j in range(i + 1, cfg.draws)]
         agreement = torch.stack(pairs).mean(dim=0)
         mse = torch.stack([F.mse_loss(out.float(), x) for out in outputs]).mean()
-        return (cfg.brier_weight * (recoverable * brier).mean() + cfg.anti_weight * ((1 - recoverable) * agreement).mean()
-                + cfg.mse_weight * mse)  # fmt: skip
+        brier_term = (recoverable * brier).mean()
+        anti_term = ((1 - recoverable) * agreement).mean()
+        return cfg.brier_weight * brier_term + cfg.anti_weight * anti_term + cfg.mse_weight * mse
 
     def report(self, sigma: float) -> dict:
         return {**super().report(sigma), "over": "diffusion (calibrated)",

@@ -4,9 +4,10 @@ For a certified record (class c, l2 radius R > 0) of a run, the SmoothAdv attack
 on :func:`benchmark.attacks.smoothed_loss`: PGD on the Monte-Carlo soft smoothed classifier against c, ``m`` noise
 draws per step, ``steps`` steps of 2.5 R / steps) looks for x' with ||x' - x||_2 <= R in the image box. PREDICT
 (``n`` fresh samples, level ``alpha``) then decides x'. The image *flipped* when PREDICT returns a class other than
-c (an abstention is not a flip). If the certificate is sound, a flip needs the certificate to have failed (at most
-alpha_cert over its own noise) or PREDICT to have erred (at most alpha_predict): in expectation at most
-(alpha_cert + alpha_predict) per attacked image, however strong the attack. The audit also reports how far the
+c (an abstention is not a flip). If the certificate is sound, a flip needs the certificate to have failed (each of
+the run's certificates fails with probability at most alpha_cert over its own noise, certified or not) or PREDICT
+to have erred (at most alpha_predict): in expectation at most alpha_cert per image of the run plus alpha_predict
+per attacked image, however strong the attack. The audit also reports how far the
 attack pushed the top-class vote share p_c = counts_c / n down (measured at x and x' on the same number of fresh
 samples), which shows the attack did work even where nothing flipped.
 
@@ -64,7 +65,8 @@ class AuditRecord:
 
 
 def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, sigma: float, settings: AuditSettings,
-                batch_size: int, generator: torch.Generator, voter: torch.nn.Module | None = None) -> dict:  # fmt: skip
+                batch_size: int, generator: torch.Generator, voter: torch.nn.Module | None = None,
+                ) -> dict:  # fmt: skip
     """Attack class ``c`` of the smoothed ``model`` at ``x`` ([C,H,W] in [0,1]) inside the l2 ball of ``radius``;
     the fields of an :class:`AuditRecord` but the image's index and label. ``model`` must be differentiable (the
     noisy classifier itself); ``voter`` counts the votes (default ``model``; the harness' inference wrapper at the
@@ -98,14 +100,17 @@ def read_audit(directory: Path) -> list[AuditRecord]:
     return rows
 
 
-def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float) -> dict:
-    """Counts and means of one audit, with the flips a sound certificate allows in expectation."""
+def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
+            run_images: int | None = None) -> dict:  # fmt: skip
+    """Counts and means of one audit, with the flips a sound certificate allows in expectation: alpha_cert per image
+    of the run (a certificate's guarantee is over all its images, certified or not, so a certified image may fail
+    more often than alpha_cert) plus alpha_predict per attacked image."""
     n = len(records)
     mean = (lambda values: sum(values) / n) if n else (lambda values: float("nan"))
     return {
         "attacked": n,
         "flipped": sum(r.flipped for r in records),
-        "allowed": n * (alpha_cert + alpha_predict),
+        "allowed": (n if run_images is None else run_images) * alpha_cert + n * alpha_predict,
         "abstained_after": sum(r.predict_after == ABSTAIN for r in records),
         "mean_radius": mean([r.radius for r in records]),
         "mean_moved": mean([r.moved for r in records]),
@@ -160,7 +165,8 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     write_json_atomic(directory / "audit.json", {
         "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,
         "precision": run.precision, "alpha_cert": run.info.alpha, "settings": to_jsonable(settings),
-        "images": [r.idx for r in certified], "updated": now(), "argv": command_line(), "git": git_state(),
+        "images": [r.idx for r in certified], "run_images": len(run.records), "updated": now(),
+        "argv": command_line(), "git": git_state(),
         "packages": package_versions(), "device": str(session.device),
     })  # fmt: skip
     done = {r.idx for r in read_audit(directory)}
@@ -180,7 +186,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
             if progress:
                 print(f"audit {method} sigma={sigma:g}: {i + 1}/{len(certified)} flipped so far "
                       f"{sum(r.flipped for r in read_audit(directory))}", flush=True)  # fmt: skip
-    return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha)
+    return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))
 
 
 def audit_markdown(results: Path, suite: str, command: str) -> str | None:
@@ -192,15 +198,16 @@ def audit_markdown(results: Path, suite: str, command: str) -> str | None:
              "hand.", "", "Each certified image of a ranked run is attacked inside its certified l2 radius with "
              "SmoothAdv (PGD on the Monte-Carlo soft smoothed classifier, m noise draws per step) and the attacked "
              "point is re-decided by PREDICT at the same sigma. A flip is PREDICT returning another class than the "
-             "certified one; a sound certificate allows (alpha_cert + alpha_predict) flips per image in expectation. "
+             "certified one; a sound certificate allows alpha_cert per image of the run plus alpha_predict per "
+             "attacked image in expectation. "
              "p_c: the certified class's vote share on n fresh samples, at the image and at the attacked point.", "",
-             "| method | base | sigma | run | attacked | flipped | allowed (expected) | abstained after | mean radius | "
-             "mean ||x'-x|| | p_c before | p_c after | mean drop | steps / m / n |",
+             "| method | base | sigma | run | attacked | flipped | allowed (expected) | abstained after | "
+             "mean radius | mean ||x'-x|| | p_c before | p_c after | mean drop | steps / m / n |",
              "|" + "---|" * 14]  # fmt: skip
     for d in dirs:
         meta = json.loads((d / "audit.json").read_text())
         s = meta["settings"]
-        stats = summary(read_audit(d), meta["alpha_cert"], s["alpha"])
+        stats = summary(read_audit(d), meta["alpha_cert"], s["alpha"], meta.get("run_images"))
         lines.append(
             f"| {meta['method']} | {meta['base']} | {meta['sigma']:g} | `{meta['run']}` | {stats['attacked']}"
             f"{'' if stats['attacked'] == len(meta['images']) else ' of ' + str(len(meta['images']))} | "

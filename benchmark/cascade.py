@@ -123,8 +123,8 @@ def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torc
         raise ValueError("a cascade needs at least one (sigma, classifier) stage")
     for sigma, _ in ordered:
         _check(sigma, n, alpha, n0)
-    if not 0.0 < p0 < 1.0:
-        raise ValueError(f"p0 must lie strictly between 0 and 1, got {p0!r}")
+    if not 0.5 <= p0 < 1.0:  # below 1/2 a class reaching p0 need not be the top class: no certificate
+        raise ValueError(f"p0 must lie in [0.5, 1), got {p0!r}")
     lows, ups = stage_alphas(len(ordered), alpha, split)
     stages: list[Stage] = []
     for (sigma, classifier), low_alpha, up_alpha in zip(ordered, lows, ups, strict=True):

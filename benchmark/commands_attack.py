@@ -11,7 +11,7 @@ from benchmark.leaderboard import write_attack_pages
 
 def audit(args) -> None:
     """The certificate audit of :mod:`benchmark.audit` over the ranked runs of the methods named."""
-    from benchmark.audit import AuditSettings, run_audit, summary
+    from benchmark.audit import AuditSettings, run_audit
     from benchmark.registry import METHODS
 
     values = overrides(args)

@@ -13,8 +13,8 @@ from benchmark.method import Method, count_parameters, share_of_base
 from benchmark.metrics import certify_s_per_image
 from benchmark.plan import Cell
 from benchmark.progress import duration
-from benchmark.registry import METHODS
 from benchmark.records import Run, RunInfo, iter_runs, latest_runs, read_records, write_run_info, writing
+from benchmark.registry import METHODS
 from benchmark.session import Session
 
 _FIT_SOURCE = {

@@ -211,7 +211,8 @@ def cost(method: Method) -> dict:
         state = part.fit_state() if part.needs_fit() else {}
         digest = hashlib.sha256()
         for k in sorted(state):
-            digest.update(k.encode() + state[k].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            raw = state[k].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            digest.update(k.encode() + raw)
         key = digest.hexdigest()
         if state and key not in seen:
             seen.add(key)

@@ -85,8 +85,9 @@ def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, sui
         if singles:
             written.append(_envelope(singles, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}"))
         for cascade in (r for r in base_rows if r.get("stage_sigmas")):
-            written.append(_cascade(cascade, singles, _grid([cascade]), folder / f"{stem}_{safe_name(cascade['method'])}.png",
-                                    f"{suite} / {base} / {cascade['method']}"))  # fmt: skip
+            path = folder / f"{stem}_{safe_name(cascade['method'])}.png"
+            title = f"{suite} / {base} / {cascade['method']}"
+            written.append(_cascade(cascade, singles, _grid([cascade]), path, title))
     return written
 
 
@@ -101,15 +102,19 @@ def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, t
     """A cascade beside the single-sigma rows of the method it composes, at the sigmas of its set."""
     levels = {float(s) for s in row["stage_sigmas"].split("/")}
     composed = set((row.get("composes") or "").split(","))
+    fits = set((row.get("composed_fits") or "").split(","))
     parts = sorted((r for r in singles if r["method"] in composed and r["sigma"] in levels), key=lambda r: r["sigma"])
     mixed = len({r["precision"] for r in [row, *parts]}) > 1
     plt, fig, ax = _axes(f"{title}: cascade over sigma {row['stage_sigmas']} and its stages")
     ax.plot(grid, certified_accuracy(row["records"], grid), color=FAMILY_HUES["cascade"], linewidth=2.2,
             label=f"{row['method']} (sigma {row['stage_sigmas']})" + (f" [{row['precision']}]" if mixed else ""))
     for i, part in enumerate(parts):
+        # a row of the composed method whose fit is not the stage's (another DDPM, another precision) says so
+        other = "" if part.get("fit_hash") is None or part["fit_hash"] in fits else " (another fit than the stage's)"
         ax.plot(grid, certified_accuracy(part["records"], grid), color=FAMILY_HUES[family(part["method"])],
                 linestyle=STYLES[(i + 1) % len(STYLES)],
-                label=f"{part['method']} sigma {part['sigma']:g}" + (f" [{part['precision']}]" if mixed else ""))
+                label=f"{part['method']} sigma {part['sigma']:g}{other}"
+                      + (f" [{part['precision']}]" if mixed else ""))  # fmt: skip
     ax.legend(fontsize=8)
     return save_figure(plt, fig, path)
 

@@ -7,8 +7,8 @@
 Columns: every :class:`~benchmark.records.Record` field, then per run ``suite, base, precision, status, run``
 (the run directory's config hash), ``updated, radii`` (its table grid), ``subset_size, dataset_label,
 trainable_params, trainable_pct, stored_bytes, fit_time_s, queries, fit_hash, notes``, ``stage_sigmas`` (a
-cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` (the methods whose fits a cascade certifies
-with), ``fit_published``, and ``latest`` (the newest
+cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and ``composed_fits`` (the methods, and the fit
+hashes, a cascade certifies with), ``fit_published``, and ``latest`` (the newest
 configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a leaderboard ranks for
 its base, method and sigma: see :func:`ranked_runs`).
 """
@@ -25,7 +25,7 @@ from benchmark.records import Record, Run, iter_runs, latest_runs, newest
 
 RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "updated", "radii", "subset_size", "dataset_label",
                "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s", "queries", "fit_hash", "notes",
-               "latest", "ranked", "fit_published", "stage_sigmas", "composes")  # fmt: skip
+               "latest", "ranked", "fit_published", "stage_sigmas", "composes", "composed_fits")  # fmt: skip
 
 
 def fit_published(run: Run) -> bool:
@@ -34,7 +34,8 @@ def fit_published(run: Run) -> bool:
     root = run.directory.parents[4]  # <results>/<suite>/<method>/<base>/sigma_<s>/<hash>
     fits = [(run.info.method, run.info.fit.get("fit_hash"))]
     # a cascade's own fit is none: the fits of the stages it composes are what its records were certified with
-    fits += [(part.get("method", name), part.get("fit_hash")) for name, part in run.info.fit.get("composes", {}).items()]
+    composes = run.info.fit.get("composes", {})
+    fits += [(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()]
     return all(not fhash or (root / "checkpoints" / safe_name(method) / fhash / "state.safetensors").is_file()
                for method, fhash in fits)  # fmt: skip
 
@@ -58,6 +59,7 @@ def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False)
 
 def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
     info = run.info
+    composes = info.fit.get("composes", {})
     notes = {**info.notes, **info.measurements}
     return {
         "suite": info.suite, "base": info.base, "precision": run.precision, "status": run.status,
@@ -70,8 +72,8 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
         "notes": "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(notes.items())),
         "latest": latest, "ranked": ranked, "fit_published": fit_published(run),
         "stage_sigmas": "/".join(f"{s:g}" for s in info.stage_sigmas) if info.stage_sigmas else None,
-        "composes": ",".join(sorted({part.get("method", name) for name, part in info.fit.get("composes", {}).items()}))
-                    or None,
+        "composes": ",".join(sorted({part.get("method", name) for name, part in composes.items()})) or None,
+        "composed_fits": ",".join(sorted({part["fit_hash"] for part in composes.values()})) or None,
     }  # fmt: skip
 
 

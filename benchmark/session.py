@@ -14,12 +14,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
-from benchmark.config import RunConfig
+from benchmark.config import RunConfig, override_dataclass
 from benchmark.data import DatasetSpec
 from benchmark.device import resolve_bf16, resolve_device
 from benchmark.files import write_json_atomic
 from benchmark.method import Method, MethodContext, QueryOnly, fit_method
-from benchmark.config import override_dataclass
 from benchmark.plan import Cell, base_config, cell, check_names, method_config, plan
 from benchmark.registry import DATASETS, METHODS
 from benchmark.splits import fingerprint, load_split

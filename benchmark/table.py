@@ -65,11 +65,13 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         row.update({radius_label(r): share, f"{radius_label(r)}_lo": lo, f"{radius_label(r)}_hi": hi})
     row["acr_lo"], row["acr_hi"] = bootstrap_interval(certified_radius(group))
     stages = _text(meta.get("stage_sigmas"))
+    levels = [float(s) for s in stages.split("/")] if stages else [row["sigma"]]
+    # a cascade reaches as far as its largest sigma allows at its first stage's share of alpha (benchmark.cascade)
+    share = row["alpha"] / (2 * len(levels) - 1) if stages and row["alpha"] else row["alpha"]
     row.update(
-        # a cascade reaches as far as its largest sigma allows
-        abstain_rate=abstain_rate(group), r_max=r_max(max(map(float, stages.split("/"))) if stages else row["sigma"],
-                                                      row["n"], row["alpha"]),
-        stage_sigmas=stages, composes=_text(meta.get("composes")), stage_shares=stage_shares(group) if stages else None,
+        abstain_rate=abstain_rate(group), r_max=r_max(max(levels), row["n"], share),
+        stage_sigmas=stages, composes=_text(meta.get("composes")), composed_fits=_text(meta.get("composed_fits")),
+        fit_hash=_text(meta.get("fit_hash")), stage_shares=stage_shares(group) if stages else None,
         stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
         dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],

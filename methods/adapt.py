@@ -12,8 +12,9 @@ model itself, the adaptive attack, then minimises
   softmax(clean))``), with beta = 6.
 
 ``prompt_at`` is the baseline the paper shows is broken: the same prompts trained with standard adversarial
-training, CE(f_p(x + delta), y), but delta crafted on the *un-prompted* base, as the released AT/TRADES code does; it
-looks robust to that non-adaptive attack and is not robust to the adaptive one.
+training, CE(f_p(x + delta), y), but delta crafted on the model *without its prompts* (its current, trained head
+and patch embedding included), as the released AT/TRADES code does; it looks robust to that non-adaptive attack
+and is not robust to the adaptive one.
 
 For certification by the harness (``adapt`` at a sigma > 0), the training inputs get Gaussian noise at sigma on top
 of the attack, f_p(x + delta + n), as SmoothAdv trains whole models (one noise draw per image and step); at sigma
@@ -26,7 +27,6 @@ shallow prompts never created, ``--load_path``) do not apply.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -74,6 +74,19 @@ class AdaptConfig:
                                                         max_steps_per_epoch=3))  # fmt: skip
 
 
+class WithoutPrompt(nn.Module):
+    """A prompted model's forward pass with the prompts skipped; it shares every other (trained) module."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.model, PromptedClassifier):
+            return self.model.base(x)
+        return self.model(x, net=self.model.net.vit)  # a BaseClassifier around a VPTNet
+
+
 class Adapt(Method):
     """``adapt``: deep prompts (+ head) adversarially trained against the prompted model (module docstring)."""
 
@@ -84,7 +97,6 @@ class Adapt(Method):
 
     def __init__(self, config: AdaptConfig, base, ctx):
         super().__init__(config, base, ctx)
-        self.clean = copy.deepcopy(base).eval().requires_grad_(False)  # the un-prompted model (prompt_at's attack)
         base.requires_grad_(False)
         if base.family == "vit":
             base.net = VPTNet(base.net, config.tokens, deep=True)
@@ -110,6 +122,11 @@ class Adapt(Method):
     def attacked_model(self) -> nn.Module:
         """Whose gradients craft the training attack: the prompted model itself (adaptive)."""
         return self.model
+
+    def without_prompt(self) -> nn.Module:
+        """The model as it stands (trained head, trained patch embedding) with its prompts left out: what the
+        non-adaptive attack differentiates, in training (``prompt_at``) and in ``attack --non-adaptive``."""
+        return WithoutPrompt(self.model)
 
     def training_loss(self, batch, sigma, generator):
         x, y = batch
@@ -143,7 +160,7 @@ class PromptAT(Adapt):
     name = "prompt_at"
 
     def attacked_model(self) -> nn.Module:
-        return self.clean
+        return self.without_prompt()
 
     def objective(self, x, x_adv, y) -> torch.Tensor:
         return F.cross_entropy(self.model(x_adv).float(), y)

@@ -50,7 +50,7 @@ def split_head(base: BaseClassifier, image_shape: tuple[int, ...]) -> tuple[Base
     are the classes is replaced by an identity in a copy, so the copy returns the features the layer reads."""
     with torch.no_grad():
         outputs = base.eval()(torch.zeros(1, *image_shape, device=base.normalize.mean.device)).shape[-1]
-    found = [(name, m) for name, m in base.net.named_modules() if isinstance(m, nn.Linear) and m.out_features == outputs]
+    found = [(n, m) for n, m in base.net.named_modules() if isinstance(m, nn.Linear) and m.out_features == outputs]
     if not found:
         raise BenchmarkError("caf needs a base whose last layer is a linear classifier (nn.Linear to the classes)")
     name, layer = found[-1]
@@ -92,7 +92,9 @@ class Adapted(nn.Module):
         self.extractor, self.adapter, self.head = extractor, adapter, head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
+        # no graph through the frozen extractor in training (nothing there learns), but an attack on x must
+        # differentiate through it: the input gradient would otherwise come from the adapter alone
+        with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
             features = self.extractor.eval()(x)
         return self.head(self.adapter(x) + features)
 
@@ -105,7 +107,9 @@ class CAFConfig:
     """
 
     widths: tuple[int, ...] = (16, 32, 32)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, batch_size=128, optimizer="adam", lr=1e-3))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=4, batch_size=128, optimizer="adam", lr=1e-3)
+    )
 
     def __post_init__(self):
         if not self.widths or any(int(w) != w or w < 1 for w in self.widths):

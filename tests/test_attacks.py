@@ -70,7 +70,15 @@ def test_adapt_and_prompt_at_attack_different_models_in_training(name, tmp_path,
     monkeypatch.setattr(method, "attacked_model", spy)
     fit_tiny(method, sigma=0.0)
     assert seen and all((m is method.model) == (name == "adapt") for m in seen)
-    assert all(m is method.clean for m in seen) == (name == "prompt_at")
+    # prompt_at: the model as it is now, prompts left out (its trained head shared), not a stale copy of the base
+    from methods.adapt import WithoutPrompt
+
+    assert all(isinstance(m, WithoutPrompt) and m.model is method.model for m in seen) == (name == "prompt_at")
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        unprompted = method.without_prompt()(x)
+        torch.testing.assert_close(unprompted, method.model.net.vit.forward(method.model.normalize(x)))
+        assert not torch.allclose(unprompted, method.model(x))
 
 
 def _linear_case():
@@ -125,3 +133,15 @@ def test_audit_and_attack_commands_end_to_end(run_args, tmp_path):
     assert "| vanilla | small_cnn | 0 | PGD-2 linf eps 8/255 | 4 |" in table
     assert main(["attack", *common, "--methods", "vanilla", "--sigma", "-1"]) == 2
     assert main(["audit", *common, "--methods", "multiscale_gaussian"]) == 2  # cascades are not audited
+    assert main(["attack", *common, "--methods", "multiscale_gaussian"]) == 2  # nor attacked
+
+
+def test_caf_is_differentiable_through_its_frozen_extractor(tmp_path):
+    """An attack on caf must see the extractor's gradient, not the adapter's alone (zero at the start)."""
+    from methods.caf import CAF, CAFConfig
+
+    model = CAF(CAFConfig.tiny(), tiny_base("cnn"), context(tmp_path)).noisy_classifier(0.25)
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x).logsumexp(dim=1).sum(), x)
+    assert grad.abs().sum() > 0
+    assert not any(p.grad is not None for p in model.extractor.parameters())

@@ -117,8 +117,9 @@ def _simulate(probs, sigmas, n0, n, alpha, trials, seed, split="union", cap=True
         for k, sigma in enumerate(sigmas):
             stage = measure_stage(lambda m, p=probs[k]: torch.from_numpy(rng.multinomial(m, p)), sigma, n0, n,
                                   lows[k], ups[k])  # fmt: skip
-            stages.append(stage if cap or stage.p_low >= 0.5 else Stage(sigma, stage.selected, stage.p_low,
-                                                                        stage.n_top, (0.0,) * len(probs[k]), stage.samples))
+            if not cap and stage.p_low < 0.5:  # a cascade without the cap: earlier stages bound nothing
+                stage = Stage(sigma, stage.selected, stage.p_low, stage.n_top, (0.0,) * len(probs[k]), stage.samples)
+            stages.append(stage)
             if stage.p_low >= 0.5 or max(stage.uppers) >= 0.5:
                 break
         prediction, radius, k, _ = decide_cascade(stages, 0.5)

@@ -45,10 +45,11 @@ class BaseClassifier(nn.Module):
         self.family = family
         self.input_size = input_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        """``net`` in place of ``self.net`` (e.g. a prompted ViT's inner model without its prompts)."""
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bicubic", antialias=True)
-        return self.net(self.normalize(x))
+        return (self.net if net is None else net)(self.normalize(x))
 
 
 @dataclass(frozen=True)
