@@ -120,8 +120,8 @@ def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
     }
 
 
-def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None, settings: AuditSettings,
-              progress: bool = False) -> tuple[Path, dict]:  # fmt: skip
+def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
+              settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
     """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
     import time
@@ -172,7 +172,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     done = {r.idx for r in read_audit(directory)}
     data = session.eval_data()
     with open(directory / "records.jsonl", "a") as out:
-        for i, record in enumerate(certified):
+        for record in certified:
             if record.idx in done:
                 continue
             x, label = data[record.idx]
@@ -183,9 +183,6 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
             row = AuditRecord(idx=record.idx, label=int(label), time_s=time.perf_counter() - t0, **fields)
             out.write(json.dumps(row.to_json()) + "\n")
             out.flush()
-            if progress:
-                print(f"audit {method} sigma={sigma:g}: {i + 1}/{len(certified)} flipped so far "
-                      f"{sum(r.flipped for r in read_audit(directory))}", flush=True)  # fmt: skip
     return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))
 
 

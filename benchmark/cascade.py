@@ -40,8 +40,6 @@ from scipy.stats import beta, norm
 
 from benchmark.smoothing import ABSTAIN, Certificate, _check, clopper_pearson_lower, sample_counts
 
-UNDECIDED = "undecided"
-
 
 def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
     """One-sided (1 - alpha) Clopper-Pearson upper bound on a binomial proportion."""
