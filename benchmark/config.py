@@ -259,9 +259,13 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     name, table = load_suite(suite)
     safe_name(name, "suite name")  # it names folders under results/ and leaderboards/
     _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
+    from benchmark.comparisons import parse_pairs
+
+    parse_pairs(table.get("comparisons", []), name)  # likewise, rather than a later leaderboard
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "published", "preferred_precision", "methods", "bases", *_TABLES):
+        if key in ("name", "description", "published", "preferred_precision", "comparisons", "methods", "bases",
+                   *_TABLES):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)

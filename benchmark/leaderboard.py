@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.comparisons import pairs_markdown, suite_pairs
 from benchmark.files import inside, safe_name
 from benchmark.labels import envelope_sources, run_label, subset_note, unfinished
 from benchmark.metrics import envelope
@@ -133,7 +134,7 @@ def _other_table(rows: list[dict], radii: Sequence[float]) -> list[str]:
 
 
 def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Sequence[Path], out_dir: Path,
-             command: str) -> str:  # fmt: skip
+             command: str, pairs: Sequence[tuple[str, str]] = ()) -> str:  # fmt: skip
     """The leaderboard page of one suite."""
     lines = [
         f"# Leaderboard: `{suite}`",
@@ -167,6 +168,8 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
                          "far as its largest sigma allows, and its notes say at which sigma its images were certified"
                          if any(r.get("stage_sigmas") for r in sig_rows) else "") + ".", ""]  # fmt: skip
             lines += [*_ranked_table([r for r in sig_rows if r["ranked"]], ranked, radii), ""]
+            named = {r["method"]: row_name(r, ranked) for r in sig_rows if r["ranked"]}
+            lines += pairs_markdown([r for r in sig_rows if r["ranked"]], radii, pairs, named.get)
             others = [r for r in sig_rows if not r["ranked"]]
             if others:
                 lines += ["Other runs of these cells, not ranked:", "", *_other_table(others, radii), ""]
@@ -208,7 +211,7 @@ def write_leaderboard(results: Path, out_dir: Path, suite: str, command: str, wi
     csv_path, md_path = inside(out_dir, out_dir / f"{name}.csv"), inside(out_dir, out_dir / f"{name}.md")
     write_csv(rows, radii, csv_path)
     plots = write_plots(rows, radii, out_dir, suite) if with_plots else []
-    md_path.write_text(markdown(suite, rows, radii, plots, out_dir, command))
+    md_path.write_text(markdown(suite, rows, radii, plots, out_dir, command, suite_pairs(suite)))
     return [md_path, csv_path, *plots]
 
 

@@ -1,0 +1,96 @@
+"""Paired comparisons that a suite names: for each pair [A, B] of its ``comparisons`` key, at every base and sigma
+where both have a ranked row, A - B on the images both certified.
+
+Per radius: the difference of certified accuracy in points with its paired 95% bootstrap interval and the exact
+McNemar p-value; and the ACR difference with its paired interval (:mod:`benchmark.stats`). The ranked tables say
+only whether a row is tied with the best one; these sections answer the questions a method's issue asks of it (e.g.
+``caf`` against ``gaussian`` and ``peft_lora``) with the same paired statistics, so no prose has to rank two rows
+whose interval contains 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmark.errors import BenchmarkError
+from benchmark.metrics import certified, certified_radius
+from benchmark.stats import mcnemar_p, paired_difference_interval
+
+
+def suite_pairs(suite: str) -> list[tuple[str, str]]:
+    """The (A, B) method pairs of a suite's ``comparisons`` key (none for a suite with no file or no key)."""
+    from benchmark.config import load_suite, suite_names
+
+    if suite not in suite_names():
+        return []
+    name, table = load_suite(suite)
+    return parse_pairs(table.get("comparisons", []), name)
+
+
+def parse_pairs(value, suite: str) -> list[tuple[str, str]]:
+    """``comparisons`` as (A, B) pairs, or a one-line error naming what is wrong."""
+    ok = isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) and m for m in p) and p[0] != p[1]
+        for p in value
+    )  # fmt: skip
+    if not ok:
+        raise BenchmarkError(f"suite {suite!r}: comparisons must be a list of [method, other method] pairs, e.g. "
+                             f'[["caf", "gaussian"]], got {value!r}')  # fmt: skip
+    return list(dict.fromkeys((a, b) for a, b in value))
+
+
+def compare_pair(row: dict, other: dict, radii: Sequence[float]) -> dict | None:
+    """``row`` - ``other`` on the images both certified (None when they share none)."""
+    a, b = (x["records"].set_index("idx") for x in (row, other))
+    common = a.index.intersection(b.index).sort_values()
+    if len(common) == 0:
+        return None
+    a, b = a.loc[common], b.loc[common]
+    out = {"method": row["method"], "other": other["method"], "images": len(common), "radii": {}}
+    for r in radii:
+        x, y = certified(a, r), certified(b, r)
+        lo, hi = paired_difference_interval(x, y)
+        out["radii"][r] = (float(np.mean(x) - np.mean(y)), lo, hi, mcnemar_p(x, y))
+    x, y = certified_radius(a), certified_radius(b)
+    out["acr"] = (float(np.mean(x - y)), *paired_difference_interval(x, y))
+    return out
+
+
+def pair_results(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequence[tuple[str, str]]) -> list[dict]:
+    """The comparisons among ``ranked`` (the ranked rows of one base and sigma) that the pairs name, in their order."""
+    by_method = {r["method"]: r for r in ranked}
+    found = [compare_pair(by_method[a], by_method[b], radii) for a, b in pairs if a in by_method and b in by_method]
+    return [f for f in found if f is not None]
+
+
+def _cell(diff: float, lo: float, hi: float, p: float | None = None, scale: float = 100.0) -> str:
+    fmt = "{:+.1f}" if scale == 100.0 else "{:+.3f}"
+    text = f"{fmt.format(scale * diff)} [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+    return text + (f" p={p:.2g}" if p is not None else "")
+
+
+def pairs_markdown(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequence[tuple[str, str]],
+                   name_of=None) -> list[str]:  # fmt: skip
+    """The markdown section of one base and sigma (no lines when none of the suite's pairs has both rows)."""
+    found = pair_results(ranked, radii, pairs)
+    if not found:
+        return []
+
+    def label(method: str) -> str:
+        return (name_of(method) if name_of else None) or method
+
+    lines = [
+        "Paired comparisons named by the suite: A - B on the images both certified; certified accuracy in points "
+        "with its paired 95% bootstrap interval and exact McNemar p; ACR with its paired interval. An interval "
+        "containing 0: the two are not distinguishable here.",
+        "",
+        "| A - B | images | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR |",
+        "|" + "---|" * (len(radii) + 3),
+    ]
+    for f in found:
+        cells = [f"{label(f['method'])} - {label(f['other'])}", str(f["images"]),
+                 *(_cell(*f["radii"][r]) for r in radii), _cell(*f["acr"], scale=1.0)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -1,0 +1,90 @@
+"""The paired comparisons a suite names: known answers on hand-made rows, their place in the leaderboard page, and
+the one-line error for a malformed ``comparisons`` key."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.comparisons import compare_pair, pair_results, pairs_markdown, parse_pairs
+from benchmark.errors import BenchmarkError
+from benchmark.stats import mcnemar_p
+
+RADII = (0.0, 0.5)
+
+
+def row(method: str, outcomes: list[tuple[int, float]], idx=None) -> dict:
+    """A ranked row whose records are (correct, radius) per image."""
+    idx = list(range(len(outcomes))) if idx is None else idx
+    records = pd.DataFrame({"idx": idx, "correct": [c for c, _ in outcomes], "radius": [r for _, r in outcomes]})
+    return {"method": method, "records": records, "ranked": True}
+
+
+def test_a_pair_is_compared_on_the_images_both_certified():
+    a = row("caf", [(1, 0.6), (1, 0.2), (0, 0.9), (1, 0.7), (0, 0.0)])
+    # b has one image a lacks (idx 9) and lacks a's idx 4: only 0..3 are paired
+    b = row("gaussian", [(1, 0.1), (0, 0.0), (1, 0.3), (1, 0.5), (1, 0.8)], idx=[0, 1, 2, 3, 9])
+    found = compare_pair(a, b, RADII)
+    assert found["images"] == 4
+    # r = 0: a certifies {0, 1, 3}, b {0, 2, 3} -> 3/4 - 3/4 = 0, one discordant image each way
+    diff, lo, hi, p = found["radii"][0.0]
+    assert diff == 0.0 and lo <= 0.0 <= hi and p == mcnemar_p([1, 1, 0, 1], [1, 0, 1, 1]) == 1.0
+    # r = 0.5: a {0, 3}, b {3} -> +1/4
+    diff, lo, hi, _ = found["radii"][0.5]
+    assert diff == pytest.approx(0.25) and lo <= 0.25 <= hi
+    # ACR over the four: a (0.6 + 0.2 + 0.7) / 4, b (0.1 + 0.3 + 0.5) / 4
+    assert found["acr"][0] == pytest.approx((1.5 - 0.9) / 4)
+    assert compare_pair(a, row("x", [(1, 1.0)], idx=[7]), RADII) is None  # no image in common
+
+
+def test_only_pairs_with_both_rows_ranked_are_shown_in_the_suites_order():
+    rows = [row("gaussian", [(1, 0.5)] * 3), row("caf", [(1, 0.4)] * 3), row("peft_lora", [(0, 0.0)] * 3)]
+    pairs = [("caf", "peft_lora"), ("adapt", "gaussian"), ("caf", "gaussian")]
+    assert [(f["method"], f["other"]) for f in pair_results(rows, RADII, pairs)] == pairs[::2]
+    lines = pairs_markdown(rows, RADII, pairs, {"caf": "caf [fp32]"}.get)
+    table = [x for x in lines if x.startswith("| caf")]
+    assert table[0].startswith("| caf [fp32] - peft_lora | 3 |") and table[1].startswith("| caf [fp32] - gaussian |")
+    assert "+100.0 [+100.0, +100.0] p=0.25" in table[0]  # 3 of 3 against 0 of 3: McNemar 2 * (1/2)^3
+    assert pairs_markdown(rows, RADII, [("adapt", "gaussian")]) == []
+
+
+def test_the_leaderboard_page_carries_the_pairs_of_its_sigma():
+    from benchmark.leaderboard import markdown
+
+    base = {"base": "small_cnn", "sigma": 0.25, "precision": "fp32", "status": "complete", "n_images": 3,
+            "subset_size": 3, "stage_sigmas": None, "dataset": "Digits", "dataset_name": "digits", "updated": "1",
+            "r_max": 0.5, "n": 100, "alpha": 0.001, "vs_best": "best", "abstain_rate": 0.0, "trainable_pct": 1.0,
+            "stored_bytes": 1, "fit_time_s": 1.0, "certify_s_per_image": 1.0, "queries": None, "notes": None,
+            "acr": 0.5, "acr_lo": 0.4, "acr_hi": 0.6, "unranked": ""}  # fmt: skip
+    rows = [{**base, **row("gaussian", [(1, 0.5)] * 3)}, {**base, **row("caf", [(1, 0.4)] * 3)}]
+    for r in rows:
+        r.update({f"acc@{x:g}": 1.0 for x in RADII})
+    page = markdown("tiny", rows, RADII, [], Path("."), "cmd", [("caf", "gaussian")])
+    # radius 0.4 is certified at 0 but not at 0.5, where gaussian (0.5) is
+    line = "| caf - gaussian | 3 | +0.0 [+0.0, +0.0] p=1 | -100.0 [-100.0, -100.0] p=0.25 | -0.100 [-0.100, -0.100] |"
+    assert line in page
+    assert "Paired comparisons" not in markdown("tiny", rows, RADII, [], Path("."), "cmd")
+
+
+@pytest.mark.parametrize("value", [[["caf"]], [["caf", "caf"]], "caf,gaussian", [["caf", 3]], [[]]])
+def test_a_malformed_comparisons_key_is_one_error(value):
+    with pytest.raises(BenchmarkError, match="comparisons must be a list of"):
+        parse_pairs(value, "s")
+    assert parse_pairs([["a", "b"], ["a", "b"]], "s") == [("a", "b")]
+
+
+def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path):
+    from benchmark.config import build_run_config
+
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent("""\
+        name = "bad"
+        dataset = "digits"
+        sigmas = [0.25]
+        comparisons = [["caf"]]
+    """))
+    with pytest.raises(BenchmarkError, match="comparisons must be"):
+        build_run_config(str(path), {})
