@@ -42,7 +42,9 @@ def _unranked_reason(meta: pd.Series) -> str:
         return ""
     if not meta["latest"]:
         return "superseded"
-    if meta["mode"] != "fixed":
+    # a cascade's records say "cascade", but each of its stages is the fixed-n CERTIFY: only another certificate
+    # (sequential) keeps a run of a cell from the ranking by itself
+    if meta["mode"] not in ("fixed", "cascade"):
         return f"{meta['mode']} CERTIFY"
     if meta["status"] != "complete":
         return meta["status"]

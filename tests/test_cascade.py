@@ -174,3 +174,18 @@ def test_multiscale_composes_single_sigma_fits_and_refuses_other_certificates(tm
         Multiscale(Multiscale.Config(over="multiscale_gaussian", sigmas=(0.25, 0.5)), tiny_base("cnn"), ctx)
     with pytest.raises(ValueError, match="distinct"):
         Multiscale.Config(sigmas=(0.5, 0.5))
+
+
+def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
+    """Cascade records carry mode "cascade", yet each stage is the fixed-n CERTIFY: a cascade run left out of the
+    ranking is so for its precision or its unpublished fits, and only a sequential run is named by its mode."""
+    import pandas as pd
+
+    from benchmark.table import _unranked_reason
+
+    meta = {"ranked": False, "latest": True, "mode": "cascade", "status": "complete", "fit_published": False}
+    assert _unranked_reason(pd.Series(meta)) == "fit not published"
+    assert _unranked_reason(pd.Series({**meta, "fit_published": True})) == "other precision"
+    assert _unranked_reason(pd.Series({**meta, "status": "partial"})) == "partial"
+    assert _unranked_reason(pd.Series({**meta, "mode": "sequential"})) == "sequential CERTIFY"
+    assert _unranked_reason(pd.Series({**meta, "ranked": True})) == ""
