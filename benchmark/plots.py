@@ -105,7 +105,7 @@ def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, t
     fits = set((row.get("composed_fits") or "").split(","))
     parts = sorted((r for r in singles if r["method"] in composed and r["sigma"] in levels), key=lambda r: r["sigma"])
     mixed = len({r["precision"] for r in [row, *parts]}) > 1
-    plt, fig, ax = _axes(f"{title}: cascade over sigma {row['stage_sigmas']} and its stages")
+    plt, fig, ax = _axes(f"{title} (sigma {row['stage_sigmas']}) beside its stages")
     ax.plot(grid, certified_accuracy(row["records"], grid), color=FAMILY_HUES["cascade"], linewidth=2.2,
             label=f"{row['method']} (sigma {row['stage_sigmas']})" + (f" [{row['precision']}]" if mixed else ""))
     for i, part in enumerate(parts):
