@@ -5,8 +5,10 @@
 >>> df[df.ranked].groupby(["base", "sigma", "method"]).correct.mean()
 
 Columns: every :class:`~benchmark.records.Record` field, then per run ``suite, base, precision, status, run``
-(the run directory's config hash), ``updated, radii`` (its table grid), ``subset_size, dataset_label,
-trainable_params, trainable_pct, stored_bytes, fit_time_s, queries, fit_hash, notes``, ``stage_sigmas`` (a
+(the run directory's config hash), ``run_mode`` (the run's certificate, "fixed" or "sequential": a cascade's
+records say "cascade" in ``mode`` while each of its stages is the fixed-n CERTIFY), ``updated, radii`` (its table
+grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s, queries, fit_hash,
+notes``, ``stage_sigmas`` (a
 cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and ``composed_fits`` (the methods, and the fit
 hashes, a cascade certifies with), ``fit_published``, and ``latest`` (the newest
 configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a leaderboard ranks for
@@ -23,9 +25,10 @@ import pandas as pd
 from benchmark.files import safe_name
 from benchmark.records import Record, Run, iter_runs, latest_runs, newest
 
-RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "updated", "radii", "subset_size", "dataset_label",
-               "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s", "queries", "fit_hash", "notes",
-               "latest", "ranked", "fit_published", "stage_sigmas", "composes", "composed_fits")  # fmt: skip
+RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
+               "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s", "queries",
+               "fit_hash", "notes", "latest", "ranked", "fit_published", "stage_sigmas", "composes",
+               "composed_fits")  # fmt: skip
 
 
 def fit_published(run: Run) -> bool:
@@ -63,7 +66,7 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
     notes = {**info.notes, **info.measurements}
     return {
         "suite": info.suite, "base": info.base, "precision": run.precision, "status": run.status,
-        "run": run.directory.name, "updated": info.updated, "radii": tuple(info.radii),
+        "run": run.directory.name, "run_mode": run.mode, "updated": info.updated, "radii": tuple(info.radii),
         "subset_size": info.subset_size,
         "dataset_label": info.dataset_label if info.dataset_label is not None else info.dataset,
         "trainable_params": info.cost.get("trainable_params"), "trainable_pct": info.cost.get("trainable_pct"),

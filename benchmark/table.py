@@ -42,10 +42,8 @@ def _unranked_reason(meta: pd.Series) -> str:
         return ""
     if not meta["latest"]:
         return "superseded"
-    # a cascade's records say "cascade", but each of its stages is the fixed-n CERTIFY: only another certificate
-    # (sequential) keeps a run of a cell from the ranking by itself
-    if meta["mode"] not in ("fixed", "cascade"):
-        return f"{meta['mode']} CERTIFY"
+    if meta["run_mode"] != "fixed":
+        return f"{meta['run_mode']} CERTIFY"
     if meta["status"] != "complete":
         return meta["status"]
     return "other precision" if meta["fit_published"] else "fit not published"

@@ -183,9 +183,10 @@ def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
 
     from benchmark.table import _unranked_reason
 
-    meta = {"ranked": False, "latest": True, "mode": "cascade", "status": "complete", "fit_published": False}
+    meta = {"ranked": False, "latest": True, "mode": "cascade", "run_mode": "fixed", "status": "complete",
+            "fit_published": False}
     assert _unranked_reason(pd.Series(meta)) == "fit not published"
     assert _unranked_reason(pd.Series({**meta, "fit_published": True})) == "other precision"
     assert _unranked_reason(pd.Series({**meta, "status": "partial"})) == "partial"
-    assert _unranked_reason(pd.Series({**meta, "mode": "sequential"})) == "sequential CERTIFY"
+    assert _unranked_reason(pd.Series({**meta, "run_mode": "sequential"})) == "sequential CERTIFY"
     assert _unranked_reason(pd.Series({**meta, "ranked": True})) == ""
