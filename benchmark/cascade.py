@@ -28,6 +28,11 @@ where Goodman's interval is asymptotic). All statements hold together with proba
 that event every certificate the cascade can return is correct, whichever path the samples take: the overall
 failure probability is at most alpha (tests/test_cascade.py checks it by simulation, and that the same check fails
 a cascade without the cap).
+
+A second deviation: a stage abstains confidently only when the upper bounds of *all* classes are below p0; the
+released code tests the selected class's bound alone. The n0 selection samples can pick a class that is not the
+top one, and the cap needs every class other than the certified one below p0 at that stage, so checking one class
+would let a stage pass on to a smaller sigma while another class could still reach p0 there.
 """
 
 from __future__ import annotations

@@ -27,6 +27,12 @@ Deviations from the released code (REFERENCES section 6(d)), each a fault there:
 * the loss takes logits (the released code applies cross-entropy to softmax outputs: a double softmax);
 * the adapter's last layer starts at zero and the head at the base's classifier, so training starts from the base's
   own function (the released head is a fresh ``Linear(64, C)``).
+
+A design choice where the sources leave it open: ``caf_ensemble`` shares one head across its adapters (the
+released code holds no ensemble, and how the paper's ensemble is built is unverified [U]); one head per sigma would
+add ``C * features`` parameters per sigma (650 for ResNet-20). Its storage figure counts what the ensemble adds to
+the clean base (adapters and head); the frozen extractor it reads is the base itself, which a full fine-tune per
+sigma replaces rather than reuses.
 """
 
 from __future__ import annotations

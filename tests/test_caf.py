@@ -67,3 +67,56 @@ def test_ensemble_fit_serves_every_sigma_of_a_suite(tmp_path):
     assert cell(cfg, "caf_ensemble", "small_cnn", 0.25, "fp32").fit_hash == cell(
         cfg, "caf_ensemble", "small_cnn", 0.5, "fp32").fit_hash
     assert cell(cfg, "caf", "small_cnn", 0.25, "fp32").fit_hash != cell(cfg, "caf", "small_cnn", 0.5, "fp32").fit_hash
+
+
+def _nudge(method, seed: int = 5):
+    """Give every adapter a distinct non-zero output layer (they start at zero, where routing cannot show)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for adapter in method.adapters.values():
+            adapter.out.weight.copy_(torch.randn(adapter.out.weight.shape, generator=g))
+            adapter.out.bias.copy_(torch.randn(adapter.out.bias.shape, generator=g))
+
+
+def test_training_loss_is_cross_entropy_of_logits_on_pixel_space_noise(tmp_path):
+    """The released code's two faults are absent: noise is added to the [0,1] image (before the base's
+    normalisation, which the extractor and the adapter apply themselves) and the loss reads logits."""
+    from benchmark.smoothing import add_noise
+
+    method = CAF(CAFConfig.tiny(), tiny_base("cnn"), context(tmp_path))
+    _nudge(method)
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(6))
+    y = torch.arange(8) % 10
+    method.trained.eval()  # the adapter's batch norm on running statistics, as in noisy_classifier
+    loss = method.training_loss((x, y), 0.5, torch.Generator().manual_seed(7))
+    z = x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    model = method.noisy_classifier(0.5)
+    with torch.no_grad():
+        logits = model(z)
+    torch.testing.assert_close(loss.detach(), torch.nn.functional.cross_entropy(logits, y))
+    # a double softmax would give a different value: the check above can tell them apart
+    softmaxed = torch.nn.functional.cross_entropy(logits.softmax(-1), y)
+    assert not torch.allclose(loss.detach(), softmaxed)
+    assert torch.equal(add_noise(x, 0.5, torch.Generator().manual_seed(7)), z)
+
+
+def test_ensemble_training_routes_each_image_through_its_sigmas_adapter(tmp_path):
+    """Each image draws a level of the set, is noised at that level and goes through that level's adapter."""
+    method = CAFEnsemble(EnsembleConfig.tiny(), tiny_base("cnn"), context(tmp_path))
+    _nudge(method)
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    y = torch.arange(16) % 10
+    method.trained.eval()  # batch norm on running statistics, so per-image and batched forwards agree
+    loss = method.training_loss((x, y), 0.25, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    levels = sorted(method.config.sigmas)
+    pick = torch.randint(len(levels), (len(x),), generator=g)
+    assert 0 < int(pick.sum()) < len(x)  # both adapters are used by this seed
+    noise = torch.randn(x.shape, generator=g)
+    expected = []
+    with torch.no_grad():
+        for i in range(len(x)):
+            sigma = levels[int(pick[i])]
+            logits = method.noisy_classifier(sigma)(x[i : i + 1] + sigma * noise[i : i + 1])
+            expected.append(torch.nn.functional.cross_entropy(logits, y[i : i + 1]))
+    torch.testing.assert_close(loss.detach(), torch.stack(expected).mean())

@@ -190,3 +190,24 @@ def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
     assert _unranked_reason(pd.Series({**meta, "status": "partial"})) == "partial"
     assert _unranked_reason(pd.Series({**meta, "run_mode": "sequential"})) == "sequential CERTIFY"
     assert _unranked_reason(pd.Series({**meta, "ranked": True})) == ""
+
+
+class Quarters(torch.nn.Module):
+    """Votes 0, 1, 2, 3, 0, 1, ... by position in the batch whatever the image: in batches of a multiple of 4, each
+    of the four classes gets exactly a quarter of the votes (a known answer for the stage's upper bounds)."""
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 10)
+        logits[torch.arange(len(x)), torch.arange(len(x)) % 4] = 1.0
+        return logits
+
+
+def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
+    """With exact counts at sigma 1 (2,500 of 10,000 for each of classes 0-3), the cap is pinned: the upper bounds
+    at the first stage's share alpha / 5, split over the 10 classes."""
+    cert = cascade([(1.0, Quarters()), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
+    u = clopper_pearson_upper(N // 4, N, ALPHA / 5 / 10)
+    assert (cert.prediction, cert.stage) == (2, 1)
+    assert cert.r_neg == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(-cert.r_neg)
+    # the released split's level for the same bound (alpha / 1, Goodman aside) would give a larger radius
+    assert -1.0 * norm.ppf(clopper_pearson_upper(N // 4, N, ALPHA / 10)) > cert.radius
