@@ -55,7 +55,21 @@ def compare_pair(row: dict, other: dict, radii: Sequence[float]) -> dict | None:
         out["radii"][r] = (float(np.mean(x) - np.mean(y)), lo, hi, mcnemar_p(x, y))
     x, y = certified_radius(a), certified_radius(b)
     out["acr"] = (float(np.mean(x - y)), *paired_difference_interval(x, y))
+    out["unlike"] = unlike(row, other)
     return out
+
+
+def unlike(row: dict, other: dict) -> list[str]:
+    """What besides the method differs between two rows a reader would take for like-for-like: the precision they
+    were certified in, and a cascade composing other fits than the single-sigma row it is read against."""
+    found = []
+    if row.get("precision") and other.get("precision") and row["precision"] != other["precision"]:
+        found.append(f"precision {row['precision']} vs {other['precision']}")
+    for cascade, single, names in ((row, other, "AB"), (other, row, "BA")):
+        composed = cascade.get("composed_fits")
+        if composed and not single.get("composed_fits") and single.get("fit_hash") not in (None, *composed.split(",")):
+            found.append(f"{names[0]} composes fit {composed}, not {names[1]}'s {single['fit_hash']}")
+    return found
 
 
 def pair_results(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequence[tuple[str, str]]) -> list[dict]:
@@ -84,13 +98,14 @@ def pairs_markdown(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequen
     lines = [
         "Paired comparisons named by the suite: A - B on the images both certified; certified accuracy in points "
         "with its paired 95% bootstrap interval and exact McNemar p; ACR with its paired interval. An interval "
-        "containing 0: the two are not distinguishable here.",
+        "containing 0: the two are not distinguishable here. \"Not alike\": what else differs between A and B.",
         "",
-        "| A - B | images | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR |",
-        "|" + "---|" * (len(radii) + 3),
+        "| A - B | images | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR | not alike |",
+        "|" + "---|" * (len(radii) + 4),
     ]
     for f in found:
         cells = [f"{label(f['method'])} - {label(f['other'])}", str(f["images"]),
-                 *(_cell(*f["radii"][r]) for r in radii), _cell(*f["acr"], scale=1.0)]  # fmt: skip
+                 *(_cell(*f["radii"][r]) for r in radii), _cell(*f["acr"], scale=1.0),
+                 "; ".join(f["unlike"]) or "—"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]

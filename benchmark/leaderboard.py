@@ -91,6 +91,11 @@ def _with_interval(row: dict, key: str, kind: str) -> str:
     return f"{_fmt(value, kind)} ({_fmt(lo, kind)}–{_fmt(hi, kind)})"
 
 
+def _notes(r: dict) -> str:
+    shares = r.get("stage_shares") and f"certified per stage: {r['stage_shares']}"
+    return "; ".join(x for x in (r["notes"], shares) if x) or DASH
+
+
 def _share(row: dict) -> str:
     return DASH if row["trainable_pct"] is None else f"{row['trainable_pct']:.2f}"
 
@@ -115,8 +120,7 @@ def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float
                  _with_interval(r, "acr", ""), _fmt(r["abstain_rate"], "pct"), str(r["n_images"]), _share(r),
                  DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
                  _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"), _fmt(r["queries"], "int"),
-                 "; ".join(x for x in (r["notes"], r.get("stage_shares") and f"certified: {r['stage_shares']}") if x)
-                 or DASH]  # fmt: skip
+                 _notes(r)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -82,10 +82,14 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
 
 
 def stage_shares(group: pd.DataFrame) -> str:
-    """Where a cascade's certified images were decided: the share of images certified at each sigma."""
-    used = group["sigma_used"].dropna().astype(float)
-    shares = used.value_counts().sort_index(ascending=False) / len(group)
-    return ", ".join(f"{100 * v:.1f}% at {s:g}" for s, v in shares.items()) or "none certified"
+    """Where a cascade's certified images were decided: per sigma, the share of all images certified there, and the
+    share certified there *correctly* (a stage that certifies a wrong class still ends the cascade)."""
+    decided = group.dropna(subset=["sigma_used"])
+    parts = []
+    for sigma, rows in sorted(decided.groupby(decided["sigma_used"].astype(float)), key=lambda kv: -kv[0]):
+        right = 100 * rows["correct"].sum() / len(group)
+        parts.append(f"{100 * len(rows) / len(group):.1f}% at {sigma:g} ({right:.1f}% correctly)")
+    return ", ".join(parts) or "none certified"
 
 
 def _text(value) -> str | None:

@@ -211,3 +211,13 @@ def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
     assert cert.r_neg == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(-cert.r_neg)
     # the released split's level for the same bound (alpha / 1, Goodman aside) would give a larger radius
     assert -1.0 * norm.ppf(clopper_pearson_upper(N // 4, N, ALPHA / 10)) > cert.radius
+
+
+def test_stage_shares_separate_certified_from_correctly_certified():
+    import pandas as pd
+
+    from benchmark.table import stage_shares
+
+    group = pd.DataFrame({"sigma_used": [1.0, 1.0, 0.5, None], "correct": [1, 0, 1, 0]})
+    assert stage_shares(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
+    assert stage_shares(group.assign(sigma_used=None)) == "none certified"

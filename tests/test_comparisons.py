@@ -88,3 +88,18 @@ def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path):
     """))
     with pytest.raises(BenchmarkError, match="comparisons must be"):
         build_run_config(str(path), {})
+
+
+def test_a_pair_says_what_else_differs_between_its_rows():
+    from benchmark.comparisons import unlike
+
+    single = {**row("diffusion", [(1, 0.5)]), "precision": "fp32", "fit_hash": "aaa", "composed_fits": None}
+    cascade = {**row("multiscale", [(1, 0.9)]), "precision": "bf16", "fit_hash": None, "composed_fits": "bbb,ccc"}
+    assert unlike(cascade, single) == ["precision bf16 vs fp32", "A composes fit bbb,ccc, not B's aaa"]
+    assert unlike(single, cascade) == ["precision fp32 vs bf16", "B composes fit bbb,ccc, not A's aaa"]
+    # the cascade over the very fit of the row it is read against, in the same precision: alike
+    assert unlike({**cascade, "precision": "fp32", "composed_fits": "aaa,ccc"}, single) == []
+    # two cascades over different fits differ by their method (a calibrated denoiser): nothing else to say
+    assert unlike(cascade, {**cascade, "fit_hash": "ddd", "composed_fits": "bbb"}) == []
+    lines = pairs_markdown([cascade, single], RADII, [("multiscale", "diffusion")])
+    assert lines[-2].endswith("| precision bf16 vs fp32; A composes fit bbb,ccc, not B's aaa |")

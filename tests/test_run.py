@@ -81,7 +81,7 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert all(f"| {m} | " in envelope for m in names) and envelope.count(" | 0.25, 0.5 |") == len(names)
     assert list((lb / "tiny").glob("*.png"))
     # a cascade: one row named with its sigma set, its notes say where images were certified, a figure of its own
-    assert "| multiscale_gaussian (cascade over sigma 0.25/0.5/1) |" in md and "certified: " in md
+    assert "| multiscale_gaussian (cascade over sigma 0.25/0.5/1) |" in md and "certified per stage: " in md
     assert (lb / "tiny" / "small_cnn_multiscale_gaussian.png").is_file()
     # regenerating from results alone gives the same table
     before = (lb / "tiny.csv").read_text()
