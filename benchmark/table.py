@@ -37,7 +37,7 @@ def radius_label(r: float) -> str:
     return f"acc@{r:g}"
 
 
-def _unranked_reason(meta: pd.Series) -> str:
+def _unranked_reason(meta: pd.Series, n_images: int | None = None) -> str:
     if meta["ranked"]:
         return ""
     if not meta["latest"]:
@@ -46,7 +46,12 @@ def _unranked_reason(meta: pd.Series) -> str:
         return f"{meta['run_mode']} CERTIFY"
     if meta["status"] != "complete":
         return meta["status"]
-    return "other precision" if meta["fit_published"] else "fit not published"
+    if not meta["fit_published"]:
+        return "fit not published"
+    subset = _int(meta.get("subset_size"))
+    if n_images is not None and subset and n_images < subset:
+        return f"{n_images} of {subset} images"
+    return "other precision"
 
 
 def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
@@ -75,7 +80,8 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
         dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
-        subset_size=_int(meta["subset_size"]), ranked=bool(meta["ranked"]), unranked=_unranked_reason(meta),
+        subset_size=_int(meta["subset_size"]), ranked=bool(meta["ranked"]),
+        unranked=_unranked_reason(meta, n_images),
         vs_best="", records=group,
     )  # fmt: skip
     return row

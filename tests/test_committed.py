@@ -96,6 +96,10 @@ def test_every_ranked_row_certified_the_state_it_publishes(suite):
     df = frame(RESULTS, suite)
     ranked = df[df.ranked].drop_duplicates("run")
     assert len(ranked) and ranked.fit_published.all()
+    # and every ranked row certified the whole subset (a --max-images run stands beside the rows, unranked); runs
+    # older than the subset_size key certified the suite's whole subset, the largest count here
+    images = df[df.ranked].groupby("run").idx.nunique().loc[ranked.run]
+    assert (images.to_numpy() == ranked.subset_size.fillna(images.max()).to_numpy()).all()
     for run in latest_runs(RESULTS, suite):
         if run.directory.name in set(ranked.run) and run.info.fit.get("fit_hash"):
             state = RESULTS / "checkpoints" / run.info.method / run.info.fit["fit_hash"] / "state.safetensors"
