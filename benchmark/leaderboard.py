@@ -27,7 +27,8 @@ CSV_COLUMNS = (
     "certify_s_per_image", "samples_per_image", "acr", "acr_lo", "acr_hi",
 )  # fmt: skip
 EXTRA_COLUMNS = ("ranked", "unranked", "vs_best", "abstain_rate", "r_max", "stored_bytes", "queries", "notes",
-                 "dataset", "config_hash", "status", "precision", "stage_sigmas", "stage_shares")  # fmt: skip
+                 "dataset", "config_hash", "status", "precision", "stage_sigmas", "stage_shares",
+                 "composed_fit_time_s")  # fmt: skip
 DASH = "—"
 
 
@@ -93,7 +94,9 @@ def _with_interval(row: dict, key: str, kind: str) -> str:
 
 def _notes(r: dict) -> str:
     shares = r.get("stage_shares") and f"certified per stage: {r['stage_shares']}"
-    return "; ".join(x for x in (r["notes"], shares) if x) or DASH
+    composed = r.get("composed_fit_time_s")
+    composed = composed is not None and f"fit s counts the fits it composes ({composed:,.0f} s)"
+    return "; ".join(x for x in (r["notes"], shares, composed) if x) or DASH
 
 
 def _share(row: dict) -> str:

@@ -7,12 +7,12 @@
 Columns: every :class:`~benchmark.records.Record` field, then per run ``suite, base, precision, status, run``
 (the run directory's config hash), ``run_mode`` (the run's certificate, "fixed" or "sequential": a cascade's
 records say "cascade" in ``mode`` while each of its stages is the fixed-n CERTIFY), ``updated, radii`` (its table
-grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s, queries, fit_hash,
-notes``, ``stage_sigmas`` (a
-cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and ``composed_fits`` (the methods, and the fit
-hashes, a cascade certifies with), ``fit_published``, and ``latest`` (the newest
-configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a leaderboard ranks for
-its base, method and sigma: see :func:`ranked_runs`).
+grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s`` (the run's own
+fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None otherwise), ``queries,
+fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and
+``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``, and ``latest``
+(the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
+leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.files import safe_name
+from benchmark.files import read_json, safe_name
 from benchmark.records import Record, Run, iter_runs, latest_runs, newest
 
 RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
-               "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s", "queries",
-               "fit_hash", "notes", "latest", "ranked", "fit_published", "stage_sigmas", "composes",
-               "composed_fits")  # fmt: skip
+               "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s",
+               "composed_fit_time_s", "queries", "fit_hash", "notes", "latest", "ranked", "fit_published",
+               "stage_sigmas", "composes", "composed_fits")  # fmt: skip
 
 
 def fit_published(run: Run) -> bool:
@@ -41,6 +41,19 @@ def fit_published(run: Run) -> bool:
     fits += [(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()]
     return all(not fhash or (root / "checkpoints" / safe_name(method) / fhash / "state.safetensors").is_file()
                for method, fhash in fits)  # fmt: skip
+
+
+def composed_fit_time(run: Run) -> float | None:
+    """The fit time of the fits a cascade composes, each counted once, from their published ``fit.json``; None when
+    it composes none or one of them is not published (its cost is then unknown here)."""
+    root = run.directory.parents[4]
+    composes = run.info.fit.get("composes", {})
+    parts = {(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()}
+    if not parts or any(not fhash for _, fhash in parts):
+        return None
+    times = [(read_json(root / "checkpoints" / safe_name(m) / h / "fit.json", "fit.json") or {}).get("fit_time_s")
+             for m, h in parts]  # fmt: skip
+    return None if any(t is None for t in times) else float(sum(times))
 
 
 def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False) -> list[Run]:
@@ -74,6 +87,7 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
         "dataset_label": info.dataset_label if info.dataset_label is not None else info.dataset,
         "trainable_params": info.cost.get("trainable_params"), "trainable_pct": info.cost.get("trainable_pct"),
         "stored_bytes": info.cost.get("stored_bytes"), "fit_time_s": info.timings.get("fit_time_s"),
+        "composed_fit_time_s": composed_fit_time(run),
         "queries": info.fit.get("queries"), "fit_hash": info.fit.get("fit_hash"),
         "notes": "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(notes.items())),
         "latest": latest, "ranked": ranked, "fit_published": fit_published(run),

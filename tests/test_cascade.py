@@ -225,3 +225,28 @@ def test_stage_shares_separate_certified_from_correctly_certified():
     group = pd.DataFrame({"sigma_used": [1.0, 1.0, 0.5, None], "correct": [1, 0, 1, 0]})
     assert stage_shares(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
     assert stage_shares(group.assign(sigma_used=None)) == "none certified"
+
+
+def test_a_cascades_fit_cost_counts_each_published_fit_it_composes_once(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from benchmark.records import Run, RunInfo
+    from benchmark.results import composed_fit_time
+    from benchmark.table import _fit_time
+
+    directory = tmp_path / "cifar10-cpu" / "multiscale" / "resnet20" / "sigma_0.25" / "abc"
+    directory.mkdir(parents=True)
+    for fhash, seconds in (("d1", 100.0), ("d2", 40.0)):
+        (tmp_path / "checkpoints" / "diffusion" / fhash).mkdir(parents=True)
+        (tmp_path / "checkpoints" / "diffusion" / fhash / "fit.json").write_text(json.dumps({"fit_time_s": seconds}))
+    stages = {"diffusion": {"fit_hash": "d1"}, "diffusion@0.5": {"fit_hash": "d1", "method": "diffusion"},
+              "diffusion@1": {"fit_hash": "d2", "method": "diffusion"}}  # fmt: skip
+    run = Run(directory, RunInfo("cifar10-cpu", "multiscale", "resnet20", 0.25, fit={"composes": stages}), [])
+    assert composed_fit_time(run) == 140.0  # d1 serves two stages: one fit, counted once
+    assert _fit_time(pd.Series({"fit_time_s": 0.0, "composed_fit_time_s": 140.0})) == 140.0
+    assert _fit_time(pd.Series({"fit_time_s": 5.0, "composed_fit_time_s": None})) == 5.0
+    stages["diffusion@1"]["fit_hash"] = "unpublished"
+    assert composed_fit_time(run) is None  # its cost is unknown here, not zero
+    assert composed_fit_time(Run(directory, RunInfo("cifar10-cpu", "gaussian", "resnet20", 0.25), [])) is None
