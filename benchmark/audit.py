@@ -11,8 +11,9 @@ per attacked image, however strong the attack. The audit also reports how far th
 attack pushed the top-class vote share p_c = counts_c / n down (measured at x and x' on the same number of fresh
 samples), which shows the attack did work even where nothing flipped.
 
-Results: ``results/<suite>/audit/<method>/<base>/sigma_<s>/<run hash>/`` holds ``audit.json`` (settings and
-provenance) and ``records.jsonl`` (one line per attacked image; an interrupted audit resumes);
+Results: ``results/<suite>/audit/<method>/<base>/sigma_<s>/<audit hash>/`` (of the run's hash and the settings)
+holds ``audit.json`` (settings and provenance) and ``records.jsonl`` (one line per attacked image; an interrupted
+audit resumes);
 ``leaderboards/<suite>-audit.md`` is generated from them by ``python -m benchmark leaderboard``.
 """
 
@@ -73,9 +74,12 @@ def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, 
     run's precision, so PREDICT decides with the classifier that was certified)."""
     voter = model if voter is None else voter
     target = torch.tensor([c], device=x.device)
+    from benchmark.method import white_box
+
     loss = smoothed_loss(model, target, sigma, settings.m, generator)
-    x_adv = pgd(loss, x.unsqueeze(0), norm="l2", eps=radius, step=2.5 * radius / settings.steps, steps=settings.steps,
-                generator=generator)[0]  # fmt: skip
+    with white_box():
+        x_adv = pgd(loss, x.unsqueeze(0), norm="l2", eps=radius, step=2.5 * radius / settings.steps,
+                    steps=settings.steps, generator=generator)[0]  # fmt: skip
     with torch.no_grad():
         before = sample_counts(voter, x, sigma, settings.n, batch_size, generator)
         after = sample_counts(voter, x_adv, sigma, settings.n, batch_size, generator)
@@ -126,7 +130,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
     import time
 
-    from benchmark.config import to_jsonable
+    from benchmark.config import config_hash, to_jsonable
     from benchmark.device import SmoothingClassifier
     from benchmark.errors import BenchmarkError
     from benchmark.files import now, write_json_atomic
@@ -160,7 +164,9 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     voter = SmoothingClassifier(noisy, session.device, run.precision == "bf16")
     certified = [r for r in run.records if r.prediction != ABSTAIN and r.radius > 0]
     certified = certified[:max_images] if max_images else certified
-    directory = session.results / cfg.suite / "audit" / method / base / f"sigma_{sigma:g}" / run.directory.name
+    # one directory per run and audit settings: records made with other steps, m or n never mix
+    audit_key = config_hash({"run": run.directory.name, "settings": to_jsonable(settings)})
+    directory = session.results / cfg.suite / "audit" / method / base / f"sigma_{sigma:g}" / audit_key
     directory.mkdir(parents=True, exist_ok=True)
     write_json_atomic(directory / "audit.json", {
         "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "without val, score them on val, write the search to results/<suite>/tuning/")  # fmt: skip
     tune.add_argument("--methods", default=None, help="comma list (default: every method the suite has a search for)")
     tune.add_argument("--bases", default=None)
-    tune.add_argument("--sigma", type=_floats, default=None)
+    tune.add_argument("--sigma", type=_floats, default=None,
+                      help="noise levels (default: the suite's); 0 scores robust accuracy under PGD instead")
     tune.add_argument("--val-images", type=int, default=1000, help="validation images scored (default: 1,000)")
     tune.add_argument("--samples", type=int, default=100, help="noisy samples per scored image (default: 100)")
     _add_measure_args(tune)
@@ -169,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--restarts", type=int, default=1)
     attack.add_argument("--eot", type=int, default=8, help="noise draws per step at sigma > 0")
     attack.add_argument("--votes", type=int, default=100, help="noisy samples per prediction at sigma > 0")
-    attack.add_argument("--non-adaptive", action="store_true", help="craft the attack on the clean base")
+    attack.add_argument("--non-adaptive", action="store_true", help="craft the attack on the method's model "
+                        "without its prompts (the clean base for a method without prompts)")
     attack.add_argument("--batch-images", type=int, default=32, help="images attacked together (recorded)")
     attack.add_argument("--out", default=None, help="where <suite>-attack.md goes (default: beside --results)")
     _add_measure_args(attack)

@@ -152,13 +152,18 @@ def tune(args) -> None:
     from benchmark.tuning import search
 
     values = overrides(args)
+    sigmas = values["sigmas"]
+    if sigmas is not None and any(s < 0 for s in sigmas):
+        raise BenchmarkError("--sigma must be >= 0 (0: a method trained without noise, scored by robust accuracy)")
+    positive = [s for s in sigmas or [] if s > 0]
+    values["sigmas"] = positive or None  # sigma 0 is tune's own level (no smoothing), not one a run certifies at
     cfg = build_run_config(args.suite, values)
     methods = METHODS.resolve(values["methods"] or list(cfg.tuning) or ["none"])
     check_clean(cfg.suite, args.allow_dirty)
     check_writable(Path(cfg.results))
     for method in methods:
         for base in cfg.bases:
-            for sigma in cfg.sigmas:
+            for sigma in sigmas or cfg.sigmas:
                 search(cfg, method, base, sigma, args.val_images, args.samples)
 
 

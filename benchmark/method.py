@@ -21,6 +21,7 @@ model (a surrogate classifier, a denoiser) gets it through :class:`MethodContext
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +53,24 @@ class _NoBackward(torch.autograd.Function):
         raise RuntimeError("black-box base: back-propagation through the queried model is not allowed")
 
 
+_WHITE_BOX = {"depth": 0}
+
+
+@contextlib.contextmanager
+def white_box():
+    """The evaluator's access: inside, a :class:`QueryOnly` model passes gradients like any other. Black-box is a
+    constraint on how a method is *fitted*; the attacks that evaluate it (``attack``, ``audit``) are white-box and
+    differentiate through everything, the base included."""
+    _WHITE_BOX["depth"] += 1
+    try:
+        yield
+    finally:
+        _WHITE_BOX["depth"] -= 1
+
+
 class QueryOnly(nn.Module):
-    """Wraps a classifier so that it can only be queried: no gradients through it, every image counted."""
+    """Wraps a classifier so that it can only be queried: no gradients through it (outside :func:`white_box`), every
+    image counted."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -62,6 +79,8 @@ class QueryOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.counter["queries"] += len(x)
+        if _WHITE_BOX["depth"]:
+            return self.model(x)
         with torch.no_grad():
             logits = self.model(x.detach())
         return _NoBackward.apply(x, logits, self.counter)

@@ -34,7 +34,8 @@ NOISE_OFFSET = 3 * 10**9
 @dataclass(frozen=True)
 class AttackSettings:
     """Attributes: norm, eps, step, steps, restarts: the PGD; eot, votes: noise draws per step and per prediction
-    of a smoothed classifier (sigma > 0); non_adaptive: craft on the clean base; batch: images attacked together."""
+    of a smoothed classifier (sigma > 0); non_adaptive: craft on the method's model without its prompts (the clean
+    base for a method without prompts); batch: images attacked together."""
 
     norm: str = "linf"
     eps: float = 8 / 255
@@ -72,9 +73,12 @@ def predictions(model, x: torch.Tensor, sigma: float, votes: int, generator) -> 
 def evaluate(model, source, x, y, sigma: float, settings: AttackSettings, generator) -> tuple[torch.Tensor, ...]:
     """(clean predictions, attacked predictions) of ``model`` on the batch (x, y), the attack crafted on ``source``
     (``model`` itself for the adaptive attack)."""
+    from benchmark.method import white_box
+
     loss = cross_entropy(source, y) if sigma == 0 else smoothed_loss(source, y, sigma, settings.eot, generator)
-    x_adv = pgd(loss, x, norm=settings.norm, eps=settings.eps, step=settings.step, steps=settings.steps,
-                restarts=settings.restarts, generator=generator)  # fmt: skip
+    with white_box():
+        x_adv = pgd(loss, x, norm=settings.norm, eps=settings.eps, step=settings.step, steps=settings.steps,
+                    restarts=settings.restarts, generator=generator)  # fmt: skip
     return predictions(model, x, sigma, settings.votes, generator), predictions(model, x_adv, sigma, settings.votes,
                                                                                  generator)  # fmt: skip
 
@@ -106,13 +110,12 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
     if todo:
         fitted, fit = session.fit(target)
         model = fitted.noisy_classifier(sigma).eval()
-        source = model
-        if settings.non_adaptive:  # a prompted method without its prompts, else the clean base
-            source = fitted.without_prompt() if hasattr(fitted, "without_prompt") else session.build_base(base).eval()
+        source = attack_source(fitted, model, settings.non_adaptive, lambda: session.build_base(base).eval())
         directory.mkdir(parents=True, exist_ok=True)
         write_json_atomic(directory / "attack.json", {
             "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "settings": to_jsonable(settings),
-            "label": settings.label(), "images": len(indices), "precision": "fp32", "fit": fit,
+            "label": settings.label(), "images": len(indices), "precision": "fp32",
+            "fit_precision": session.precision, "fit": fit, "trained": trained_with(fitted, sigma),
             "config": target.key, "updated": now(), "argv": command_line(), "git": git_state(),
             "packages": package_versions(), "device": str(session.device),
         })  # fmt: skip
@@ -130,6 +133,22 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
                                           "time_s": per_image}) + "\n")  # fmt: skip
                 out.flush()
     return directory, counts(read_attack(directory))
+
+
+def attack_source(fitted, model, non_adaptive: bool, clean_base):
+    """The model whose gradients craft the attack: the attacked ``model`` itself (adaptive), or, non-adaptive, the
+    method's model without its prompts (what ``prompt_at`` trains against), else the clean base (``clean_base()``)."""
+    if not non_adaptive:
+        return model
+    return fitted.without_prompt() if hasattr(fitted, "without_prompt") else clean_base()
+
+
+def trained_with(method, sigma: float) -> str | None:
+    """How the method's classifier was trained, as its table shows it: its training attack and epochs (a suite may
+    use fewer than the paper's), from its report."""
+    report = method.report(sigma)
+    parts = [report.get("train_attack"), report.get("epochs") and f"{report['epochs']:g} epochs"]
+    return ", ".join(str(p) for p in parts if p) or None
 
 
 def read_attack(directory: Path) -> list[dict]:
@@ -163,8 +182,10 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
              "attack's gradients run through everything the method trained; non-adaptive: crafted on the method's "
              "model without its prompts (on the clean base for a method without prompts) and transferred. At "
              "sigma 0 the classifier is attacked as is; at sigma > 0 it is the smoothed classifier (EOT attack, "
-             "majority vote). Empirical accuracies, not certificates.", "",
-             "| method | base | sigma | attack | images | clean % | robust % | s/img |", "|" + "---|" * 8]  # fmt: skip
+             "majority vote). Empirical accuracies, not certificates. Trained with: the method's own training "
+             "attack and epochs (the cpu suites use fewer PGD steps and epochs than the papers).", "",
+             "| method | base | sigma | attack | images | clean % | robust % | trained with | s/img |",
+             "|" + "---|" * 9]  # fmt: skip
     for d in dirs:
         meta, rows = json.loads((d / "attack.json").read_text()), read_attack(d)
         if not rows:
@@ -177,5 +198,5 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
         seconds = sum(r["time_s"] for r in rows) / n
         done = "" if n == meta["images"] else f" of {meta['images']}"
         lines.append(f"| {meta['method']} | {meta['base']} | {meta['sigma']:g} | {meta['label']} | {n}{done} | "
-                     f"{cells[0]} | {cells[1]} | {seconds:.2f} |")  # fmt: skip
+                     f"{cells[0]} | {cells[1]} | {meta.get('trained') or '—'} | {seconds:.2f} |")  # fmt: skip
     return "\n".join([*lines, ""])

@@ -145,3 +145,75 @@ def test_caf_is_differentiable_through_its_frozen_extractor(tmp_path):
     (grad,) = torch.autograd.grad(model(x).logsumexp(dim=1).sum(), x)
     assert grad.abs().sum() > 0
     assert not any(p.grad is not None for p in model.extractor.parameters())
+
+
+def test_adapt_losses_are_the_papers():
+    """ADAPT-CE and ADAPT-KL (beta = 6) against hand computation; prompt_at's is CE on the attacked input alone."""
+    from benchmark.registry import METHODS
+    from methods.adapt import AdaptConfig
+
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    x_adv = (x + 0.1).clamp(0, 1)
+    y = torch.tensor([0, 1, 2, 3])
+    for loss in ("ce", "kl"):  # the objective reads only the config and the model: no base or context needed
+        method = METHODS.get("adapt").__new__(METHODS.get("adapt"))
+        method.config = AdaptConfig(loss=loss)
+        method.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        torch.manual_seed(0)
+        torch.nn.init.normal_(method.model[1].weight)
+        with torch.no_grad():
+            clean, adv = method.model(x), method.model(x_adv)
+            p, q = clean.softmax(1), adv.softmax(1)
+            ce = torch.nn.functional.cross_entropy
+            expected = ce(clean, y) + 6.0 * (ce(adv, y) if loss == "ce" else (p * (p.log() - q.log())).sum(1).mean())
+            torch.testing.assert_close(method.objective(x, x_adv, y), expected)
+    plain = METHODS.get("prompt_at").__new__(METHODS.get("prompt_at"))
+    plain.config, plain.model = AdaptConfig(), method.model
+    with torch.no_grad():
+        torch.testing.assert_close(plain.objective(x, x_adv, y), ce(adv, y))
+
+
+def test_adapt_at_sigma_trains_on_smoothadvs_l2_attack_with_shared_noise(tmp_path, monkeypatch):
+    """At sigma > 0: an l2 PGD of radius smooth_eps on the soft smoothed classifier, and the loss on the same draws."""
+    import methods.adapt as adapt
+    from benchmark.registry import METHODS
+    from methods.adapt import AdaptConfig
+
+    config = AdaptConfig(**{**AdaptConfig.tiny().__dict__, "smooth_eps": 0.7, "smooth_m": 3})
+    method = METHODS.get("adapt")(config, tiny_base("cnn"), context(tmp_path))
+    calls = []
+
+    def no_move(loss, x, **kw):
+        calls.append((kw, loss(x)))
+        return x  # the attack's point is x itself: the loss below is then known
+
+    monkeypatch.setattr(adapt, "pgd", no_move)
+    x, y = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(6)), torch.arange(5)
+    with torch.no_grad():
+        loss = method.training_loss((x, y), 0.5, torch.Generator().manual_seed(7))
+    ((kw, attack_loss),) = calls
+    assert (kw["norm"], kw["eps"], kw["step"], kw["steps"]) == ("l2", 0.7, 2 * 0.7 / config.steps, config.steps)
+    noise = 0.5 * torch.randn((3, *x.shape), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = torch.stack([method.objective(x + n, x + n, y) for n in noise]).mean()
+        probs = torch.stack([method.model(x + n).softmax(1) for n in noise]).mean(0)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(attack_loss, -probs.gather(1, y.view(-1, 1)).squeeze(1).log())
+    assert method.report(0.5)["train_attack"] == "SmoothAdv l2 0.7, 2 steps, m=3"
+
+
+def test_the_attack_command_crafts_where_it_says(tmp_path):
+    """Adaptive: the attacked model itself; non-adaptive: a prompted method without its prompts, else the clean
+    base."""
+    from benchmark.registry import METHODS
+    from benchmark.robustness import attack_source
+    from methods.adapt import WithoutPrompt
+
+    adapt = METHODS.get("adapt")(METHODS.get("adapt").Config.tiny(), tiny_base("vit"), context(tmp_path, "vit"))
+    model = adapt.noisy_classifier(0.0)
+    clean = tiny_base("vit")
+    assert attack_source(adapt, model, False, lambda: clean) is model
+    source = attack_source(adapt, model, True, lambda: clean)
+    assert isinstance(source, WithoutPrompt) and source.model is adapt.model
+    vanilla = METHODS.get("vanilla")(METHODS.get("vanilla").Config.tiny(), tiny_base("cnn"), context(tmp_path))
+    assert attack_source(vanilla, vanilla.noisy_classifier(0.0), True, lambda: clean) is clean

@@ -97,6 +97,13 @@ def test_method_contract(name, family, tmp_path):
     with torch.no_grad():
         logits = clf(torch.rand(5, 1, 8, 8))
     assert logits.shape == (5, 10) and torch.isfinite(logits).all()
+    if cls.family != "cascade":  # an attack or audit on it needs the input gradient through all it trained
+        from benchmark.method import white_box
+
+        x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(2), requires_grad=True)
+        with white_box():  # the evaluator's access (a black-box method was fitted by queries only)
+            (grad,) = torch.autograd.grad(clf(x).logsumexp(dim=1).sum(), x)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, "no input gradient: attacks would do nothing"
     spent = cost(method)
     assert set(spent) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
     # a share of the base's own size, the same for every method on it (modules a method adds into the base are

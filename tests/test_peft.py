@@ -213,6 +213,21 @@ def test_query_only_counts():
     assert wrapped.counter == {"queries": 8, "backward_calls": 0}
 
 
+def test_query_only_refuses_gradients_except_to_the_evaluators_white_box_attack():
+    from benchmark.method import white_box
+
+    wrapped = QueryOnly(nn.Linear(4, 2))
+    x = torch.rand(3, 4, requires_grad=True)
+    with pytest.raises(RuntimeError, match="black-box base"):
+        wrapped(x).sum().backward()
+    with white_box():
+        (grad,) = torch.autograd.grad(wrapped(x).sum(), x)
+    torch.testing.assert_close(grad, wrapped.model.weight.sum(0).expand(3, 4))
+    with pytest.raises(RuntimeError, match="black-box base"):  # the access ends with the block
+        wrapped(x).sum().backward()
+    assert wrapped.counter["queries"] == 9
+
+
 @pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="../shared/models is not present")
 def test_lora_on_resnet20_trains_at_most_ten_percent(tmp_path):
     """Issue 3's bound on the row that is certified: peft_lora as cifar10-cpu resolves it for ResNet-20 (rank 3,

@@ -68,3 +68,28 @@ def test_tune_without_a_search_says_what_to_add(tiny_suite, tmp_path, capsys):
     assert main(["tune", "--suite", str(tiny_suite), "--methods", "gaussian", "--allow-dirty",
                  "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")]) == 2  # fmt: skip
     assert "add [tuning.gaussian]" in capsys.readouterr().err
+
+
+ADAPT_SEARCH = """
+[tuning.adapt]
+candidates = [{ train = { lr = 1e-4 } }, { train = { lr = 0.5 } }]
+"""
+
+
+def test_tune_at_sigma_0_scores_robust_accuracy(tiny_suite, tmp_path):
+    """A method trained without noise (adapt's attack rows) is chosen by robust accuracy under ADAPT's PGD-10."""
+    from benchmark.tuning import objective
+
+    tiny_suite.write_text(tiny_suite.read_text() + ADAPT_SEARCH)
+    args = ["tune", "--suite", str(tiny_suite), "--methods", "adapt", "--sigma", "0", "--val-images", "20",
+            "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+            "--allow-dirty"]  # fmt: skip
+    assert main(args) == 0
+    (path,) = (tmp_path / "results" / "tiny" / "tuning" / "adapt" / "small_cnn" / "sigma_0").glob("*.json")
+    record = json.loads(path.read_text())
+    scores = [r["scores"] for r in record["results"]]
+    assert record["status"] == "complete" and all(set(s) == {"robust", "clean"} for s in scores)
+    assert all(0.0 <= s["robust"] <= s["clean"] <= 1.0 for s in scores)
+    assert record["chosen"] == max(range(2), key=lambda i: (*objective(scores[i]), -i))
+    assert objective({"acr": 0.3, "acc@0": 0.5}) == (0.3,)
+    assert main([*args[:6], "-1", *args[7:]]) == 2  # a negative sigma is refused in one line
