@@ -81,7 +81,7 @@ def score_attack(model, data, picked: list[int], device, seed: int, batch: int =
         x = torch.stack([data[j][0] for j in chunk]).to(device)
         y = torch.tensor([int(data[j][1]) for j in chunk], device=device)
         gen = image_generator(seed, _NOISE_OFFSET + chunk[0], device)
-        before, after = evaluate(model, model, x, y, 0.0, settings, gen)
+        before, after, _ = evaluate(model, model, x, y, 0.0, settings, gen)
         clean += int((before == y).sum())
         robust += int(((before == y) & (after == y)).sum())
     return {"robust": robust / len(picked), "clean": clean / len(picked)}

@@ -46,8 +46,9 @@ def test_the_adaptive_attack_beats_the_one_crafted_on_the_unprompted_base():
     with torch.no_grad():
         y = prompted(x).argmax(dim=1)  # labels the prompted model gets right: clean accuracy 100 %
     settings = AttackSettings(eps=0.05, step=0.0125, steps=10)
-    _, adaptive = evaluate(prompted, prompted, x, y, 0.0, settings, torch.Generator().manual_seed(3))
-    _, transfer = evaluate(prompted, base, x, y, 0.0, settings, torch.Generator().manual_seed(3))
+    _, adaptive, moved = evaluate(prompted, prompted, x, y, 0.0, settings, torch.Generator().manual_seed(3))
+    _, transfer, _ = evaluate(prompted, base, x, y, 0.0, settings, torch.Generator().manual_seed(3))
+    assert (moved <= 0.05 + 1e-6).all() and moved.max() > 0.04  # inside the l-infinity ball, and out to its edge
     adaptive_acc, transfer_acc = (adaptive == y).float().mean(), (transfer == y).float().mean()
     assert adaptive_acc < transfer_acc - 0.2, (adaptive_acc, transfer_acc)
 
@@ -217,3 +218,21 @@ def test_the_attack_command_crafts_where_it_says(tmp_path):
     assert isinstance(source, WithoutPrompt) and source.model is adapt.model
     vanilla = METHODS.get("vanilla")(METHODS.get("vanilla").Config.tiny(), tiny_base("cnn"), context(tmp_path))
     assert attack_source(vanilla, vanilla.noisy_classifier(0.0), True, lambda: clean) is clean
+
+
+def test_a_resumed_attack_records_what_an_uncut_one_does(run_args, tmp_path):
+    """An image's random start and noise come from its chunk of the subset: a resumed attack redoes the cut chunk."""
+    common = [a for a in run_args if a not in ("--quiet",)]
+    # l2 with a small step: the size moved is the random start's, a continuous trace of the generator used
+    args = ["attack", *common, "--methods", "vanilla", "--max-images", "5", "--norm", "l2", "--eps", "0.5",
+            "--step", "0.01", "--steps", "1", "--batch-images", "3", "--sigma", "0.25", "--eot", "2",
+            "--votes", "5"]  # fmt: skip
+    assert main(args) == 0
+    (directory,) = (tmp_path / "results" / "tiny" / "attack").glob("vanilla/*/sigma_0.25/*")
+    records = directory / "records.jsonl"
+    whole = {json.loads(line)["idx"]: json.loads(line) for line in records.read_text().splitlines()}
+    records.write_text("".join(line + "\n" for line in records.read_text().splitlines()[:4]))  # cut in chunk 2
+    assert main(args) == 0
+    again = {json.loads(line)["idx"]: json.loads(line) for line in records.read_text().splitlines()}
+    strip = lambda rows: {i: {k: v for k, v in r.items() if k != "time_s"} for i, r in rows.items()}  # noqa: E731
+    assert len(records.read_text().splitlines()) == 5 and strip(again) == strip(whole)
