@@ -27,7 +27,7 @@ from benchmark.metrics import (
     certify_s_per_image,
     r_max,
 )
-from benchmark.results import frame
+from benchmark.results import frame, ranking_rules
 from benchmark.stats import bootstrap_interval, mcnemar_p, paired_difference_interval, proportion_interval
 
 REFERENCE = "gaussian"
@@ -49,7 +49,8 @@ def _unranked_reason(meta: pd.Series, n_images: int | None = None) -> str:
     if not meta["fit_published"]:
         return "fit not published"
     subset = _int(meta.get("subset_size"))
-    if n_images is not None and subset and n_images < subset:
+    # a committed suite ranks only runs of its whole subset (results.ranked_runs); elsewhere a short run is ranked
+    if n_images is not None and subset and n_images < subset and ranking_rules(meta["suite"])[1]:
         return f"{n_images} of {subset} images"
     return "other precision"
 
