@@ -67,7 +67,8 @@ def unlike(row: dict, other: dict) -> list[str]:
         found.append(f"precision {row['precision']} vs {other['precision']}")
     for cascade, single, names in ((row, other, "AB"), (other, row, "BA")):
         composed = cascade.get("composed_fits")
-        if composed and not single.get("composed_fits") and single.get("fit_hash") not in (None, *composed.split(",")):
+        alone = not single.get("composed_fits") and not single.get("stage_sigmas")  # a single-sigma row
+        if composed and alone and single.get("fit_hash") not in (None, *composed.split(",")):
             found.append(f"{names[0]} composes fit {composed}, not {names[1]}'s {single['fit_hash']}")
     return found
 

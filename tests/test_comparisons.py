@@ -101,5 +101,8 @@ def test_a_pair_says_what_else_differs_between_its_rows():
     assert unlike({**cascade, "precision": "fp32", "composed_fits": "aaa,ccc"}, single) == []
     # two cascades over different fits differ by their method (a calibrated denoiser): nothing else to say
     assert unlike(cascade, {**cascade, "fit_hash": "ddd", "composed_fits": "bbb"}) == []
+    # nor a cascade over its own fit (a calibrated denoiser: no composed fits, yet not a single-sigma row)
+    calibrated = {**cascade, "fit_hash": "eee", "composed_fits": None, "stage_sigmas": "0.25/0.5/1"}
+    assert unlike(calibrated, {**cascade, "stage_sigmas": "0.25/0.5/1"}) == []
     lines = pairs_markdown([cascade, single], RADII, [("multiscale", "diffusion")])
     assert lines[-2].endswith("| precision bf16 vs fp32; A composes fit bbb,ccc, not B's aaa |")
