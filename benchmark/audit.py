@@ -205,7 +205,7 @@ def audit_markdown(results: Path, suite: str, command: str) -> str | None:
              "attacked image in expectation. "
              "p_c: the certified class's vote share on n fresh samples, at the image and at the attacked point.", "",
              "| method | base | sigma | run | attacked | flipped | allowed (expected) | abstained after | "
-             "mean radius | mean ||x'-x|| | p_c before | p_c after | mean drop | steps / m / n |",
+             "mean radius | mean l2 moved | p_c before | p_c after | mean drop | steps / m / n |",
              "|" + "---|" * 14]  # fmt: skip
     for d in dirs:
         meta = json.loads((d / "audit.json").read_text())
