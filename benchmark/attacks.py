@@ -89,12 +89,14 @@ def cross_entropy(model: torch.nn.Module, y: torch.Tensor) -> Loss:
 
 
 def smoothed_loss(model: torch.nn.Module, c: torch.Tensor, sigma: float, m: int,
-                  generator: torch.Generator | None) -> Loss:  # fmt: skip
-    """SmoothAdv's objective against class ``c`` of the soft smoothed classifier, with ``m`` noise draws per call."""
+                  generator: torch.Generator | None, noise: torch.Tensor | None = None) -> Loss:  # fmt: skip
+    """SmoothAdv's objective against class ``c`` of the soft smoothed classifier, with ``m`` fresh noise draws per
+    call, or the fixed draws ``noise`` [m, B, ...] (SmoothAdv's training attack keeps them over its steps)."""
 
     def loss(x_adv: torch.Tensor) -> torch.Tensor:
         batch = x_adv.repeat_interleave(m, dim=0)
-        probs = F.softmax(model(add_noise(batch, sigma, generator)).float(), dim=1).view(len(x_adv), m, -1)
+        noisy = add_noise(batch, sigma, generator) if noise is None else batch + noise.transpose(0, 1).flatten(0, 1)
+        probs = F.softmax(model(noisy).float(), dim=1).view(len(x_adv), m, -1)
         return -torch.log(probs.mean(dim=1).gather(1, c.view(-1, 1)).squeeze(1).clamp_min(1e-12))
 
     return loss

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.attacks import pgd
+from benchmark.attacks import pgd, smoothed_loss
 from benchmark.method import Method
 from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
@@ -157,12 +157,7 @@ class Adapt(Method):
         # SmoothAdv: m noise draws per image, fixed over the attack's steps and reused by the loss
         m = c.smooth_m
         noise = add_noise(torch.zeros((m, *x.shape), device=x.device, dtype=x.dtype), sigma, generator)
-        attacked = self.attacked_model()
-
-        def soft_loss(z):
-            probs = torch.stack([F.softmax(attacked(z + n).float(), dim=1) for n in noise]).mean(dim=0)
-            return -torch.log(probs.gather(1, y.view(-1, 1)).squeeze(1).clamp_min(1e-12))
-
+        soft_loss = smoothed_loss(self.attacked_model(), y, sigma, m, None, noise=noise)
         x_adv = pgd(soft_loss, x, norm="l2", eps=c.smooth_eps, step=2 * c.smooth_eps / max(1, c.steps),
                     steps=c.steps, generator=generator)  # fmt: skip
         return torch.stack([self.objective(x + n, x_adv + n, y) for n in noise]).mean()
