@@ -10,7 +10,8 @@ records say "cascade" in ``mode`` while each of its stages is the fixed-n CERTIF
 grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s`` (the run's own
 fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None otherwise), ``queries,
 fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and
-``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``, and ``latest``
+``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``,
+``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset), ``latest``
 (the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
 leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
 """
@@ -28,7 +29,7 @@ from benchmark.records import Record, Run, iter_runs, latest_runs, newest
 RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
                "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s",
                "composed_fit_time_s", "queries", "fit_hash", "notes", "latest", "ranked", "fit_published",
-               "stage_sigmas", "composes", "composed_fits")  # fmt: skip
+               "stage_sigmas", "composes", "composed_fits", "whole_subset_only")  # fmt: skip
 
 
 def fit_published(run: Run) -> bool:
@@ -121,13 +122,17 @@ def frame(results: str | Path, suite: str | None = None) -> pd.DataFrame:
     runs = list(iter_runs(results, suite))
     latest = newest(runs)
     ranked: set[int] = set()
-    for name in sorted({r.info.suite for r in runs}):
-        ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *ranking_rules(name))}
+    rules = {name: ranking_rules(name) for name in {r.info.suite for r in runs}}  # each suite file read once
+    for name in sorted(rules):
+        ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *rules[name])}
     latest = {id(r) for r in latest}
     fields = [f.name for f in dataclasses.fields(Record)]
     rows = []
     for run in runs:
-        meta = run_metadata(run, id(run) in latest, id(run) in ranked)
+        meta = {
+            **run_metadata(run, id(run) in latest, id(run) in ranked),
+            "whole_subset_only": rules[run.info.suite][1],
+        }
         rows += [{**dataclasses.asdict(record), **meta} for record in run.records]
     return pd.DataFrame(rows, columns=[*fields, *(c for c in RUN_COLUMNS if c not in fields)])
 

@@ -27,7 +27,7 @@ from benchmark.metrics import (
     certify_s_per_image,
     r_max,
 )
-from benchmark.results import frame, ranking_rules
+from benchmark.results import frame
 from benchmark.stats import bootstrap_interval, mcnemar_p, paired_difference_interval, proportion_interval
 
 REFERENCE = "gaussian"
@@ -50,7 +50,7 @@ def _unranked_reason(meta: pd.Series, n_images: int | None = None) -> str:
         return "fit not published"
     subset = _int(meta.get("subset_size"))
     # a committed suite ranks only runs of its whole subset (results.ranked_runs); elsewhere a short run is ranked
-    if n_images is not None and subset and n_images < subset and ranking_rules(meta["suite"])[1]:
+    if n_images is not None and subset and n_images < subset and meta["whole_subset_only"]:
         return f"{n_images} of {subset} images"
     return "other precision"
 

@@ -191,11 +191,11 @@ def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
     assert _unranked_reason(pd.Series({**meta, "run_mode": "sequential"})) == "sequential CERTIFY"
     assert _unranked_reason(pd.Series({**meta, "ranked": True})) == ""
     # a complete smoke run (--max-images) of a committed suite with its fits published
-    meta = {**meta, "fit_published": True, "subset_size": 200, "suite": "cifar10-cpu"}
+    meta = {**meta, "fit_published": True, "subset_size": 200, "suite": "cifar10-cpu", "whole_subset_only": True}
     assert _unranked_reason(pd.Series(meta), n_images=1) == "1 of 200 images"
     assert _unranked_reason(pd.Series(meta), n_images=200) == "other precision"
     # a suite whose results are not committed ranks a short run: one left out is so for its precision
-    assert _unranked_reason(pd.Series({**meta, "suite": "quick"}), n_images=1) == "other precision"
+    assert _unranked_reason(pd.Series({**meta, "whole_subset_only": False}), n_images=1) == "other precision"
 
 
 class Quarters(torch.nn.Module):
