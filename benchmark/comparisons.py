@@ -19,24 +19,25 @@ from benchmark.metrics import certified, certified_radius
 from benchmark.stats import mcnemar_p, paired_difference_interval
 
 
-def suite_pairs(suite: str) -> list[tuple[str, str]]:
-    """The (A, B) method pairs of a suite's ``comparisons`` key (none for a suite with no file or no key)."""
+def suite_pairs(suite: str, key: str = "comparisons") -> list[tuple[str, str]]:
+    """The (A, B) method pairs of a suite's ``comparisons`` key, or of another such key (``attack_comparisons``);
+    none for a suite with no file or no key."""
     from benchmark.config import load_suite, suite_names
 
     if suite not in suite_names():
         return []
     name, table = load_suite(suite)
-    return parse_pairs(table.get("comparisons", []), name)
+    return parse_pairs(table.get(key, []), name, key)
 
 
-def parse_pairs(value, suite: str) -> list[tuple[str, str]]:
-    """``comparisons`` as (A, B) pairs, or a one-line error naming what is wrong."""
+def parse_pairs(value, suite: str, key: str = "comparisons") -> list[tuple[str, str]]:
+    """``comparisons`` (or ``key``) as (A, B) pairs, or a one-line error naming what is wrong."""
     ok = isinstance(value, list) and all(
         isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) and m for m in p) and p[0] != p[1]
         for p in value
     )  # fmt: skip
     if not ok:
-        raise BenchmarkError(f"suite {suite!r}: comparisons must be a list of [method, other method] pairs, e.g. "
+        raise BenchmarkError(f"suite {suite!r}: {key} must be a list of [method, other method] pairs, e.g. "
                              f'[["caf", "gaussian"]], got {value!r}')  # fmt: skip
     return list(dict.fromkeys((a, b) for a, b in value))
 

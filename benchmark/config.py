@@ -261,11 +261,12 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
     from benchmark.comparisons import parse_pairs
 
-    parse_pairs(table.get("comparisons", []), name)  # likewise, rather than a later leaderboard
+    for key in ("comparisons", "attack_comparisons"):
+        parse_pairs(table.get(key, []), name, key)  # likewise, rather than a later leaderboard
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "published", "preferred_precision", "comparisons", "methods", "bases",
-                   *_TABLES):
+        if key in ("name", "description", "published", "preferred_precision", "comparisons", "attack_comparisons",
+                   "methods", "bases", *_TABLES):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)

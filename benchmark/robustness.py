@@ -196,8 +196,8 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
              "attack and epochs (the cpu suites use fewer PGD steps and epochs than the papers).", "",
              "| method | base | sigma | attack | images | clean % | robust % | trained with | s/img |",
              "|" + "---|" * 9]  # fmt: skip
-    for d in dirs:
-        meta, rows = json.loads((d / "attack.json").read_text()), read_attack(d)
+    entries = [(json.loads((d / "attack.json").read_text()), read_attack(d)) for d in dirs]
+    for meta, rows in entries:
         if not rows:
             continue
         n, c = len(rows), counts(rows)
@@ -209,4 +209,58 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
         done = "" if n == meta["images"] else f" of {meta['images']}"
         lines.append(f"| {meta['method']} | {meta['base']} | {meta['sigma']:g} | {meta['label']} | {n}{done} | "
                      f"{cells[0]} | {cells[1]} | {meta.get('trained') or '—'} | {seconds:.2f} |")  # fmt: skip
-    return "\n".join([*lines, ""])
+    from benchmark.comparisons import suite_pairs
+
+    return "\n".join([*lines, *paired_markdown([e for e in entries if e[1]], suite_pairs(suite, "attack_comparisons")),
+                      ""])  # fmt: skip
+
+
+def _attack_key(meta: dict) -> tuple:
+    """What two rows must share to be read against each other: base, sigma and the attack, adaptivity and batch
+    aside (the batch moves no accuracy, only which random start an image draws)."""
+    settings = {k: v for k, v in meta["settings"].items() if k not in ("non_adaptive", "batch")}
+    return meta["base"], float(meta["sigma"]), json.dumps(settings, sort_keys=True)
+
+
+def paired_robust(rows: list[dict], other: list[dict]) -> tuple[int, float, float, float, float] | None:
+    """Robust accuracy of ``rows`` minus ``other`` on the images both attacked: (images, difference, its paired 95%
+    bootstrap interval, exact McNemar p); None when they share no image."""
+    from benchmark.stats import mcnemar_p, paired_difference_interval
+
+    a = {r["idx"]: r["clean"] == r["label"] == r["attacked"] for r in rows}
+    b = {r["idx"]: r["clean"] == r["label"] == r["attacked"] for r in other}
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        return None
+    x, y = [a[i] for i in common], [b[i] for i in common]
+    lo, hi = paired_difference_interval(x, y)
+    return len(common), (sum(x) - sum(y)) / len(common), lo, hi, mcnemar_p(x, y)
+
+
+def paired_markdown(entries: list[tuple[dict, list[dict]]], pairs: list[tuple[str, str]]) -> list[str]:
+    """Paired differences of robust accuracy, same images and same attack: each method attacked both ways
+    (non-adaptive minus adaptive: the gradient-obfuscation gap), and each pair of the suite's ``attack_comparisons``
+    under the adaptive attack."""
+    rows = []
+    adaptive = {(m["method"], *_attack_key(m)): (m, r) for m, r in entries if not m["settings"]["non_adaptive"]}
+    for meta, records in entries:
+        if meta["settings"]["non_adaptive"] and (meta["method"], *_attack_key(meta)) in adaptive:
+            rows.append((f"{meta['method']}: non-adaptive − adaptive", meta,
+                         paired_robust(records, adaptive[(meta["method"], *_attack_key(meta))][1])))  # fmt: skip
+    for a, b in pairs:
+        for (method, *key), (meta, records) in adaptive.items():
+            if method == a and (b, *key) in adaptive:
+                rows.append((f"{a} − {b} (adaptive)", meta, paired_robust(records, adaptive[(b, *key)][1])))
+    rows = [(what, meta, d) for what, meta, d in rows if d is not None]
+    if not rows:
+        return []
+    lines = ["", "## Paired differences of robust accuracy", "",
+             "On the images both rows attacked, with the same attack: the difference in points, its paired 95% "
+             "bootstrap interval and the exact McNemar p. An interval that holds 0 ranks neither row.", "",
+             "| difference | base | sigma | attack | images | robust % (95% interval) | McNemar p |",
+             "|" + "---|" * 7]  # fmt: skip
+    for what, meta, (n, diff, lo, hi, p) in rows:
+        attack = meta["label"].split(" (non-adaptive")[0]
+        lines.append(f"| {what} | {meta['base']} | {float(meta['sigma']):g} | {attack} | {n} | "
+                     f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {p:.2g} |")  # fmt: skip
+    return lines

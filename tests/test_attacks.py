@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -236,3 +237,28 @@ def test_a_resumed_attack_records_what_an_uncut_one_does(run_args, tmp_path):
     again = {json.loads(line)["idx"]: json.loads(line) for line in records.read_text().splitlines()}
     strip = lambda rows: {i: {k: v for k, v in r.items() if k != "time_s"} for i, r in rows.items()}  # noqa: E731
     assert len(records.read_text().splitlines()) == 5 and strip(again) == strip(whole)
+
+
+def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
+    """The obfuscation gap (non-adaptive - adaptive) and a named pair, as exact paired counts; a row under another
+    attack is never read against them."""
+    from benchmark.robustness import paired_markdown
+
+    def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10):
+        settings = {"norm": "linf", "eps": 8 / 255, "steps": steps, "non_adaptive": non_adaptive, "batch": batch}
+        meta = {"method": method, "base": "vit", "sigma": 0, "settings": settings,
+                "label": f"PGD-{steps}" + (" (non-adaptive: crafted without the method's prompts)" * non_adaptive)}
+        return meta, [{"idx": i, "label": 1, "clean": 1, "attacked": int(i < robust)} for i in range(images)]
+
+    entries = [entry("p", 3), entry("p", 8, non_adaptive=True, batch=16), entry("a", 6), entry("a", 9, steps=50),
+               entry("q", 9, non_adaptive=True, steps=50)]  # fmt: skip
+    lines = paired_markdown(entries, [("a", "p"), ("p", "a"), ("q", "a")])
+    body = [line for line in lines if line.startswith("| ") and "difference" not in line]
+    # the interval is a seeded bootstrap: only its bracketing of the difference is a known answer
+    row = r"\| (.+) \| vit \| 0 \| PGD-10 \| 10 \| ([-+.\d]+) \[([-+.\d]+), ([-+.\d]+)\] \| (.+) \|"
+    cells = [re.fullmatch(row, line) for line in body]
+    assert all(cells)
+    assert [c[1] for c in cells] == ["p: non-adaptive − adaptive", "a − p (adaptive)", "p − a (adaptive)"]
+    assert [(float(c[2]), c[5]) for c in cells] == [(50.0, "0.062"), (30.0, "0.25"), (-30.0, "0.25")]
+    assert all(float(c[3]) < float(c[2]) < float(c[4]) for c in cells)
+    assert paired_markdown(entries[2:], [("q", "a")]) == []  # q has no adaptive row; a at 50 steps has no partner

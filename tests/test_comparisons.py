@@ -76,18 +76,21 @@ def test_a_malformed_comparisons_key_is_one_error(value):
     assert parse_pairs([["a", "b"], ["a", "b"]], "s") == [("a", "b")]
 
 
-def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path):
+@pytest.mark.parametrize("key", ["comparisons", "attack_comparisons"])
+def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path, key):
     from benchmark.config import build_run_config
 
     path = tmp_path / "bad.toml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(textwrap.dedent(f"""\
         name = "bad"
         dataset = "digits"
         sigmas = [0.25]
-        comparisons = [["caf"]]
+        {key} = [["caf"]]
     """))
-    with pytest.raises(BenchmarkError, match="comparisons must be"):
+    with pytest.raises(BenchmarkError, match=f"'bad': {key} must be"):
         build_run_config(str(path), {})
+    path.write_text(path.read_text().replace('[["caf"]]', '[["caf", "gaussian"]]'))
+    assert build_run_config(str(path), {}).suite == "bad"  # a well-formed pair is a known key, not an error
 
 
 def test_a_pair_says_what_else_differs_between_its_rows():
