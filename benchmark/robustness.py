@@ -92,7 +92,7 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
     from benchmark.config import config_hash, to_jsonable
     from benchmark.data import subset_indices
     from benchmark.errors import BenchmarkError
-    from benchmark.files import now, write_json_atomic
+    from benchmark.files import now, read_json, write_json_atomic
     from benchmark.plan import cell
     from benchmark.provenance import command_line, git_state, package_versions
     from benchmark.registry import METHODS
@@ -112,6 +112,14 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
     todo = [i for i in indices if i not in done]
     if todo:
         fitted, fit = session.fit(target)
+        before = (read_json(directory / "attack.json", "attack.json") or {}).get("fit", {}).get("state_sha256")
+        if done and before and fit.get("state_sha256") and before != fit["state_sha256"]:
+            # a refit elsewhere is not bit-identical: never extend one state's records with another's
+            raise BenchmarkError(
+                f"{directory}: its {len(done)} records came from fitted state {before[:12]}, but this fit is "
+                f"{fit['state_sha256'][:12]}: restore that state under {session.store.published_root}/{method} "
+                "(python -m benchmark publish-fits) or delete that directory to attack anew"
+            )
         model = fitted.noisy_classifier(sigma).eval()
         source = attack_source(fitted, model, settings.non_adaptive, lambda: session.build_base(base).eval())
         directory.mkdir(parents=True, exist_ok=True)

@@ -140,17 +140,23 @@ class FitStore:
 
     # -- publishing -------------------------------------------------------------------------------------------
     def publish(self, results: Path, suite: str | None, max_bytes: int) -> list[str]:
-        """Copy the cached fitted state of every run in ``results`` (of one suite, or all) to
-        ``results/checkpoints/<method>/<fit hash>/``, with the fits each started from (a Stab fine-tune's MSE
-        denoiser) and the starts of fits still unfinished in the cache, so a fine-tune cut short by the end of a
-        session restarts elsewhere without refitting its start. States over ``max_bytes`` stay local. Returns one
-        line per fit."""
+        """Copy the cached fitted state of every run in ``results`` (of one suite, or all), and of every fit its
+        attack results evaluated, to ``results/checkpoints/<method>/<fit hash>/``, with the fits each started from
+        (a Stab fine-tune's MSE denoiser) and the starts of fits still unfinished in the cache, so a fine-tune cut
+        short by the end of a session restarts elsewhere without refitting its start. States over ``max_bytes`` stay
+        local. Returns one line per fit."""
         publisher = _Publisher(self, FitStore(self.cache_dir, results), max_bytes)
         for run in iter_runs(results, suite):
             fkey = run.info.fit.get("fit_key")
             if fkey:
                 publisher.publish(run.info.method, config_hash(fkey))
             publisher.publish_starts(run.info.fit.get("composes", {}), f"{run.info.method} run {run.directory.name}")
+        # the fits `attack` evaluated (sigma-0 fits that no certified run names)
+        for meta_path in sorted(results.glob(f"{suite or '*'}/attack/*/*/sigma_*/*/attack.json")):
+            fit = (read_json(meta_path, "attack.json") or {}).get("fit", {})
+            if fit.get("fit_hash"):
+                method = meta_path.parents[3].name  # <suite>/attack/<method>/<base>/sigma_<s>/<hash>/attack.json
+                publisher.publish(method, fit["fit_hash"], f" (attacked in {meta_path.parent.name})")
         for inputs_path in sorted(self.cache_dir.glob(f"fits/*/*/{INPUTS}")):
             fit_dir = inputs_path.parent
             if not (fit_dir / STATE).is_file():

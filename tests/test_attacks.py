@@ -262,3 +262,35 @@ def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
     assert [(float(c[2]), c[5]) for c in cells] == [(50.0, "0.062"), (30.0, "0.25"), (-30.0, "0.25")]
     assert all(float(c[3]) < float(c[2]) < float(c[4]) for c in cells)
     assert paired_markdown(entries[2:], [("q", "a")]) == []  # q has no adaptive row; a at 50 steps has no partner
+
+
+def test_attacked_fits_are_published_and_a_resume_keeps_to_their_state(run_args, tmp_path, capsys):
+    """publish-fits commits the sigma-0 fit an attack evaluated (no certified run names it); an attack resumed with
+    another state under the same fit hash (a refit elsewhere) is refused instead of mixing records."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from benchmark.files import sha256_file
+
+    common = [a for a in run_args if a not in ("--quiet",)]
+    args = ["attack", *common, "--methods", "gaussian", "--max-images", "3", "--steps", "1"]
+    assert main(args) == 0
+    (directory,) = (tmp_path / "results" / "tiny" / "attack").glob("gaussian/*/sigma_0/*")
+    fit = json.loads((directory / "attack.json").read_text())["fit"]
+    assert main(["publish-fits", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    published = tmp_path / "results" / "checkpoints" / "gaussian" / fit["fit_hash"] / "state.safetensors"
+    assert sha256_file(published) == fit["state_sha256"]
+
+    shutil.rmtree(tmp_path / "cache" / "fits")  # another machine, with another state under the same hash
+    state = load_file(str(published))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    save_file({**state, name: state[name] + 1.0}, str(published))
+    info = published.parent / "fit.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "state_sha256": sha256_file(published)}))
+    records = directory / "records.jsonl"
+    records.write_text(records.read_text().splitlines()[0] + "\n")  # cut: two images left to attack
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "came from fitted state" in capsys.readouterr().err
+    assert len(records.read_text().splitlines()) == 1

@@ -104,3 +104,22 @@ def test_every_ranked_row_certified_the_state_it_publishes(suite):
         if run.directory.name in set(ranked.run) and run.info.fit.get("fit_hash"):
             state = RESULTS / "checkpoints" / run.info.method / run.info.fit["fit_hash"] / "state.safetensors"
             assert sha256_file(state) == run.info.fit["state_sha256"], run.directory
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_committed_attack_evaluated_a_published_state(suite):
+    """An attack's records come from the fit its attack.json names, committed under results/checkpoints, and the
+    suite's current settings still plan that very fit (so `attack` resumes it instead of refitting)."""
+    import json
+
+    from benchmark.files import sha256_file
+
+    metas = [json.loads(p.read_text()) for p in sorted((RESULTS / suite / "attack").glob("*/*/sigma_*/*/attack.json"))]
+    for meta in metas:
+        cfg = build_run_config(suite, {"results": str(RESULTS), "bases": (meta["base"],)})
+        target = cell(cfg, meta["method"], meta["base"], float(meta["sigma"]), meta["fit_precision"])
+        assert target.key == meta["config"], meta["method"]
+        if target.fit_hash:
+            assert meta["fit"]["fit_hash"] == target.fit_hash
+            state = RESULTS / "checkpoints" / meta["method"] / target.fit_hash / "state.safetensors"
+            assert sha256_file(state) == meta["fit"]["state_sha256"], meta["method"]
