@@ -11,7 +11,8 @@ grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_byt
 fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None otherwise), ``queries,
 fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and
 ``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``,
-``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset), ``latest``
+``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset whose fits are
+published), ``latest``
 (the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
 leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
 """
@@ -122,7 +123,7 @@ def frame(results: str | Path, suite: str | None = None) -> pd.DataFrame:
     runs = list(iter_runs(results, suite))
     latest = newest(runs)
     ranked: set[int] = set()
-    rules = {name: ranking_rules(name) for name in {r.info.suite for r in runs}}  # each suite file read once
+    rules = {name: ranking_rules(name) for name in {r.info.suite for r in runs}}  # per suite, not per row
     for name in sorted(rules):
         ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *rules[name])}
     latest = {id(r) for r in latest}

@@ -106,20 +106,29 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
     target = cell(cfg, method, base, sigma, session.precision)
     data = session.eval_data()
     indices = subset_indices(len(data), cfg.start, cfg.skip, None, cfg.seed)[: cfg.max_images]
-    key = {"cell": target.key, "attack": to_jsonable(settings), "images": len(indices)}
+    # the certificate's settings (n0, n, alpha, its procedure) move no attack: retuning them keeps these records
+    certificate = ("n0", "n", "alpha", "certify")
+    key = {"cell": {k: v for k, v in target.key.items() if k not in certificate}, "attack": to_jsonable(settings),
+           "images": len(indices)}  # fmt: skip
     directory = session.results / cfg.suite / "attack" / method / base / f"sigma_{sigma:g}" / config_hash(key)
     done = {r["idx"] for r in read_attack(directory)}
     todo = [i for i in indices if i not in done]
     if todo:
-        fitted, fit = session.fit(target)
         before = (read_json(directory / "attack.json", "attack.json") or {}).get("fit", {}).get("state_sha256")
-        if done and before and fit.get("state_sha256") and before != fit["state_sha256"]:
+
+        def refuse(now_state: str) -> BenchmarkError:
             # a refit elsewhere is not bit-identical: never extend one state's records with another's
-            raise BenchmarkError(
-                f"{directory}: its {len(done)} records came from fitted state {before[:12]}, but this fit is "
-                f"{fit['state_sha256'][:12]}: restore that state under {session.store.published_root}/{method} "
-                "(python -m benchmark publish-fits) or delete that directory to attack anew"
-            )
+            return BenchmarkError(
+                f"{directory}: its {len(done)} records came from fitted state {before[:12]}, but {now_state}: "
+                f"restore that state under {session.store.published_root}/{method} (python -m benchmark "
+                "publish-fits) or delete that directory to attack anew"
+            )  # fmt: skip
+
+        if done and before and session.store.where(method, target.fit_hash) == "missing":
+            raise refuse("it is in neither the cache nor the published fits")  # checked before a refit, not after
+        fitted, fit = session.fit(target)
+        if done and before and fit.get("state_sha256") and before != fit["state_sha256"]:
+            raise refuse(f"this fit is {fit['state_sha256'][:12]}")
         model = fitted.noisy_classifier(sigma).eval()
         source = attack_source(fitted, model, settings.non_adaptive, lambda: session.build_base(base).eval())
         directory.mkdir(parents=True, exist_ok=True)
@@ -225,9 +234,21 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
 
 def _attack_key(meta: dict) -> tuple:
     """What two rows must share to be read against each other: base, sigma and the attack, adaptivity and batch
-    aside (the batch moves no accuracy, only which random start an image draws)."""
+    aside (the batch size is the same attack with other random starts and noise draws)."""
     settings = {k: v for k, v in meta["settings"].items() if k not in ("non_adaptive", "batch")}
     return meta["base"], float(meta["sigma"]), json.dumps(settings, sort_keys=True)
+
+
+def _one_per_attack(entries: list[tuple[dict, list[dict]]]) -> dict[tuple, tuple[dict, list[dict]]]:
+    """One row per method, adaptivity and attack: the one of the most images, then the newest (a ``--max-images``
+    try or an older recipe's row beside the full one is never the one paired)."""
+    chosen: dict[tuple, tuple[dict, list[dict]]] = {}
+    for meta, rows in entries:
+        key = (meta["method"], bool(meta["settings"]["non_adaptive"]), *_attack_key(meta))
+        rank = (len(rows), str(meta.get("updated", "")))
+        if key not in chosen or rank > (len(chosen[key][1]), str(chosen[key][0].get("updated", ""))):
+            chosen[key] = (meta, rows)
+    return chosen
 
 
 def paired_robust(rows: list[dict], other: list[dict]) -> tuple[int, float, float, float, float] | None:
@@ -249,12 +270,14 @@ def paired_markdown(entries: list[tuple[dict, list[dict]]], pairs: list[tuple[st
     """Paired differences of robust accuracy, same images and same attack: each method attacked both ways
     (non-adaptive minus adaptive: the gradient-obfuscation gap), and each pair of the suite's ``attack_comparisons``
     under the adaptive attack."""
+    chosen = _one_per_attack(entries)
+    adaptive = {(method, *key): row for (method, transfer, *key), row in chosen.items() if not transfer}
     rows = []
-    adaptive = {(m["method"], *_attack_key(m)): (m, r) for m, r in entries if not m["settings"]["non_adaptive"]}
-    for meta, records in entries:
-        if meta["settings"]["non_adaptive"] and (meta["method"], *_attack_key(meta)) in adaptive:
-            rows.append((f"{meta['method']}: non-adaptive − adaptive", meta,
-                         paired_robust(records, adaptive[(meta["method"], *_attack_key(meta))][1])))  # fmt: skip
+    for (method, transfer, *key), (meta, records) in chosen.items():
+        partner = adaptive.get((method, *key)) if transfer else None
+        # the gap is one model's: both rows must have attacked the same fitted state
+        if partner and meta.get("fit", {}).get("state_sha256") == partner[0].get("fit", {}).get("state_sha256"):
+            rows.append((f"{method}: non-adaptive − adaptive", meta, paired_robust(records, partner[1])))
     for a, b in pairs:
         for (method, *key), (meta, records) in adaptive.items():
             if method == a and (b, *key) in adaptive:
@@ -265,7 +288,7 @@ def paired_markdown(entries: list[tuple[dict, list[dict]]], pairs: list[tuple[st
     lines = ["", "## Paired differences of robust accuracy", "",
              "On the images both rows attacked, with the same attack: the difference in points, its paired 95% "
              "bootstrap interval and the exact McNemar p. An interval that holds 0 ranks neither row.", "",
-             "| difference | base | sigma | attack | images | robust % (95% interval) | McNemar p |",
+             "| difference | base | sigma | attack | images | points (95% interval) | McNemar p |",
              "|" + "---|" * 7]  # fmt: skip
     for what, meta, (n, diff, lo, hi, p) in rows:
         attack = meta["label"].split(" (non-adaptive")[0]

@@ -149,14 +149,15 @@ class FitStore:
         for run in iter_runs(results, suite):
             fkey = run.info.fit.get("fit_key")
             if fkey:
-                publisher.publish(run.info.method, config_hash(fkey))
+                publisher.publish(run.info.method, config_hash(fkey), expect=run.info.fit.get("state_sha256"))
             publisher.publish_starts(run.info.fit.get("composes", {}), f"{run.info.method} run {run.directory.name}")
         # the fits `attack` evaluated (sigma-0 fits that no certified run names)
         for meta_path in sorted(results.glob(f"{suite or '*'}/attack/*/*/sigma_*/*/attack.json")):
             fit = (read_json(meta_path, "attack.json") or {}).get("fit", {})
             if fit.get("fit_hash"):
                 method = meta_path.parents[3].name  # <suite>/attack/<method>/<base>/sigma_<s>/<hash>/attack.json
-                publisher.publish(method, fit["fit_hash"], f" (attacked in {meta_path.parent.name})")
+                publisher.publish(method, fit["fit_hash"], f" (attacked in {meta_path.parent.name})",
+                                  expect=fit.get("state_sha256"))  # fmt: skip
         for inputs_path in sorted(self.cache_dir.glob(f"fits/*/*/{INPUTS}")):
             fit_dir = inputs_path.parent
             if not (fit_dir / STATE).is_file():
@@ -173,7 +174,8 @@ class _Publisher:
         self.lines: list[str] = []
         self.seen: set[tuple[str, str]] = set()
 
-    def publish(self, method: str, fhash: str, why: str = "") -> None:
+    def publish(self, method: str, fhash: str, why: str = "", expect: str | None = None) -> None:
+        """``expect``: the state's SHA-256 the results that name this fit recorded (None: not known)."""
         if (method, fhash) in self.seen:
             return
         self.seen.add((method, fhash))
@@ -183,6 +185,9 @@ class _Publisher:
             self.lines.append(f"{method} {fhash}{why}: already published")
         elif not state.is_file():
             self.lines.append(f"{method} {fhash}{why}: not in {self.store.cache_dir} (fit it first)")
+        elif expect and sha256_file(state) != expect:  # a refit here is not the state the results came from
+            self.lines.append(f"{method} {fhash}{why}: the cached state is not the one its results record "
+                              f"({expect[:12]}); not published")  # fmt: skip
         elif state.stat().st_size > self.max_bytes:
             size = state.stat().st_size / 2**20
             self.lines.append(f"{method} {fhash}{why}: {size:.1f} MB, over the limit; kept local")

@@ -244,14 +244,16 @@ def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
     attack is never read against them."""
     from benchmark.robustness import paired_markdown
 
-    def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10):
+    def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10, state="s"):
         settings = {"norm": "linf", "eps": 8 / 255, "steps": steps, "non_adaptive": non_adaptive, "batch": batch}
-        meta = {"method": method, "base": "vit", "sigma": 0, "settings": settings,
+        meta = {"method": method, "base": "vit", "sigma": 0, "settings": settings, "fit": {"state_sha256": state},
                 "label": f"PGD-{steps}" + (" (non-adaptive: crafted without the method's prompts)" * non_adaptive)}
         return meta, [{"idx": i, "label": 1, "clean": 1, "attacked": int(i < robust)} for i in range(images)]
 
-    entries = [entry("p", 3), entry("p", 8, non_adaptive=True, batch=16), entry("a", 6), entry("a", 9, steps=50),
-               entry("q", 9, non_adaptive=True, steps=50)]  # fmt: skip
+    # beside each full row, a 3-image try of the same attack (none robust): never the one paired
+    entries = [entry("p", 0, images=3), entry("p", 3), entry("p", 8, non_adaptive=True, batch=16),
+               entry("p", 0, non_adaptive=True, images=3), entry("a", 6), entry("a", 0, images=3),
+               entry("a", 9, steps=50), entry("q", 9, non_adaptive=True, steps=50)]  # fmt: skip
     lines = paired_markdown(entries, [("a", "p"), ("p", "a"), ("q", "a")])
     body = [line for line in lines if line.startswith("| ") and "difference" not in line]
     # the interval is a seeded bootstrap: only its bracketing of the difference is a known answer
@@ -261,7 +263,11 @@ def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
     assert [c[1] for c in cells] == ["p: non-adaptive − adaptive", "a − p (adaptive)", "p − a (adaptive)"]
     assert [(float(c[2]), c[5]) for c in cells] == [(50.0, "0.062"), (30.0, "0.25"), (-30.0, "0.25")]
     assert all(float(c[3]) < float(c[2]) < float(c[4]) for c in cells)
-    assert paired_markdown(entries[2:], [("q", "a")]) == []  # q has no adaptive row; a at 50 steps has no partner
+    # q's adaptive row is under another attack than a's 10 steps; q's non-adaptive row has no adaptive partner
+    apart = [entry("q", 9, steps=50), entry("a", 6), entry("q", 9, non_adaptive=True)]
+    assert paired_markdown(apart, [("q", "a")]) == []
+    # the gap is one fitted state's: a non-adaptive row of another state (an older recipe) is not read against it
+    assert paired_markdown([entry("p", 3), entry("p", 8, non_adaptive=True, state="old")], []) == []
 
 
 def test_attacked_fits_are_published_and_a_resume_keeps_to_their_state(run_args, tmp_path, capsys):
@@ -282,14 +288,27 @@ def test_attacked_fits_are_published_and_a_resume_keeps_to_their_state(run_args,
     published = tmp_path / "results" / "checkpoints" / "gaussian" / fit["fit_hash"] / "state.safetensors"
     assert sha256_file(published) == fit["state_sha256"]
 
-    shutil.rmtree(tmp_path / "cache" / "fits")  # another machine, with another state under the same hash
-    state = load_file(str(published))
+    shutil.move(published.parent, tmp_path / "kept")
+    cached = tmp_path / "cache" / "fits" / "gaussian" / fit["fit_hash"] / "state.safetensors"
+    state = load_file(str(cached))
     name = next(k for k, v in state.items() if v.is_floating_point())
+    save_file({**state, name: state[name] + 1.0}, str(cached))  # a refit here: another state under the same hash
+    capsys.readouterr()
+    assert main(["publish-fits", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "not the one its results record" in capsys.readouterr().out and not published.exists()
+
+    records = directory / "records.jsonl"
+    records.write_text(records.read_text().splitlines()[0] + "\n")  # cut: two images left to attack
+    shutil.rmtree(tmp_path / "cache" / "fits")  # another machine, the state neither cached nor published
+    assert main(args) == 2  # refused before a refit, which would not be the records' state
+    assert "in neither the cache nor the published fits" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "fits" / "gaussian").exists()
+    shutil.move(tmp_path / "kept", published.parent)
+
+    state = load_file(str(published))  # another state under the same hash, published
     save_file({**state, name: state[name] + 1.0}, str(published))
     info = published.parent / "fit.json"
     info.write_text(json.dumps({**json.loads(info.read_text()), "state_sha256": sha256_file(published)}))
-    records = directory / "records.jsonl"
-    records.write_text(records.read_text().splitlines()[0] + "\n")  # cut: two images left to attack
     capsys.readouterr()
     assert main(args) == 2
     assert "came from fitted state" in capsys.readouterr().err
