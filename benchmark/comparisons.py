@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmark.errors import BenchmarkError
 from benchmark.metrics import certified, certified_radius
-from benchmark.stats import mcnemar_p, paired_difference_interval
+from benchmark.stats import paired_difference, paired_difference_interval
 
 
 def suite_pairs(suite: str, key: str = "comparisons") -> list[tuple[str, str]]:
@@ -51,9 +51,7 @@ def compare_pair(row: dict, other: dict, radii: Sequence[float]) -> dict | None:
     a, b = a.loc[common], b.loc[common]
     out = {"method": row["method"], "other": other["method"], "images": len(common), "radii": {}}
     for r in radii:
-        x, y = certified(a, r), certified(b, r)
-        lo, hi = paired_difference_interval(x, y)
-        out["radii"][r] = (float(np.mean(x) - np.mean(y)), lo, hi, mcnemar_p(x, y))
+        out["radii"][r] = paired_difference(certified(a, r), certified(b, r))
     x, y = certified_radius(a), certified_radius(b)
     out["acr"] = (float(np.mean(x - y)), *paired_difference_interval(x, y))
     out["unlike"] = unlike(row, other)

@@ -189,10 +189,14 @@ def read_attack(directory: Path) -> list[dict]:
     return rows
 
 
+def _robust(row: dict) -> bool:
+    # right before and after the attack (a noisy vote can be wrong clean and right attacked)
+    return row["clean"] == row["label"] == row["attacked"]
+
+
 def counts(rows: list[dict]) -> dict:
-    # robust: right before and after the attack (a noisy vote can be wrong clean and right attacked)
     return {"images": len(rows), "clean": sum(r["clean"] == r["label"] for r in rows),
-            "robust": sum(r["clean"] == r["label"] == r["attacked"] for r in rows)}  # fmt: skip
+            "robust": sum(_robust(r) for r in rows)}  # fmt: skip
 
 
 def attack_markdown(results: Path, suite: str, command: str) -> str | None:
@@ -254,16 +258,13 @@ def _one_per_attack(entries: list[tuple[dict, list[dict]]]) -> dict[tuple, tuple
 def paired_robust(rows: list[dict], other: list[dict]) -> tuple[int, float, float, float, float] | None:
     """Robust accuracy of ``rows`` minus ``other`` on the images both attacked: (images, difference, its paired 95%
     bootstrap interval, exact McNemar p); None when they share no image."""
-    from benchmark.stats import mcnemar_p, paired_difference_interval
+    from benchmark.stats import paired_difference
 
-    a = {r["idx"]: r["clean"] == r["label"] == r["attacked"] for r in rows}
-    b = {r["idx"]: r["clean"] == r["label"] == r["attacked"] for r in other}
+    a, b = ({r["idx"]: _robust(r) for r in side} for side in (rows, other))
     common = sorted(a.keys() & b.keys())
     if not common:
         return None
-    x, y = [a[i] for i in common], [b[i] for i in common]
-    lo, hi = paired_difference_interval(x, y)
-    return len(common), (sum(x) - sum(y)) / len(common), lo, hi, mcnemar_p(x, y)
+    return len(common), *paired_difference([a[i] for i in common], [b[i] for i in common])
 
 
 def paired_markdown(entries: list[tuple[dict, list[dict]]], pairs: list[tuple[str, str]]) -> list[str]:

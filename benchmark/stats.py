@@ -54,3 +54,10 @@ def mcnemar_p(a, b) -> float:
 def paired_difference_interval(a, b, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = _SEED):
     """Bootstrap interval of mean(a - b) over paired images (the same resampled images for both)."""
     return bootstrap_interval(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), level, resamples, seed)
+
+
+def paired_difference(a, b) -> tuple[float, float, float, float]:
+    """Paired 0/1 outcomes ``a`` - ``b`` over the same images: (mean difference, its paired bootstrap interval,
+    exact McNemar p), the one reading of two rows on shared images."""
+    lo, hi = paired_difference_interval(a, b)
+    return float(np.mean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))), lo, hi, mcnemar_p(a, b)
