@@ -174,7 +174,8 @@ def trained_with(method, sigma: float) -> str | None:
     """How the method's classifier was trained, as its table shows it: its training attack and epochs (a suite may
     use fewer than the paper's), from its report."""
     report = method.report(sigma)
-    parts = [report.get("train_attack"), report.get("epochs") and f"{report['epochs']:g} epochs"]
+    epochs = report.get("epochs")
+    parts = [report.get("train_attack"), epochs and f"{epochs:g} epoch{'' if epochs == 1 else 's'}"]
     return ", ".join(str(p) for p in parts if p) or None
 
 

@@ -313,3 +313,19 @@ def test_attacked_fits_are_published_and_a_resume_keeps_to_their_state(run_args,
     assert main(args) == 2
     assert "came from fitted state" in capsys.readouterr().err
     assert len(records.read_text().splitlines()) == 1
+
+
+class _Reported:
+    def __init__(self, report):
+        self._report = report
+
+    def report(self, sigma):
+        return self._report
+
+
+@pytest.mark.parametrize("epochs, shown", [(1, "pgd, 1 epoch"), (2, "pgd, 2 epochs"), (0.5, "pgd, 0.5 epochs")])
+def test_the_attack_page_says_how_long_the_method_trained(epochs, shown):
+    from benchmark.robustness import trained_with
+
+    assert trained_with(_Reported({"train_attack": "pgd", "epochs": epochs}), 0.0) == shown
+    assert trained_with(_Reported({}), 0.0) is None
