@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.certificates.smoothing import add_noise
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.certificates.smoothing import add_noise
 from benchmark.method import Method
-from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
 

@@ -5,12 +5,12 @@
 of the set, with that method's fit at that sigma (``diffusion`` by default, the paper's setting: one DDPM for every
 sigma; ``multiscale_gaussian`` composes the ``gaussian`` fine-tunes, one per sigma). It trains nothing itself; the
 fits it composes come from the fit store like any start and are named in its run.json. Certification is the
-cascade of :mod:`benchmark.cascade`: sigmas from the largest down, certify at the first stage whose lower bound
+cascade of :mod:`benchmark.certificates.cascade`: sigmas from the largest down, certify at the first stage whose lower bound
 reaches p0, the radius capped by the larger-sigma stages that abstained confidently, undecided -> abstain.
 A cascade is one row per base: its cell sits at the smallest sigma of its set and its records say, per image, the
 deciding stage, the sigma used, the cap r_neg and the samples drawn over the stages.
 
-Deviations from the released code, besides the failure-probability split of :mod:`benchmark.cascade`:
+Deviations from the released code, besides the failure-probability split of :mod:`benchmark.certificates.cascade`:
 
 * noise in [0,1] pixel units throughout (the released code's model space is [-1,1], so it scales sigma by 2 and
   divides radii by 2: the same certificate);
@@ -45,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.cascade import certify_cascade
+from benchmark.certificates.cascade import certify_cascade
+from benchmark.certificates.smoothing import Certificate, add_noise
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.smoothing import Certificate, add_noise
 from benchmark.train import TrainConfig
 
 
@@ -142,7 +142,7 @@ class Multiscale(_Cascade):
 
     def __init__(self, config, base, ctx):
         super().__init__(config, base, ctx)
-        from benchmark.registry import METHODS
+        from benchmark.config.registry import METHODS
 
         if ctx.fit is None:
             raise BenchmarkError(f"{self.name} composes {config.over!r} fits: it needs the harness' ctx.fit")

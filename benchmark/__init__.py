@@ -3,6 +3,6 @@
 Public API: :func:`certify` and :func:`predict` (Cohen et al. 2019) and :class:`Certificate`.
 """
 
-from benchmark.smoothing import ABSTAIN, Certificate, certify, predict
+from benchmark.certificates.smoothing import ABSTAIN, Certificate, certify, predict
 
 __all__ = ["ABSTAIN", "Certificate", "certify", "predict"]

@@ -1,6 +1,6 @@
 import sys
 
-from benchmark.cli import main
+from benchmark.cli.parser import main
 
 if __name__ == "__main__":
     sys.exit(main())

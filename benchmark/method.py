@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from benchmark.bases import BaseClassifier
-from benchmark.data import DatasetSpec
-from benchmark.smoothing import Certificate, certify
+from benchmark.certificates.smoothing import Certificate, certify
+from benchmark.data.datasets import DatasetSpec
 from benchmark.train import FitResult, fit
 
 # What a fit key may leave out (see Method.fit_ignores).
@@ -202,7 +202,7 @@ class Method:
         for inference by the harness); the harness' CERTIFY (``mode`` "fixed") or sequential CERTIFY deciding the
         grid ``radii`` (``mode`` "sequential"), unless a method certifies differently."""
         if mode == "sequential":
-            from benchmark.sequential import certify_sequential
+            from benchmark.certificates.sequential import certify_sequential
 
             return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
         return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator, precision=None)

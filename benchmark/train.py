@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from benchmark.data import UInt8Images
+from benchmark.data.datasets import UInt8Images
 from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
 

@@ -46,9 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.attacks import pgd, smoothed_loss
+from benchmark.certificates.smoothing import add_noise
+from benchmark.evaluate.pgd import pgd, smoothed_loss
 from benchmark.method import Method
-from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 from methods.peft_smoothing import PaddingPrompt, PromptedClassifier, VPTNet, head_of
 

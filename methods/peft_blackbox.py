@@ -53,8 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.bases import BaseClassifier
+from benchmark.certificates.smoothing import add_noise
 from benchmark.method import Method, QueryOnly
-from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
 # Config.trainable -> the terms of the prompt that SPSA trains; the others are zero by construction, so the

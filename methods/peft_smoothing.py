@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.bases import BaseClassifier
+from benchmark.certificates.smoothing import add_noise
 from benchmark.method import Method
-from benchmark.smoothing import add_noise
 from benchmark.train import TrainConfig
 
 BN_STATS = ("reestimate", "frozen")

@@ -8,11 +8,11 @@ import re
 import pytest
 import torch
 
-from benchmark.attacks import cross_entropy, pgd, project
-from benchmark.audit import AuditSettings, audit_image, summary
-from benchmark.cli import main
-from benchmark.robustness import AttackSettings, evaluate
-from benchmark.smoothing import certify
+from benchmark.certificates.smoothing import certify
+from benchmark.cli.parser import main
+from benchmark.evaluate.attack import AttackSettings, evaluate
+from benchmark.evaluate.audit import AuditSettings, audit_image, summary
+from benchmark.evaluate.pgd import cross_entropy, pgd, project
 from methods.peft_smoothing import PaddingPrompt, PromptedClassifier
 from tests.conftest import LinearClassifier
 from tests.test_contract import context, fit_tiny, tiny_base
@@ -57,7 +57,7 @@ def test_the_adaptive_attack_beats_the_one_crafted_on_the_unprompted_base():
 @pytest.mark.parametrize("name", ["adapt", "prompt_at"])
 def test_adapt_and_prompt_at_attack_different_models_in_training(name, tmp_path, monkeypatch):
     """ADAPT crafts its training attack through the prompts; prompt_at on the un-prompted base."""
-    from benchmark.registry import METHODS
+    from benchmark.config.registry import METHODS
 
     cls = METHODS.get(name)
     method = cls(cls.Config.tiny(), tiny_base("vit"), context(tmp_path, "vit"))
@@ -106,7 +106,7 @@ def test_audit_catches_an_unsound_certifier(scale, flips):
 
 
 def test_audit_summary_gives_the_expected_bound():
-    from benchmark.audit import AuditRecord
+    from benchmark.evaluate.audit import AuditRecord
 
     rows = [AuditRecord(i, 1, 1, 0.3, 0.3, 0.9, 0.6, 1, 0) for i in range(500)]
     stats = summary(rows, 0.001, 0.001)
@@ -151,7 +151,7 @@ def test_caf_is_differentiable_through_its_frozen_extractor(tmp_path):
 
 def test_adapt_losses_are_the_papers():
     """ADAPT-CE and ADAPT-KL (beta = 6) against hand computation; prompt_at's is CE on the attacked input alone."""
-    from benchmark.registry import METHODS
+    from benchmark.config.registry import METHODS
     from methods.adapt import AdaptConfig
 
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
@@ -178,7 +178,7 @@ def test_adapt_losses_are_the_papers():
 def test_adapt_at_sigma_trains_on_smoothadvs_l2_attack_with_shared_noise(tmp_path, monkeypatch):
     """At sigma > 0: an l2 PGD of radius smooth_eps on the soft smoothed classifier, and the loss on the same draws."""
     import methods.adapt as adapt
-    from benchmark.registry import METHODS
+    from benchmark.config.registry import METHODS
     from methods.adapt import AdaptConfig
 
     config = AdaptConfig(**{**AdaptConfig.tiny().__dict__, "smooth_eps": 0.7, "smooth_m": 3})
@@ -207,8 +207,8 @@ def test_adapt_at_sigma_trains_on_smoothadvs_l2_attack_with_shared_noise(tmp_pat
 def test_the_attack_command_crafts_where_it_says(tmp_path):
     """Adaptive: the attacked model itself; non-adaptive: a prompted method without its prompts, else the clean
     base."""
-    from benchmark.registry import METHODS
-    from benchmark.robustness import attack_source
+    from benchmark.config.registry import METHODS
+    from benchmark.evaluate.attack import attack_source
     from methods.adapt import WithoutPrompt
 
     adapt = METHODS.get("adapt")(METHODS.get("adapt").Config.tiny(), tiny_base("vit"), context(tmp_path, "vit"))
@@ -242,7 +242,7 @@ def test_a_resumed_attack_records_what_an_uncut_one_does(run_args, tmp_path):
 def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
     """The obfuscation gap (non-adaptive - adaptive) and a named pair, as exact paired counts; a row under another
     attack is never read against them."""
-    from benchmark.robustness import paired_markdown
+    from benchmark.report.attack_page import paired_markdown
 
     def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10, state="s"):
         settings = {"norm": "linf", "eps": 8 / 255, "steps": steps, "non_adaptive": non_adaptive, "batch": batch}
@@ -325,7 +325,7 @@ class _Reported:
 
 @pytest.mark.parametrize("epochs, shown", [(1, "pgd, 1 epoch"), (2, "pgd, 2 epochs"), (0.5, "pgd, 0.5 epochs")])
 def test_the_attack_page_says_how_long_the_method_trained(epochs, shown):
-    from benchmark.robustness import trained_with
+    from benchmark.evaluate.attack import trained_with
 
     assert trained_with(_Reported({"train_attack": "pgd", "epochs": epochs}), 0.0) == shown
     assert trained_with(_Reported({}), 0.0) is None

@@ -3,7 +3,7 @@
 The default test run only checks that each case works (benchmarks are disabled in ``addopts``); measure with
 ``OMP_NUM_THREADS=1 python -m pytest tests/test_benchmarks.py --benchmark-enable`` (one thread: the suite's
 queues run that way). Noisy samples per second = ``SAMPLES / mean``. These are the numbers behind the suite's
-batch size (``benchmark/suites/cifar10-cpu.toml``) and the README's per-image times; weights are random, which
+batch size (``benchmark/config/suites/cifar10-cpu.toml``) and the README's per-image times; weights are random, which
 does not change the cost.
 """
 
@@ -14,8 +14,8 @@ import torch
 
 from baselines.denoised_smoothing import Denoised, DnCNN
 from benchmark.bases.published import CifarResNet, ViTTinyP4
-from benchmark.device import SmoothingClassifier, resolve_bf16
-from benchmark.smoothing import image_generator, sample_counts
+from benchmark.certificates.device import SmoothingClassifier, resolve_bf16
+from benchmark.certificates.smoothing import image_generator, sample_counts
 
 SAMPLES = 1000
 

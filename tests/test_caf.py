@@ -7,7 +7,7 @@ import torch
 
 from benchmark.bases.core import BaseClassifier
 from benchmark.bases.published import CifarResNet
-from benchmark.data import CIFAR10
+from benchmark.data.datasets import CIFAR10
 from benchmark.errors import BenchmarkError
 from benchmark.method import MethodContext, cost
 from methods.caf import CAF, CAFConfig, CAFEnsemble, EnsembleConfig
@@ -60,8 +60,8 @@ def test_ensemble_certifies_each_sigma_with_its_own_adapter(tmp_path):
 
 
 def test_ensemble_fit_serves_every_sigma_of_a_suite(tmp_path):
-    from benchmark.config import build_run_config
-    from benchmark.plan import cell
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.plan import cell
 
     cfg = build_run_config("quick", {"methods": ["caf_ensemble", "caf"]})
     assert cell(cfg, "caf_ensemble", "small_cnn", 0.25, "fp32").fit_hash == cell(
@@ -81,7 +81,7 @@ def _nudge(method, seed: int = 5):
 def test_training_loss_is_cross_entropy_of_logits_on_pixel_space_noise(tmp_path):
     """The released code's two faults are absent: noise is added to the [0,1] image (before the base's
     normalisation, which the extractor and the adapter apply themselves) and the loss reads logits."""
-    from benchmark.smoothing import add_noise
+    from benchmark.certificates.smoothing import add_noise
 
     method = CAF(CAFConfig.tiny(), tiny_base("cnn"), context(tmp_path))
     _nudge(method)

@@ -1,4 +1,4 @@
-"""The cascaded certificate (benchmark.cascade): analytic cases, the alpha split, and soundness by simulation."""
+"""The cascaded certificate (benchmark.certificates.cascade): analytic cases, the alpha split, and soundness by simulation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.cascade import (
+from benchmark.certificates.cascade import (
     Stage,
     certify_cascade,
     clopper_pearson_upper,
@@ -15,7 +15,7 @@ from benchmark.cascade import (
     measure_stage,
     stage_alphas,
 )
-from benchmark.smoothing import ABSTAIN, clopper_pearson_lower, max_radius
+from benchmark.certificates.smoothing import ABSTAIN, clopper_pearson_lower, max_radius
 from tests.conftest import ConstantClassifier
 
 N0, N, ALPHA = 100, 10_000, 0.001
@@ -152,7 +152,7 @@ def test_upper_bound_is_the_mirror_of_the_lower():
 
 def test_multiscale_composes_single_sigma_fits_and_refuses_other_certificates(tmp_path):
     from baselines.multiscale import Multiscale, MultiscaleGaussian, Stages
-    from benchmark.device import SmoothingClassifier
+    from benchmark.certificates.device import SmoothingClassifier
     from benchmark.errors import BenchmarkError
     from benchmark.method import cost
     from tests.test_contract import context, tiny_base
@@ -181,7 +181,7 @@ def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
     ranking is so for its precision or its unpublished fits, and only a sequential run is named by its mode."""
     import pandas as pd
 
-    from benchmark.table import _unranked_reason
+    from benchmark.report.table import _unranked_reason
 
     meta = {"ranked": False, "latest": True, "mode": "cascade", "run_mode": "fixed", "status": "complete",
             "fit_published": False}
@@ -222,7 +222,7 @@ def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
 def test_stage_shares_separate_certified_from_correctly_certified():
     import pandas as pd
 
-    from benchmark.table import stage_shares
+    from benchmark.report.table import stage_shares
 
     group = pd.DataFrame({"sigma_used": [1.0, 1.0, 0.5, None], "correct": [1, 0, 1, 0]})
     assert stage_shares(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
@@ -234,9 +234,9 @@ def test_a_cascades_fit_cost_counts_each_published_fit_it_composes_once(tmp_path
 
     import pandas as pd
 
-    from benchmark.records import Run, RunInfo
-    from benchmark.results import composed_fit_time
-    from benchmark.table import _fit_time
+    from benchmark.report.frame import composed_fit_time
+    from benchmark.report.table import _fit_time
+    from benchmark.run.records import Run, RunInfo
 
     directory = tmp_path / "cifar10-cpu" / "multiscale" / "resnet20" / "sigma_0.25" / "abc"
     directory.mkdir(parents=True)

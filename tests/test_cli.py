@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.parser import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

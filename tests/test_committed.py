@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import build_run_config, config_hash, override_dataclass, suite_names
-from benchmark.plan import cell
-from benchmark.records import latest_runs, suites_in
-from benchmark.registry import METHODS
+from benchmark.config.hashing import config_hash
+from benchmark.config.overrides import override_dataclass
+from benchmark.config.registry import METHODS
+from benchmark.config.run_config import build_run_config
+from benchmark.config.suite import suite_names
+from benchmark.run.plan import cell
+from benchmark.run.records import latest_runs, suites_in
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -91,7 +94,7 @@ def test_every_ranked_row_certified_the_state_it_publishes(suite):
     """A ranked row's fit is committed under results/checkpoints and is the very state its records came from (the
     SHA-256 its run.json recorded), or the row has no fit."""
     from benchmark.files import sha256_file
-    from benchmark.results import frame
+    from benchmark.report.frame import frame
 
     df = frame(RESULTS, suite)
     ranked = df[df.ranked].drop_duplicates("run")

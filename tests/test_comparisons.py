@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.comparisons import compare_pair, pair_results, pairs_markdown, parse_pairs
+from benchmark.config.suite import parse_pairs
 from benchmark.errors import BenchmarkError
-from benchmark.stats import mcnemar_p
+from benchmark.report.comparisons import compare_pair, pair_results, pairs_markdown
+from benchmark.report.stats import mcnemar_p
 
 RADII = (0.0, 0.5)
 
@@ -52,7 +53,7 @@ def test_only_pairs_with_both_rows_ranked_are_shown_in_the_suites_order():
 
 
 def test_the_leaderboard_page_carries_the_pairs_of_its_sigma():
-    from benchmark.leaderboard import markdown
+    from benchmark.report.leaderboard import markdown
 
     base = {"base": "small_cnn", "sigma": 0.25, "precision": "fp32", "status": "complete", "n_images": 3,
             "subset_size": 3, "stage_sigmas": None, "dataset": "Digits", "dataset_name": "digits", "updated": "1",
@@ -78,7 +79,7 @@ def test_a_malformed_comparisons_key_is_one_error(value):
 
 @pytest.mark.parametrize("key", ["comparisons", "attack_comparisons"])
 def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path, key):
-    from benchmark.config import build_run_config
+    from benchmark.config.run_config import build_run_config
 
     path = tmp_path / "bad.toml"
     path.write_text(textwrap.dedent(f"""\
@@ -94,7 +95,7 @@ def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path, key):
 
 
 def test_a_pair_says_what_else_differs_between_its_rows():
-    from benchmark.comparisons import unlike
+    from benchmark.report.comparisons import unlike
 
     single = {**row("diffusion", [(1, 0.5)]), "precision": "fp32", "fit_hash": "aaa", "composed_fits": None}
     cascade = {**row("multiscale", [(1, 0.9)]), "precision": "bf16", "fit_hash": None, "composed_fits": "bbb,ccc"}

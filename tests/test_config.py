@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import build_run_config, config_hash, is_published, suite_names
+from benchmark.config.hashing import config_hash
+from benchmark.config.registry import METHODS, Registry
+from benchmark.config.run_config import build_run_config
+from benchmark.config.suite import is_published, suite_names
 from benchmark.errors import BenchmarkError
-from benchmark.leaderboard import readme_suites
-from benchmark.registry import METHODS, Registry
+from benchmark.report.leaderboard import readme_suites
 
 
 def test_precedence_defaults_suite_cli():

@@ -10,11 +10,12 @@ from torch import nn
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec
 from benchmark.bases.pretrained import SmallCNN, SmallViT
-from benchmark.config import config_hash, override_dataclass
-from benchmark.data import Digits
+from benchmark.config.hashing import config_hash
+from benchmark.config.overrides import override_dataclass
+from benchmark.config.registry import BASES, DATASETS, METHODS
+from benchmark.data.datasets import Digits
 from benchmark.method import Method, MethodContext, cost, fit_method
-from benchmark.registry import BASES, DATASETS, METHODS
-from benchmark.store import FitStore
+from benchmark.run.store import FitStore
 from tests.conftest import SHARED
 
 
@@ -171,7 +172,7 @@ def test_base_contract(name, tmp_path):
         weights = SHARED / "models"
         if not weights.is_dir():
             pytest.skip("../shared/models is not present")
-        from benchmark.data import CIFAR10
+        from benchmark.data.datasets import CIFAR10
 
         model = spec.build(override_dataclass(config, {"weights_dir": str(weights)}, "test"), CIFAR10(), ctx)
         x = torch.rand(2, 3, 32, 32)

@@ -10,9 +10,9 @@ from diffusers import DDPMScheduler
 from torch import nn
 
 from baselines.diffusion import OneShotDenoiser, timestep_for_sigma
-from benchmark import measure
-from benchmark.cli import main
-from benchmark.registry import METHODS
+from benchmark.cli.parser import main
+from benchmark.config.registry import METHODS
+from benchmark.report import previews
 from tests.test_contract import context, fit_tiny, tiny_base
 
 ALPHAS = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
@@ -90,8 +90,8 @@ def test_preview_shows_a_fit_of_either_precision_without_fitting_again(tiny_suit
     preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn", "--precision", "fp32",
                "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "2"]  # fmt: skip
     titles = []
-    real = measure.denoised_preview
-    monkeypatch.setattr(measure, "denoised_preview", lambda *a: titles.append(a[4]) or real(*a))
+    real = previews.denoised_preview
+    monkeypatch.setattr(previews, "denoised_preview", lambda *a: titles.append(a[4]) or real(*a))
     assert main(preview) == 0
     assert sorted((tmp_path / "cache" / "fits" / "dncnn").glob("*/state.safetensors")) == fits
     assert titles and titles[0].endswith("(fits by sigma, 0.25: bf16; 0.5: fp32)")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from benchmark.cli import main
+from benchmark.cli.parser import main
 from benchmark.files import sha256_file
-from benchmark.records import latest_runs
+from benchmark.run.records import latest_runs
 from tests.test_run import ROOT, _jpeg_cifar_tree, lines_on_disk
 
 ONE = ["--methods", "gaussian", "--sigma", "0.25"]
@@ -282,7 +282,7 @@ def test_a_run_json_missing_keys_is_one_error(run_args, tmp_path, capsys):
 def test_a_full_disk_ends_in_one_line_and_a_partial_run(run_args, tmp_path, capsys, monkeypatch):
     import errno
 
-    from benchmark.records import RecordWriter
+    from benchmark.run.records import RecordWriter
 
     real, calls = RecordWriter.append, []
 
@@ -320,8 +320,8 @@ def test_a_row_of_fewer_images_than_the_subset_says_so(run_args, tmp_path):
 
 
 def test_a_published_suite_refuses_uncommitted_code_unless_told(run_args, tmp_path, capsys, monkeypatch):
-    import benchmark.provenance as provenance
-    import benchmark.runner as runner
+    import benchmark.run.provenance as provenance
+    import benchmark.run.runner as runner
 
     dirty = lambda: {"sha": "abc", "dirty": True}  # noqa: E731
     monkeypatch.setattr(provenance, "git_state", dirty)  # what the check reads

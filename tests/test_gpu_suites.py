@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.cli import main
-from benchmark.config import SUITES_DIR
-from benchmark.records import latest_runs
+from benchmark.cli.parser import main
+from benchmark.config.suite import SUITES_DIR
+from benchmark.run.records import latest_runs
 
 BIG = "timm:vit_base_patch16_224.augreg_in21k_ft_in1k"
 TINY = "timm:vit_tiny_patch16_224"
@@ -62,7 +62,7 @@ def test_a_gpu_suite_runs_its_own_configuration_on_cpu(suite, tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_the_cuda_engine_votes_as_fp32_does_on_a_clear_case(precision):
-    from benchmark.smoothing import certify, image_generator
+    from benchmark.certificates.smoothing import certify, image_generator
     from tests.conftest import LinearClassifier
 
     w = torch.ones(64, device="cuda") / 8.0

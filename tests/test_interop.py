@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.cli import main
-from benchmark.interop import format_time, parse_time
-from benchmark.records import latest_runs
+from benchmark.cli.parser import main
+from benchmark.run.interop import format_time, parse_time
+from benchmark.run.records import latest_runs
 
 COHEN_LOG = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n" \
     "0\t3\t3\t0.524\t1\t0:00:15.123456\n" \

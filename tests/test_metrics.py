@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from benchmark.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
-from benchmark.records import Record
+from benchmark.report.metrics import abstain_rate, acr, certified_accuracy, certify_s_per_image, envelope, r_max
+from benchmark.run.records import Record
 
 
 def rows():

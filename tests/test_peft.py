@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.config.registry import METHODS
 from benchmark.method import QueryOnly, cost
-from benchmark.registry import METHODS
 from tests.conftest import SHARED
 from tests.test_contract import context, fit_tiny, tiny_base, train_data
 
@@ -232,8 +232,8 @@ def test_query_only_refuses_gradients_except_to_the_evaluators_white_box_attack(
 def test_lora_on_resnet20_trains_at_most_ten_percent(tmp_path):
     """Issue 3's bound on the row that is certified: peft_lora as cifar10-cpu resolves it for ResNet-20 (rank 3,
     norms and head trained), not the method's bare defaults."""
-    from benchmark.config import build_run_config
-    from benchmark.session import Session
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.session import Session
 
     session = Session(build_run_config("cifar10-cpu", {"cache_dir": str(tmp_path)}))
     cell = session.cell("peft_lora", "resnet20", 0.25)

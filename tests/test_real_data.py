@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from benchmark.bases.pretrained import clean_accuracy
-from benchmark.config import build_run_config
-from benchmark.session import Session
-from benchmark.smoothing import add_noise
+from benchmark.certificates.smoothing import add_noise
+from benchmark.config.run_config import build_run_config
+from benchmark.run.session import Session
 from tests.conftest import SHARED
 
 pytestmark = [

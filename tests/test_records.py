@@ -8,8 +8,8 @@ import pytest
 
 from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
-from benchmark.labels import envelope_sources, unfinished
-from benchmark.records import Record, RecordWriter, Run, RunInfo, read_records, writing
+from benchmark.report.labels import envelope_sources, unfinished
+from benchmark.run.records import Record, RecordWriter, Run, RunInfo, read_records, writing
 
 
 def _record(idx: int) -> Record:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import plots
-from benchmark.cli import main
-from benchmark.data import subset_indices
+from benchmark.cli.parser import main
+from benchmark.config.registry import METHODS
+from benchmark.data.datasets import subset_indices
 from benchmark.files import sha256_file
-from benchmark.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
-from benchmark.records import latest_runs
-from benchmark.registry import METHODS
+from benchmark.report import plots
+from benchmark.report.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
+from benchmark.run.records import latest_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STABLE = ("idx", "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "config_hash")
@@ -189,10 +189,10 @@ def test_concurrent_shards_fit_once(tiny_suite, tmp_path, monkeypatch):
     other waits, then loads."""
     import threading
 
-    import benchmark.session as session_module
+    import benchmark.run.session as session_module
     from benchmark.bases.pretrained import Pretrained
-    from benchmark.config import build_run_config
-    from benchmark.session import Session
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.session import Session
 
     calls, pretrained = [], []
     real_fit, real_pretrain = session_module.fit_method, Pretrained.pretrain
@@ -362,7 +362,7 @@ def test_a_fine_tune_names_its_start_and_publishes_it(run_args, tmp_path, capsys
 def test_a_cascade_names_the_fits_it_composes_and_publishes_them(run_args, tmp_path, capsys):
     """multiscale_gaussian trains nothing itself: run.json names the gaussian fit of each stage, publish-fits commits
     them, and only then is the row's fit published (a committed suite ranks it)."""
-    from benchmark.results import fit_published
+    from benchmark.run.ranking import fit_published
 
     cache, results = tmp_path / "cache", tmp_path / "results"
     assert main(["run", *run_args, "--methods", "multiscale_gaussian", "--max-images", "2"]) == 0
@@ -452,9 +452,9 @@ def test_a_base_whose_rows_share_one_precision_says_it_once():
 def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
     """[method_settings.<m>.by_base.<base>] overrides the method on one base; the other base's configuration, and
     so its config hash and its finished rows, stay exactly as they were."""
-    from benchmark.config import build_run_config
+    from benchmark.config.run_config import build_run_config
     from benchmark.errors import BenchmarkError
-    from benchmark.plan import method_config, plan
+    from benchmark.run.plan import method_config, plan
 
     overrides = {"results": str(tmp_path / "r"), "cache_dir": str(tmp_path / "c"), "bases": ["small_cnn", "small_vit"],
                  "methods": ["peft_lora"]}  # fmt: skip
@@ -583,8 +583,8 @@ def test_the_same_config_refits_the_same_state(tiny_suite, tmp_path, method):
     caches end at bit-identical states, whatever ran before them in the process; another seed does not."""
     import torch
 
-    from benchmark.config import build_run_config
-    from benchmark.session import Session
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.session import Session
 
     def state_hash(cache: str, seed: int = 0) -> str:
         torch.manual_seed(len(cache))  # a different global RNG state before each fit: it must not matter
@@ -599,8 +599,8 @@ def test_the_same_config_refits_the_same_state(tiny_suite, tmp_path, method):
 
 
 def test_frame_is_one_row_per_record_with_its_run_joined(run_args, tmp_path):
-    """benchmark.results.frame: the public table of results, the one the leaderboard is built from."""
-    from benchmark.results import frame
+    """benchmark.report.frame.frame: the public table of results, the one the leaderboard is built from."""
+    from benchmark.report.frame import frame
 
     assert main(["run", *run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25", "--max-images", "4"]) == 0
     df = frame(tmp_path / "results", suite="tiny")
@@ -616,9 +616,9 @@ def test_frame_is_one_row_per_record_with_its_run_joined(run_args, tmp_path):
 def test_method_settings_by_sigma_change_only_that_sigma(tiny_suite):
     """A recipe chosen per noise level: [method_settings.<m>.by_sigma."<s>"] applies at that sigma alone, over
     by_base; the other sigma keeps its settings and so its config hash."""
-    from benchmark.config import build_run_config
+    from benchmark.config.run_config import build_run_config
     from benchmark.errors import BenchmarkError
-    from benchmark.plan import cell, method_config
+    from benchmark.run.plan import cell, method_config
 
     plain = build_run_config(str(tiny_suite), {})
     text = tiny_suite.read_text() + '\n[method_settings.gaussian.by_sigma."0.5"]\ntrain = { lr = 0.05 }\n'

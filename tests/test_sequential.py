@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.cli import main
-from benchmark.records import latest_runs
-from benchmark.sequential import certified_level, certify_sequential, decide, look_alphas, looks
-from benchmark.smoothing import certify, image_generator
+from benchmark.certificates.sequential import certified_level, certify_sequential, decide, look_alphas, looks
+from benchmark.certificates.smoothing import certify, image_generator
+from benchmark.cli.parser import main
+from benchmark.run.records import latest_runs
 from tests.conftest import LinearClassifier
 from tests.test_run import lines_on_disk
 

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import beta, binom, norm
 
 from benchmark import certify, predict
-from benchmark.smoothing import (
+from benchmark.certificates.smoothing import (
     ABSTAIN,
     clopper_pearson_lower,
     image_generator,
@@ -125,8 +125,8 @@ def test_invalid_arguments(kwargs, match):
 
 def test_the_public_api_runs_the_inference_engine_at_the_precision_asked():
     """certify/predict wrap a plain model once (eval, no grad, channels_last, autocast); None takes it as given."""
-    from benchmark.device import SmoothingClassifier
-    from benchmark.smoothing import engine
+    from benchmark.certificates.device import SmoothingClassifier
+    from benchmark.certificates.smoothing import engine
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(256, 3))
     wrapped = engine(model, torch.device("cpu"), "bf16")
@@ -148,7 +148,7 @@ def test_the_public_api_runs_the_inference_engine_at_the_precision_asked():
 def test_auto_precision_needs_native_bf16(monkeypatch, native, expected):
     """oneDNN calls bf16 supported on plain AVX-512, where it is emulated and slower than fp32: "auto" follows the
     CPU's bf16 instructions, not oneDNN's flag."""
-    import benchmark.device as device_module
+    import benchmark.certificates.device as device_module
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from benchmark.stats import bootstrap_interval, mcnemar_p, paired_difference_interval, proportion_interval
+from benchmark.report.stats import bootstrap_interval, mcnemar_p, paired_difference_interval, proportion_interval
 
 
 def test_clopper_pearson_known_values():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from benchmark.smoothing import add_noise
+from benchmark.certificates.smoothing import add_noise
 from benchmark.train import TrainConfig, fit
 
 

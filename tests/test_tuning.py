@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from benchmark.cli import main
-from benchmark.data import Digits
+from benchmark.cli.parser import main
+from benchmark.data.datasets import Digits
+from benchmark.data.splits import labels_of, load_split, stratified_sample
 from benchmark.errors import BenchmarkError
-from benchmark.splits import labels_of, load_split, stratified_sample
 
 SEARCH = """
 [tuning.gaussian]
@@ -33,8 +33,8 @@ def test_val_is_a_fixed_stratified_part_of_train_and_tune_train_the_rest(tmp_pat
 
 @pytest.mark.parametrize("split", ["test", "val"])
 def test_fitting_on_the_test_or_validation_split_is_refused(tmp_path, split):
+    from benchmark.config.registry import METHODS
     from benchmark.method import fit_method
-    from benchmark.registry import METHODS
     from tests.test_contract import context, tiny_base
 
     cls = METHODS.get("gaussian")
@@ -78,7 +78,7 @@ candidates = [{ train = { lr = 1e-4 } }, { train = { lr = 0.5 } }]
 
 def test_tune_at_sigma_0_scores_robust_accuracy(tiny_suite, tmp_path):
     """A method trained without noise (adapt's attack rows) is chosen by robust accuracy under ADAPT's PGD-10."""
-    from benchmark.tuning import objective
+    from benchmark.evaluate.tuning import objective
 
     tiny_suite.write_text(tiny_suite.read_text() + ADAPT_SEARCH)
     args = ["tune", "--suite", str(tiny_suite), "--methods", "adapt", "--sigma", "0", "--val-images", "20",

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import DatasetSpec
+from benchmark.data.datasets import DatasetSpec
 
-if TYPE_CHECKING:  # the store knows nothing of bases; only the annotation needs it
-    from benchmark.store import FitStore
+
+class FitCache(Protocol):
+    """What building a base needs of the fit store (:class:`benchmark.run.store.FitStore` is one): a cache folder
+    and get-or-fit of a state by name and hash. Bases sit below the run, so they name the part they use."""
+
+    cache_dir: Path
+
+    def get_or_fit(self, name: str, fhash: str, fit_fn: Any, device: Any = "cpu", kind: str = "fits") -> Any: ...
 
 
 class Normalize(nn.Module):
@@ -66,7 +72,7 @@ class BuildContext:
     """
 
     device: torch.device
-    store: FitStore | None = None
+    store: FitCache | None = None
     data_root: Path | None = None
     download: bool = False
     bf16: bool = False

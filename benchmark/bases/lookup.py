@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from benchmark.bases.core import BaseSpec
 from benchmark.bases.timm_base import TimmBase
-from benchmark.config import override_dataclass
-from benchmark.registry import BASES
+from benchmark.config.overrides import override_dataclass
+from benchmark.config.registry import BASES
 
 
 def base_spec(name: str) -> BaseSpec:

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext
-from benchmark.config import config_hash, to_jsonable
-from benchmark.data import DatasetSpec
+from benchmark.config.hashing import config_hash, to_jsonable
+from benchmark.data.datasets import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.files import now
 from benchmark.train import TrainConfig, autocast, fit, seeded_init

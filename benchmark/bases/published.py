@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext
 from benchmark.bases.weights import find_weights, load_state_file
-from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec
+from benchmark.data.datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetSpec
 from benchmark.errors import BenchmarkError
 
 # --- CIFAR ResNets (He et al. 2016, Sec. 4.2; option A identity shortcuts) --------------------------------------

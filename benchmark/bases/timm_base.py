@@ -9,7 +9,7 @@ from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BuildContext
 from benchmark.bases.pretrained import Pretrained
-from benchmark.data import DatasetSpec
+from benchmark.data.datasets import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.train import TrainConfig
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.config import PROJECT_ROOT
+from benchmark.config.suite import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.files import sha256_file
 

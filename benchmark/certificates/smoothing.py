@@ -1,0 +1,258 @@
+"""Randomized smoothing: the one noise sampler, Monte-Carlo counts, the confidence bound, CERTIFY and PREDICT.
+
+This is Cohen, Rosenfeld & Kolter (ICML 2019), "Certified Adversarial Robustness via Randomized Smoothing",
+Algorithms 1 (PREDICT) and 2 (CERTIFY), as in locuslab/smoothing ``code/core.py``, with three deliberate
+differences that do not change the certificate:
+
+* noise is drawn in fixed blocks of :data:`NOISE_BLOCK` samples from an explicit ``torch.Generator``, so the
+  counts for an image depend on the generator's seed only, never on ``batch_size`` (the released code draws one
+  ``randn_like`` per batch, so its results change with the batch size);
+* votes are counted with ``torch.bincount`` on the device instead of a NumPy loop;
+* PREDICT uses ``scipy.stats.binomtest`` (``binom_test`` was removed in SciPy 1.12).
+
+Everything is in [0, 1] pixel units: ``sigma`` is the noise standard deviation on images in [0, 1] and the
+classifier normalises inside (Cohen et al. issues #6 and #12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import beta, binomtest, norm
+
+__all__ = [
+    "ABSTAIN",
+    "NOISE_BLOCK",
+    "Certificate",
+    "add_noise",
+    "certify",
+    "clopper_pearson_lower",
+    "image_generator",
+    "max_radius",
+    "predict",
+    "predict_from_counts",
+    "radius_from_p",
+    "sample_counts",
+]
+
+ABSTAIN = -1
+# Noise is drawn in blocks of this many samples whatever the batch size, which makes the noise sequence (and so
+# every count) a function of the generator state alone. 100 divides Cohen's n0 and the usual n.
+NOISE_BLOCK = 100
+
+Classifier = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of CERTIFY for one input.
+
+    Attributes:
+        prediction: the certified class, or -1 (:data:`ABSTAIN`).
+        radius: certified l2 radius in [0, 1] pixel units (0.0 on abstain), at full precision.
+        p_a_lower: one-sided (1 - alpha) Clopper-Pearson lower bound on P(f(x + noise) = prediction).
+        n_top: votes for the selected class among the ``n`` estimation samples.
+        n: number of estimation samples.
+        n_used: noisy samples the certifier classified (selection and estimation), as counted.
+        mode: which certificate (``fixed``: CERTIFY with fixed n0 and n; ``sequential``; ``cascade``).
+        stage, sigma_used, r_neg: a cascade's deciding stage (0: the largest sigma; None: every stage abstained),
+            the sigma it certified at, and the cap from the larger sigmas that abstained (None: no cap applied).
+    """
+
+    prediction: int
+    radius: float
+    p_a_lower: float
+    n_top: int
+    n: int
+    n_used: int = 0
+    mode: str = "fixed"
+    stage: int | None = None
+    sigma_used: float | None = None
+    r_neg: float | None = None
+
+
+def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:
+    if not (isinstance(sigma, int | float) and np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    if n0 is not None and (int(n0) != n0 or n0 < 1):
+        raise ValueError(f"n0 must be an integer >= 1, got {n0!r}")
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if not (0.0 < alpha < 1.0):
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+
+
+def image_generator(seed: int, idx: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator that draws all noise for test image ``idx`` of a run seeded with ``seed``.
+
+    Seeding per (seed, idx) makes each image's record independent of batching, sharding and resume point.
+    NumPy's SeedSequence mixes the pair so that neighbouring indices get unrelated streams.
+    """
+    state = np.random.SeedSequence([int(seed), int(idx)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def add_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return ``x + N(0, sigma^2 I)``: the one Gaussian noise sampler (training and certification both use it);
+    ``sigma`` may be a tensor broadcast against ``x`` (a per-image level, as an ensemble trains with)."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x + noise * sigma
+
+
+def _noisy_batches(
+    x: torch.Tensor, sigma: float, num: int, batch_size: int, generator: torch.Generator | None
+) -> Iterator[torch.Tensor]:
+    """Yield ``num`` noisy copies of ``x`` ([C,H,W]) in batches of at most ``batch_size``.
+
+    Noise is drawn in blocks of NOISE_BLOCK from ``generator`` and re-cut into batches, so the sample sequence
+    does not depend on ``batch_size``.
+    """
+    pending: list[torch.Tensor] = []
+    pending_size = 0
+    remaining = num
+    while remaining > 0:
+        block = min(NOISE_BLOCK, remaining)
+        remaining -= block
+        pending.append(add_noise(x.unsqueeze(0).expand(block, *x.shape), sigma, generator))
+        pending_size += block
+        while pending_size >= batch_size or (remaining == 0 and pending_size > 0):
+            stacked = torch.cat(pending) if len(pending) > 1 else pending[0]
+            yield stacked[:batch_size]
+            rest = stacked[batch_size:]
+            pending = [rest] if len(rest) else []
+            pending_size = len(rest)
+
+
+@torch.no_grad()
+def sample_counts(
+    classifier: Classifier,
+    x: torch.Tensor,
+    sigma: float,
+    num: int,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Classify ``num`` noisy copies of ``x`` and count the votes per class.
+
+    Args:
+        classifier: maps ``[B,C,H,W]`` images in [0, 1] to logits ``[B,K]``.
+        x: one image ``[C,H,W]`` in [0, 1].
+        sigma: noise standard deviation in [0, 1] pixel units.
+        num: number of noise samples.
+        batch_size: samples per forward pass (does not change the counts).
+        generator: source of the noise; its device must match ``x``.
+
+    Returns:
+        int64 tensor ``[K]`` on ``x.device`` with the number of samples classified as each class.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    counts: torch.Tensor | None = None
+    for batch in _noisy_batches(x, sigma, num, batch_size, generator):
+        logits = classifier(batch)
+        votes = torch.bincount(logits.argmax(dim=1), minlength=logits.shape[1])
+        counts = votes if counts is None else counts + votes
+    assert counts is not None
+    return counts
+
+
+def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) Clopper-Pearson lower confidence bound on a binomial proportion.
+
+    Equals ``statsmodels.proportion_confint(k, n, alpha=2 * alpha, method="beta")[0]`` as used by Cohen et al.
+    """
+    if k <= 0:
+        return 0.0
+    return float(beta.ppf(alpha, k, n - k + 1))
+
+
+def radius_from_p(sigma: float, p_a_lower: float) -> float:
+    """Certified l2 radius ``sigma * Phi^-1(p_a_lower)`` (Cohen et al., Theorem 1 with p_B = 1 - p_A)."""
+    return float(sigma * norm.ppf(p_a_lower))
+
+
+def engine(classifier: Classifier, device: torch.device, precision: str | None) -> Classifier:
+    """``classifier`` for Monte-Carlo voting at ``precision``: eval mode, no autograd, channels_last and autocast
+    (:class:`benchmark.certificates.device.SmoothingClassifier`); as given for None or a classifier already wrapped."""
+    from benchmark.certificates.device import SmoothingClassifier, autocast_dtype
+
+    if precision is None or isinstance(classifier, SmoothingClassifier) or not isinstance(classifier, torch.nn.Module):
+        return classifier
+    return SmoothingClassifier(classifier, torch.device(device), autocast_dtype(precision, torch.device(device)))
+
+
+def max_radius(sigma: float, n: int, alpha: float) -> float:
+    """Largest radius CERTIFY can return with ``n`` samples: all votes for one class, ``sigma*Phi^-1(alpha^(1/n))``."""
+    return radius_from_p(sigma, alpha ** (1.0 / n))
+
+
+def certify(
+    classifier: Classifier,
+    x: torch.Tensor,
+    sigma: float,
+    n0: int,
+    n: int,
+    alpha: float,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    precision: str | None = "auto",
+) -> Certificate:
+    """CERTIFY of Cohen et al. (2019), Algorithm 2.
+
+    Selects the top class from ``n0`` noisy samples, then counts its votes among ``n`` fresh samples; abstains
+    when the one-sided (1 - alpha) Clopper-Pearson lower bound ``p_a_lower`` is below 1/2, and otherwise
+    certifies radius ``sigma * Phi^-1(p_a_lower)``. With probability at least 1 - alpha over the noise, the
+    returned class is that of the smoothed classifier at every point within the radius (or the call abstains).
+
+    Args:
+        classifier: maps ``[B,C,H,W]`` images in [0, 1] to logits ``[B,K]``.
+        x: image ``[C,H,W]`` in [0, 1].
+        sigma: noise standard deviation in [0, 1] pixel units, > 0.
+        n0: number of selection samples, >= 1.
+        n: number of estimation samples, >= 1.
+        alpha: failure probability, in (0, 1).
+        batch_size: samples per forward pass (does not change the result).
+        generator: source of the noise (see :func:`image_generator`).
+        precision: run ``classifier`` through the harness' inference engine (:func:`engine`) at "auto" (bf16
+            autocast where the device runs it natively, else fp32), "bf16", "fp16" or "fp32"; None uses it as given.
+
+    Returns:
+        A :class:`Certificate`.
+    """
+    _check(sigma, n, alpha, n0)
+    classifier = engine(classifier, x.device, precision)
+    selection = sample_counts(classifier, x, sigma, n0, batch_size, generator)
+    c_a = int(selection.argmax())
+    estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)
+    n_a = int(estimation[c_a]) if c_a < len(estimation) else 0
+    p_a_lower = clopper_pearson_lower(n_a, n, alpha)
+    n_used = int(selection.sum()) + int(estimation.sum())
+    if p_a_lower < 0.5:
+        return Certificate(ABSTAIN, 0.0, p_a_lower, n_a, n, n_used)
+    return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n_used)
+
+
+def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha: float, batch_size: int = 1000,
+            generator: torch.Generator | None = None, precision: str | None = "auto") -> int:  # fmt: skip
+    """PREDICT of Cohen et al. (2019), Algorithm 1: the smoothed prediction, or -1 (abstain).
+
+    Abstains unless a two-sided binomial test rejects, at level ``alpha``, that the top two classes are equally
+    likely (Hung & Fithian 2019); the returned class is then wrong with probability at most ``alpha``.
+    """
+    _check(sigma, n, alpha)
+    return predict_from_counts(sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size,
+                                             generator), alpha)  # fmt: skip
+
+
+def predict_from_counts(counts: torch.Tensor, alpha: float) -> int:
+    """PREDICT's decision on the class counts of its ``n`` noisy samples (see :func:`predict`)."""
+    counts = counts.cpu()
+    top2 = torch.topk(counts, k=min(2, len(counts)))
+    c1 = int(top2.values[0])
+    c2 = int(top2.values[1]) if len(counts) > 1 else 0
+    if binomtest(c1, c1 + c2, p=0.5).pvalue > alpha:
+        return ABSTAIN
+    return int(top2.indices[0])

@@ -1,0 +1,192 @@
+"""Certificate audit: attack every certified image inside its certified radius and re-decide it with PREDICT.
+
+For a certified record (class c, l2 radius R > 0) of a run, the SmoothAdv attack (:func:`benchmark.evaluate.pgd.pgd`
+on :func:`benchmark.evaluate.pgd.smoothed_loss`: PGD on the Monte-Carlo soft smoothed classifier against c, ``m`` noise
+draws per step, ``steps`` steps of 2.5 R / steps) looks for x' with ||x' - x||_2 <= R in the image box. PREDICT
+(``n`` fresh samples, level ``alpha``) then decides x'. The image *flipped* when PREDICT returns a class other than
+c (an abstention is not a flip). If the certificate is sound, a flip needs the certificate to have failed (each of
+the run's certificates fails with probability at most alpha_cert over its own noise, certified or not) or PREDICT
+to have erred (at most alpha_predict): in expectation at most alpha_cert per image of the run plus alpha_predict
+per attacked image, however strong the attack. The audit also reports how far the
+attack pushed the top-class vote share p_c = counts_c / n down (measured at x and x' on the same number of fresh
+samples), which shows the attack did work even where nothing flipped.
+
+Results: ``results/<suite>/audit/<method>/<base>/sigma_<s>/<audit hash>/`` (of the run's hash and the settings)
+holds ``audit.json`` (settings and provenance) and ``records.jsonl`` (one line per attacked image; an interrupted
+audit resumes);
+``leaderboards/<suite>-audit.md`` is generated from them by ``python -m benchmark leaderboard``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark.certificates.smoothing import ABSTAIN, predict_from_counts, sample_counts
+from benchmark.evaluate.pgd import pgd, smoothed_loss
+
+# Audit noise comes from streams of its own, away from the certification streams of the same image index.
+NOISE_OFFSET = 2 * 10**9
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Attributes: steps, m: PGD steps and noise draws per step; n, alpha: PREDICT's samples and level at x'."""
+
+    steps: int = 20
+    m: int = 16
+    n: int = 1000
+    alpha: float = 0.001
+
+    def __post_init__(self):
+        if self.steps < 1 or self.m < 1 or self.n < 2 or not 0 < self.alpha < 1:
+            raise ValueError("audit settings: steps, m >= 1, n >= 2 and 0 < alpha < 1")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One attacked image: its certificate, the perturbation found, and the decisions before and after."""
+
+    idx: int
+    label: int
+    certified: int
+    radius: float
+    moved: float  # ||x' - x||_2 of the attack's point (<= radius)
+    p_before: float  # top-class vote share at x on n fresh samples
+    p_after: float  # at x'
+    predict_after: int
+    flipped: int
+    time_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, sigma: float, settings: AuditSettings,
+                batch_size: int, generator: torch.Generator, voter: torch.nn.Module | None = None,
+                ) -> dict:  # fmt: skip
+    """Attack class ``c`` of the smoothed ``model`` at ``x`` ([C,H,W] in [0,1]) inside the l2 ball of ``radius``;
+    the fields of an :class:`AuditRecord` but the image's index and label. ``model`` must be differentiable (the
+    noisy classifier itself); ``voter`` counts the votes (default ``model``; the harness' inference wrapper at the
+    run's precision, so PREDICT decides with the classifier that was certified)."""
+    voter = model if voter is None else voter
+    target = torch.tensor([c], device=x.device)
+    from benchmark.method import white_box
+
+    loss = smoothed_loss(model, target, sigma, settings.m, generator)
+    with white_box():
+        x_adv = pgd(loss, x.unsqueeze(0), norm="l2", eps=radius, step=2.5 * radius / settings.steps,
+                    steps=settings.steps, generator=generator)[0]  # fmt: skip
+    with torch.no_grad():
+        before = sample_counts(voter, x, sigma, settings.n, batch_size, generator)
+        after = sample_counts(voter, x_adv, sigma, settings.n, batch_size, generator)
+    decision = predict_from_counts(after, settings.alpha)
+    return {
+        "certified": int(c), "radius": float(radius), "moved": float((x_adv - x).norm()),
+        "p_before": float(before[c]) / settings.n, "p_after": float(after[c]) / settings.n,
+        "predict_after": decision, "flipped": int(decision not in (c, ABSTAIN)),
+    }  # fmt: skip
+
+
+def read_audit(directory: Path) -> list[AuditRecord]:
+    path = directory / "records.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(AuditRecord(**json.loads(line)))
+        except (ValueError, TypeError):  # a torn last line of an interrupted audit
+            continue
+    return rows
+
+
+def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
+            run_images: int | None = None) -> dict:  # fmt: skip
+    """Counts and means of one audit, with the flips a sound certificate allows in expectation: alpha_cert per image
+    of the run (a certificate's guarantee is over all its images, certified or not, so a certified image may fail
+    more often than alpha_cert) plus alpha_predict per attacked image."""
+    n = len(records)
+    mean = (lambda values: sum(values) / n) if n else (lambda values: float("nan"))
+    return {
+        "attacked": n,
+        "flipped": sum(r.flipped for r in records),
+        "allowed": (n if run_images is None else run_images) * alpha_cert + n * alpha_predict,
+        "abstained_after": sum(r.predict_after == ABSTAIN for r in records),
+        "mean_radius": mean([r.radius for r in records]),
+        "mean_moved": mean([r.moved for r in records]),
+        "mean_p_before": mean([r.p_before for r in records]),
+        "mean_p_after": mean([r.p_after for r in records]),
+        "mean_drop": mean([r.p_before - r.p_after for r in records]),
+    }
+
+
+def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
+              settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
+    """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
+    certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
+    import time
+
+    from benchmark.certificates.device import SmoothingClassifier
+    from benchmark.certificates.smoothing import image_generator
+    from benchmark.config.hashing import config_hash, to_jsonable
+    from benchmark.config.registry import METHODS
+    from benchmark.errors import BenchmarkError
+    from benchmark.files import now, write_json_atomic
+    from benchmark.run.plan import cell
+    from benchmark.run.provenance import command_line, git_state, package_versions
+    from benchmark.run.ranking import ranked_runs, ranking_rules
+    from benchmark.run.records import latest_runs
+    from benchmark.run.session import Session
+
+    if METHODS.get(method).stage_sigmas(METHODS.get(method).Config()) is not None:
+        raise BenchmarkError(f"{method} is a cascade: the audit re-decides with single-sigma PREDICT, so it audits "
+                             "single-sigma methods only")  # fmt: skip
+    session = Session(cfg)
+    latest = [r for r in latest_runs(session.results, cfg.suite) if (r.info.base, r.info.method) == (base, method)]
+    chosen = [r for r in ranked_runs(latest, *ranking_rules(cfg.suite)) if float(r.info.sigma) == float(sigma)]
+    if not chosen:
+        raise BenchmarkError(f"no ranked {method} run on {base} at sigma {sigma:g} under {session.results}/"
+                             f"{cfg.suite}: certify it first (python -m benchmark run)")  # fmt: skip
+    run = chosen[0]
+    target = cell(cfg, method, base, sigma, run.precision)
+    if target.chash != run.directory.name:
+        raise BenchmarkError(f"{run.directory} was certified under other settings than the suite's now ({target.chash}"
+                             "): audit it from the commit that made it")  # fmt: skip
+    model = session.stored(target)
+    if model is None:
+        raise BenchmarkError(f"the fit of {run.directory} is neither published nor cached: run publish-fits where it "
+                             "was made, or refit it with run")  # fmt: skip
+    noisy = model.noisy_classifier(sigma).eval()
+    voter = SmoothingClassifier(noisy, session.device, run.precision == "bf16")
+    certified = [r for r in run.records if r.prediction != ABSTAIN and r.radius > 0]
+    certified = certified[:max_images] if max_images else certified
+    # one directory per run and audit settings: records made with other steps, m or n never mix
+    audit_key = config_hash({"run": run.directory.name, "settings": to_jsonable(settings)})
+    directory = session.results / cfg.suite / "audit" / method / base / f"sigma_{sigma:g}" / audit_key
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / "audit.json", {
+        "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,
+        "precision": run.precision, "alpha_cert": run.info.alpha, "settings": to_jsonable(settings),
+        "images": [r.idx for r in certified], "run_images": len(run.records), "updated": now(),
+        "argv": command_line(), "git": git_state(),
+        "packages": package_versions(), "device": str(session.device),
+    })  # fmt: skip
+    done = {r.idx for r in read_audit(directory)}
+    data = session.eval_data()
+    with open(directory / "records.jsonl", "a") as out:
+        for record in certified:
+            if record.idx in done:
+                continue
+            x, label = data[record.idx]
+            t0 = time.perf_counter()
+            gen = image_generator(cfg.seed, NOISE_OFFSET + record.idx, session.device)
+            fields = audit_image(noisy, x.to(session.device), record.prediction, record.radius, sigma, settings,
+                                 cfg.batch_size, gen, voter=voter)  # fmt: skip
+            row = AuditRecord(idx=record.idx, label=int(label), time_s=time.perf_counter() - t0, **fields)
+            out.write(json.dumps(row.to_json()) + "\n")
+            out.flush()
+    return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))

@@ -1,0 +1,92 @@
+"""Results as a table: one row per certified image, its run's metadata joined (the public way to analyse results).
+
+>>> from benchmark.report.frame import frame
+>>> df = frame("results", suite="cifar10-cpu")
+>>> df[df.ranked].groupby(["base", "sigma", "method"]).correct.mean()
+
+Columns: every :class:`~benchmark.run.records.Record` field, then per run ``suite, base, precision, status, run``
+(the run directory's config hash), ``run_mode`` (the run's certificate, "fixed" or "sequential": a cascade's
+records say "cascade" in ``mode`` while each of its stages is the fixed-n CERTIFY), ``updated, radii`` (its table
+grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s`` (the run's own
+fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None otherwise), ``queries,
+fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and
+``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``,
+``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset whose fits are
+published), ``latest``
+(the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
+leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.files import read_json, safe_name
+from benchmark.run.ranking import fit_published, ranked_runs, ranking_rules
+from benchmark.run.records import Record, Run, iter_runs, latest_runs, newest
+
+RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
+               "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s",
+               "composed_fit_time_s", "queries", "fit_hash", "notes", "latest", "ranked", "fit_published",
+               "stage_sigmas", "composes", "composed_fits", "whole_subset_only")  # fmt: skip
+
+
+def composed_fit_time(run: Run) -> float | None:
+    """The fit time of the fits a cascade composes, each counted once, from their published ``fit.json``; None when
+    it composes none or one of them is not published (its cost is then unknown here)."""
+    root = run.directory.parents[4]
+    composes = run.info.fit.get("composes", {})
+    parts = {(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()}
+    if not parts or any(not fhash for _, fhash in parts):
+        return None
+    times = [(read_json(root / "checkpoints" / safe_name(m) / h / "fit.json", "fit.json") or {}).get("fit_time_s")
+             for m, h in parts]  # fmt: skip
+    return None if any(t is None for t in times) else float(sum(times))
+
+
+def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
+    info = run.info
+    composes = info.fit.get("composes", {})
+    notes = {**info.notes, **info.measurements}
+    return {
+        "suite": info.suite, "base": info.base, "precision": run.precision, "status": run.status,
+        "run": run.directory.name, "run_mode": run.mode, "updated": info.updated, "radii": tuple(info.radii),
+        "subset_size": info.subset_size,
+        "dataset_label": info.dataset_label if info.dataset_label is not None else info.dataset,
+        "trainable_params": info.cost.get("trainable_params"), "trainable_pct": info.cost.get("trainable_pct"),
+        "stored_bytes": info.cost.get("stored_bytes"), "fit_time_s": info.timings.get("fit_time_s"),
+        "composed_fit_time_s": composed_fit_time(run),
+        "queries": info.fit.get("queries"), "fit_hash": info.fit.get("fit_hash"),
+        "notes": "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(notes.items())),
+        "latest": latest, "ranked": ranked, "fit_published": fit_published(run),
+        "stage_sigmas": "/".join(f"{s:g}" for s in info.stage_sigmas) if info.stage_sigmas else None,
+        "composes": ",".join(sorted({part.get("method", name) for name, part in composes.items()})) or None,
+        "composed_fits": ",".join(sorted({part["fit_hash"] for part in composes.values()})) or None,
+    }  # fmt: skip
+
+
+def frame(results: str | Path, suite: str | None = None) -> pd.DataFrame:
+    """Every record under ``results`` (one suite, or all), one row each, with its run's metadata (module docstring)."""
+    results = Path(results)
+    runs = list(iter_runs(results, suite))
+    latest = newest(runs)
+    ranked: set[int] = set()
+    rules = {name: ranking_rules(name) for name in {r.info.suite for r in runs}}  # per suite, not per row
+    for name in sorted(rules):
+        ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *rules[name])}
+    latest = {id(r) for r in latest}
+    fields = [f.name for f in dataclasses.fields(Record)]
+    rows = []
+    for run in runs:
+        meta = {
+            **run_metadata(run, id(run) in latest, id(run) in ranked),
+            "whole_subset_only": rules[run.info.suite][1],
+        }
+        rows += [{**dataclasses.asdict(record), **meta} for record in run.records]
+    return pd.DataFrame(rows, columns=[*fields, *(c for c in RUN_COLUMNS if c not in fields)])
+
+
+__all__ = ["frame", "latest_runs", "ranked_runs"]

@@ -1,0 +1,48 @@
+"""Where a result came from: the command, the code (git commit and dirty flag) and the package versions, as every
+run.json records them."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from benchmark.config.suite import PROJECT_ROOT
+
+PACKAGES = ("torch", "torchvision", "timm", "peft", "diffusers", "numpy", "scipy", "safetensors")
+
+
+# What a run writes itself (records, tables, the README's table block): changes there do not make the code dirty.
+GENERATED = ("results", "leaderboards", "README.md")
+
+
+def git_state() -> dict:
+    """Commit SHA and dirty flag of the project checkout (None when not a git checkout); dirty means a tracked file
+    outside what runs generate differs from the commit, so the code that ran is not the commit named."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){g}" for g in GENERATED))
+    return {"sha": sha, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def command_line() -> list[str]:
+    return [Path(sys.executable).name, "-m", "benchmark", *sys.argv[1:]]

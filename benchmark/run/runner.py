@@ -1,0 +1,209 @@
+"""The run loop: for each planned cell, get or make the method's fit, certify the images left, write the records.
+
+Everything that can fail on bad input (names, data, weights, result and cache directories) is checked before the
+first record is written. Each cell is resumable on its own: finished images are skipped, the fit comes from the
+store, and re-running the same command only does what is missing. Processes on one cell share its images through
+per-image claims, so two identical runs started together certify each image once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+
+from benchmark.certificates.device import SmoothingClassifier
+from benchmark.certificates.smoothing import image_generator
+from benchmark.config.registry import METHODS
+from benchmark.config.run_config import RunConfig
+from benchmark.errors import BenchmarkError
+from benchmark.files import Claims, check_writable, now
+from benchmark.method import Method, cost
+from benchmark.run.measure import denoising_error, is_denoiser
+from benchmark.run.plan import Cell
+from benchmark.run.progress import Progress
+from benchmark.run.provenance import command_line, git_state, package_versions
+from benchmark.run.records import (
+    Record,
+    RecordWriter,
+    RunInfo,
+    certify_s_per_image,
+    read_records,
+    read_run_info,
+    write_run_info,
+)
+from benchmark.run.session import Session
+
+
+def check_shard(shard: tuple[int, int] | None, fresh: bool) -> None:
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise BenchmarkError(f"--shard {shard[0]}/{shard[1]}: use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
+    if shard is not None and fresh:
+        raise BenchmarkError("--fresh with --shard would delete the other shards' records: run --fresh once first")
+
+
+def _stage_sigmas(cell: Cell) -> list[float] | None:
+    stages = METHODS.get(cell.method).stage_sigmas(cell.method_config)
+    return sorted(stages) if stages is not None else None
+
+
+def _states(fit: dict) -> str:
+    """The fitted state a run certifies with: its own fit's SHA-256, or those of the fits a cascade composes."""
+    composed = ",".join(part["state_sha256"] for _, part in sorted(fit.get("composes", {}).items()))
+    return fit.get("state_sha256") or composed
+
+
+class Runner:
+    """Executes a :class:`RunConfig`.
+
+    Args:
+        cfg: the resolved configuration.
+        fresh: delete the selected cells' records first.
+        progress: show tqdm bars.
+        shard: ``(k, N)``: certify only the images at positions ``k, k + N, ...`` of the subset's order, into
+            ``records-<k>of<N>.jsonl``; N processes (or GPUs) with k = 0..N-1 together make the whole run, and
+            readers merge their files. Records do not depend on the sharding.
+    """
+
+    def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True,
+                 shard: tuple[int, int] | None = None, allow_dirty: bool = False):  # fmt: skip
+        check_shard(shard, fresh)
+        self.cfg, self.fresh, self.show, self.shard, self.allow_dirty = cfg, fresh, progress, shard, allow_dirty
+        self.session = Session(cfg)
+        self.progress = Progress(0, show=False)
+
+    def run(self) -> list:
+        """Certify every planned cell's images left; return the run directories."""
+        session = self.session
+        check_writable(session.results)
+        check_writable(session.cache_dir, "--cache-dir", "cache directory")
+        cells = session.plan()
+        work = []
+        for cell in cells:
+            directory = cell.directory(session.results, self.cfg.suite)
+            if self.fresh:
+                for path in directory.glob("records*.jsonl"):
+                    path.unlink()
+            writer = RecordWriter(directory, f"{self.shard[0]}of{self.shard[1]}" if self.shard else None)
+            mine = cell.indices[self.shard[0] :: self.shard[1]] if self.shard else cell.indices
+            work.append((cell, writer, [i for i in mine if i not in writer.done]))
+        # Build every base now, and read the training data if a fit is to be made: a missing or corrupt checkpoint
+        # or image fails before the first record is written.
+        for base in dict.fromkeys(cell.base for cell, _, todo in work if todo):
+            session.build_base(base)
+        if any(todo and session.store.where(cell.method, cell.fit_hash) not in ("published", "cached")
+               and METHODS.get(cell.method).trainable_parameters is not Method.trainable_parameters
+               for cell, _, todo in work):  # fmt: skip
+            session.data("train")
+        self.progress = Progress(sum(len(todo) for _, _, todo in work), show=self.show)
+        for cell, writer, todo in work:
+            if todo:
+                self.run_cell(cell, writer, todo)
+        return [cell.directory(session.results, self.cfg.suite) for cell in cells]
+
+    def run_cell(self, cell: Cell, writer: RecordWriter, todo: list[int]) -> None:
+        session, directory = self.session, writer.directory
+        previous = read_run_info(directory)
+        info = self.start_info(cell, previous)
+        if writer.done and previous and previous.data_fingerprint not in (None, info.data_fingerprint):
+            raise BenchmarkError(
+                f"{directory}: its records were certified on other data (fingerprint {previous.data_fingerprint}, "
+                f"here {info.data_fingerprint}): point --data-root at the data it used, or rerun with --fresh"
+            )
+        method, fit = session.fit(cell)
+        before = _states(previous.fit) if previous else None
+        if writer.done and before and _states(fit) and before != _states(fit):
+            # a refit on another machine is not bit-identical: never extend records of one state with another
+            raise BenchmarkError(
+                f"{directory}: its {len(writer.done)} records came from fitted state {before[:12]}, but this fit is "
+                f"{_states(fit)[:12]}: restore that state under {session.store.published_root}/{cell.method}"
+                " (python -m benchmark publish-fits) or rerun with --fresh"
+            )
+        info.fit, info.cost, info.notes = fit, cost(method), method.report(cell.sigma)
+        if is_denoiser(method):
+            info.measurements = denoising_error(method, session.eval_data(), cell.sigma, session.device,
+                                                self.cfg.seed)  # fmt: skip
+        info.timings["fit_time_s"] = fit.get("fit_time_s", 0.0)
+        classifier = SmoothingClassifier(method.noisy_classifier(cell.sigma), session.device, session.bf16)
+        write_run_info(directory, info)
+        self.certify_images(cell, method, classifier, writer, todo, info)
+
+    def start_info(self, cell: Cell, previous: RunInfo | None) -> RunInfo:
+        cfg, session = self.cfg, self.session
+        device = session.device
+        return RunInfo(
+            suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
+            dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+            seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
+            subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
+            stage_sigmas=_stage_sigmas(cell),
+            started=previous.started if previous else now(), updated=now(),
+            sessions=(previous.sessions if previous else 0) + 1,
+            timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
+            run_settings={"batch_size": cfg.batch_size, "max_images": cfg.max_images, "device": str(device),
+                          "data_root": cfg.data_root, "results": cfg.results,
+                          "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+                          "allow_dirty": self.allow_dirty},
+            argv=command_line(), git=git_state(), packages=package_versions(), device=str(device),
+            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            torch_threads=torch.get_num_threads(),
+        )  # fmt: skip
+
+    def certify_images(self, cell: Cell, method: Method, classifier, writer: RecordWriter, todo: list[int],
+                       info: RunInfo) -> None:  # fmt: skip
+        cfg, session, progress = self.cfg, self.session, self.progress
+        data, label_of_row = session.eval_data(), f"{cell.base}/{cell.method} sigma={cell.sigma:g}"
+        bar, claims = progress.bar(todo, label_of_row), Claims(writer.directory / "claims.lock")
+        samples, seconds = 0, 0.0
+        try:
+            for idx in bar:
+                # Another process on this cell may hold the image, or have finished it since this one started.
+                if not claims.claim(idx):
+                    progress.skip()
+                    continue
+                try:
+                    # Re-read every time: identical runs append to one and the same records file, so no size or
+                    # file list tells this process that another one certified the image (a few ms an image).
+                    if idx in {r.idx for r in read_records(writer.directory)}:
+                        progress.skip()
+                        continue
+                    x, label = data[idx]
+                    t0 = time.perf_counter()
+                    gen = image_generator(cfg.seed, idx, session.device)
+                    cert = method.certify(classifier, x.to(session.device), cell.sigma, n0=cfg.n0, n=cfg.n,
+                                          alpha=cfg.alpha, batch_size=cfg.batch_size, generator=gen,
+                                          mode=cfg.certify, radii=cfg.radii)  # fmt: skip
+                    elapsed = time.perf_counter() - t0
+                    writer.append(Record.of(
+                        label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
+                        dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
+                        n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
+                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed, stage=cert.stage,
+                        sigma_used=cert.sigma_used, r_neg=cert.r_neg,
+                    ))  # fmt: skip
+                finally:
+                    claims.release(idx)
+                samples, seconds = samples + cert.n_used, seconds + elapsed
+                progress.image(bar, label_of_row, (len(writer.done), len(cell.indices)), elapsed, samples / seconds)
+        finally:
+            writer.close()
+            claims.close()
+            bar.close()
+            self.finish(cell, writer, info)
+            progress.row_end(label_of_row, info.status, (info.images_done, len(cell.indices)),
+                             samples / seconds if seconds else float("nan"))  # fmt: skip
+
+    def finish(self, cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
+        """run.json's totals and status, from the records of every shard, session and process on the cell, so
+        processes that each rewrite run.json when they stop agree, and the last one leaves the whole run's."""
+        merged = read_records(writer.directory)
+        info.timings.update(certify_time_s=sum(r.time_s for r in merged), images=len(merged))
+        if merged:
+            info.timings["certify_s_per_image"] = certify_s_per_image(merged)
+        info.updated = now()
+        info.images_done = len(merged)
+        info.status = "complete" if set(cell.indices) <= {r.idx for r in merged} else "partial"
+        # The disk that stopped the run may refuse this too: readers then see "partial" from the lock.
+        with contextlib.suppress(OSError):
+            write_run_info(writer.directory, info)
