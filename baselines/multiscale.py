@@ -39,30 +39,16 @@ a smaller sigma instead of certifying a wrong class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.certificates.cascade import certify_cascade
-from benchmark.certificates.smoothing import Certificate, add_noise
+from benchmark.certificates.smoothing import add_noise
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
 from benchmark.train import TrainConfig
-
-
-class Stages(nn.Module):
-    """The per-sigma classifiers of a cascade, smallest sigma first; ``forward`` runs the active stage."""
-
-    def __init__(self, sigmas: list[float], classifiers: list[nn.Module]):
-        super().__init__()
-        self.sigmas = list(sigmas)
-        self.stages = nn.ModuleList(classifiers)
-        self.active = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages[self.active](x)
 
 
 def _check_cascade(sigmas: tuple[float, ...], p0: float) -> None:
@@ -75,40 +61,20 @@ def _check_cascade(sigmas: tuple[float, ...], p0: float) -> None:
 
 
 class _Cascade(Method):
-    """What every cascade shares: one cell at the smallest sigma, a :class:`Stages` classifier, the cascade
-    certificate; a subclass builds ``self.parts`` (sigma -> the method whose noisy classifier is that stage)."""
+    """What every cascade shares: its config names the cascade certificate (one cell at the smallest sigma, voting
+    over a stage per sigma of the set); a subclass builds ``self.parts`` (sigma -> the method whose noisy
+    classifier is that stage) or overrides :meth:`stage`."""
 
     family = "cascade"
-
-    @classmethod
-    def stage_sigmas(cls, config) -> tuple[float, ...]:
-        return tuple(sorted(config.sigmas))
 
     def stage(self, sigma: float) -> nn.Module:
         return self.parts[sigma].noisy_classifier(sigma)
 
     def noisy_classifier(self, sigma: float) -> nn.Module:
-        """All stages; run alone, the active one (the smallest sigma's): the cascade is certified by ``certify``."""
-        sigmas = sorted(self.config.sigmas)
-        return Stages(sigmas, [self.stage(s) for s in sigmas]).eval()
-
-    def certify(self, classifier, x, sigma, *, n0, n, alpha, batch_size, generator, mode="fixed",
-                radii=()) -> Certificate:  # fmt: skip
-        if mode != "fixed":
-            raise BenchmarkError(f"{self.name} certifies with fixed n per stage: run it without --certify {mode}")
-        stages = getattr(classifier, "model", classifier)
-        if not isinstance(stages, Stages):
-            raise TypeError(f"{self.name} certifies its own Stages classifier, got {type(stages).__name__}")
-
-        def at(k: int):
-            def run(batch: torch.Tensor) -> torch.Tensor:
-                stages.active = k
-                return classifier(batch)
-
-            return run
-
-        pairs = [(s, at(k)) for k, s in enumerate(stages.sigmas)]
-        return certify_cascade(pairs, x, n0, n, alpha, batch_size, generator, p0=self.config.p0)
+        """The stage at ``sigma``, one of the cascade's noise levels: the cascade certificate votes over each."""
+        if sigma not in self.config.sigmas:
+            raise ValueError(f"{self.name} has stages at sigma {self.config.sigmas}, not {sigma:g}")
+        return self.stage(sigma)
 
     def report(self, sigma: float) -> dict:
         return {"sigmas": "/".join(f"{s:g}" for s in sorted(self.config.sigmas)), "p0": self.config.p0}
@@ -132,6 +98,7 @@ class Multiscale(_Cascade):
         sigmas: tuple[float, ...] = (0.25, 0.5, 1.0)
         p0: float = 0.5
         over_settings: dict[str, Any] = field(default_factory=dict)
+        certificate: ClassVar[str] = "cascade"  # a class attribute: not a setting, so no config hash moves
 
         def __post_init__(self):
             _check_cascade(self.sigmas, self.p0)
@@ -146,16 +113,13 @@ class Multiscale(_Cascade):
 
         if ctx.fit is None:
             raise BenchmarkError(f"{self.name} composes {config.over!r} fits: it needs the harness' ctx.fit")
-        if METHODS.get(config.over).stage_sigmas(METHODS.get(config.over).Config()) is not None:
+        if getattr(METHODS.get(config.over).Config, "certificate", None) is not None:
             raise BenchmarkError(f"{self.name} over {config.over!r}: a cascade composes single-sigma methods only")
         self.parts = {sigma: ctx.fit(name, sigma, settings) for name, sigma, settings in self.composes(config)}
 
     @classmethod
     def composes(cls, config) -> list[tuple[str, float, dict | None]]:
         return [(config.over, s, dict(config.over_settings) or None) for s in sorted(config.sigmas)]
-
-    def components(self) -> list[Method]:
-        return list(self.parts.values())
 
     def report(self, sigma: float) -> dict:
         return {**super().report(sigma), "over": self.config.over}
@@ -191,6 +155,7 @@ class MultiscaleCalibrated(_Cascade):
         sigmas: tuple[float, ...] = (0.25, 0.5, 1.0)
         p0: float = 0.5
         over_settings: dict[str, Any] = field(default_factory=dict)
+        certificate: ClassVar[str] = "cascade"
         brier_weight: float = 1.0
         anti_weight: float = 1.0
         mse_weight: float = 1.0

@@ -10,8 +10,11 @@ instantiated once per (base, sigma) with its frozen ``Config`` and a private cop
   settings in ``config.train``. ``fit_module()`` is what a fit changes (checkpointed, and its ``fit_state()`` is
   stored), ``train_mode()`` puts it in training mode, ``before_fit(sigma)`` starts it (e.g. from another method's
   fit, through ``ctx.fit``);
-* ``report(sigma)``: the one channel for what a leaderboard shows beside the numbers (settings such as a LoRA rank);
-* ``certify(classifier, x, ...)``: the certificate; by default the harness' CERTIFY (a cascade overrides it).
+* ``report(sigma)``: the one channel for what a leaderboard shows beside the numbers (settings such as a LoRA rank).
+
+A method is certified by the run's certificate (fixed-n CERTIFY or sequential), unless its ``Config`` names its
+own (a class attribute ``certificate``; see :mod:`benchmark.certificates.certifier`): the cascade names
+``"cascade"`` and its noise levels, and its ``noisy_classifier(s)`` is the stage at each of them.
 
 A *fit* is the state a method's training produces; the harness keys it by the parts of the run configuration it
 depends on (``fit_ignores`` names those it does not: a denoiser trained on images alone ignores the base) and keeps
@@ -24,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from benchmark.bases import BaseClassifier
-from benchmark.certificates.smoothing import Certificate, certify
 from benchmark.data.datasets import DatasetSpec
 from benchmark.train import FitResult, fit
 
@@ -108,6 +110,18 @@ class MethodContext:
     build_base: Callable[[str], BaseClassifier]
     fit: Callable[..., Method] | None = None
     query_only: Callable[[nn.Module], QueryOnly] = QueryOnly
+    # the methods ``fit`` returned, in order: what a method that trains nothing is built from (and charged for)
+    composed: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.fit is not None:  # every fit handed out is recorded, whoever built the context
+            give = self.fit
+
+            def fit(*args, **kwargs) -> Method:
+                self.composed.append(give(*args, **kwargs))
+                return self.composed[-1]
+
+            self.fit = fit
 
 
 class Method:
@@ -124,20 +138,10 @@ class Method:
     family: ClassVar[str] = "other"
 
     @classmethod
-    def stage_sigmas(cls, config) -> tuple[float, ...] | None:
-        """The noise levels a cascade certifies over (its one cell per base sits at the smallest); None for a
-        method certified at each sigma of the suite on its own."""
-        return None
-
-    @classmethod
     def composes(cls, config) -> list[tuple[str, float, dict | None]]:
-        """The other methods' fits this one asks ``ctx.fit`` for when it is built, as (name, sigma, settings): a
-        cascade's stages, a calibration's start (the dry run shows where each would come from)."""
-        return []
-
-    def components(self) -> list[Method]:
-        """The other methods' fits this one is built from and certifies with (a cascade's stages): their cost is
-        its cost."""
+        """The other methods' fits this one asks ``ctx.fit`` for when it is built, as (name, sigma, settings): the
+        fits a composition certifies with (a cascade's stages), or a fit's start (a calibration's); the dry run
+        shows where each would come from. A method that trains nothing is charged the cost of what it composes."""
         return []
 
     def __init__(self, config, base: BaseClassifier, ctx: MethodContext):
@@ -195,18 +199,6 @@ class Method:
         """Settings and facts a leaderboard shows beside the numbers (e.g. whether batch-norm statistics adapted)."""
         return {}
 
-    def certify(self, classifier: nn.Module, x: torch.Tensor, sigma: float, *, n0: int, n: int, alpha: float,
-                batch_size: int, generator: torch.Generator, mode: str = "fixed",
-                radii: tuple[float, ...] = ()) -> Certificate:  # fmt: skip
-        """The certificate of one image ``x`` ([C,H,W] in [0,1]) with ``classifier`` (the noisy classifier, wrapped
-        for inference by the harness); the harness' CERTIFY (``mode`` "fixed") or sequential CERTIFY deciding the
-        grid ``radii`` (``mode`` "sequential"), unless a method certifies differently."""
-        if mode == "sequential":
-            from benchmark.certificates.sequential import certify_sequential
-
-            return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
-        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator, precision=None)
-
 
 def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16: bool = False, seed: int = 0,
                checkpoint=None, augment=None) -> FitResult:  # fmt: skip
@@ -226,7 +218,8 @@ def cost(method: Method) -> dict:
     trainable = sum(p.numel() for p in method.trainable_parameters())
     stored = sum(t.numel() * t.element_size() for t in method.fit_state().values()) if trainable else 0
     seen: set[str] = set()
-    for part in method.components():  # stages sharing one fitted state (one DDPM for every sigma) count once
+    parts = [] if method.needs_fit() else method.ctx.composed  # a fit's starts are not its cost; a composition's are
+    for part in parts:  # stages sharing one fitted state (one DDPM for every sigma) count once
         state = part.fit_state() if part.needs_fit() else {}
         digest = hashlib.sha256()
         for k in sorted(state):

@@ -19,6 +19,11 @@ from benchmark.certificates.smoothing import ABSTAIN, clopper_pearson_lower, max
 from tests.conftest import ConstantClassifier
 
 N0, N, ALPHA = 100, 10_000, 0.001
+
+
+def _detail(cert, name: str):
+    """A field the cascade certificate adds to its records (absent: None)."""
+    return (cert.details or {}).get(name)
 X = torch.full((1, 4, 4), 0.5)
 
 
@@ -52,7 +57,7 @@ def cascade(stages, **kw):
 
 def test_confident_large_sigma_certifies_there_beyond_the_small_sigma_limit():
     cert = cascade([(0.25, ConstantClassifier(7)), (0.5, ConstantClassifier(7)), (1.0, ConstantClassifier(7))])
-    assert (cert.prediction, cert.stage, cert.sigma_used, cert.r_neg) == (7, 0, 1.0, None)
+    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used"), _detail(cert, "r_neg")) == (7, 0, 1.0, None)
     # all 10,000 votes at sigma 1 with the first stage's alpha share (alpha / 5)
     assert cert.radius == pytest.approx(1.0 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5)))
     assert cert.radius > max_radius(0.25, N, ALPHA) and cert.n_used == N0 + N and cert.mode == "cascade"
@@ -60,21 +65,21 @@ def test_confident_large_sigma_certifies_there_beyond_the_small_sigma_limit():
 
 def test_spread_large_sigma_falls_back_to_the_smaller_with_the_cap():
     cert = cascade([(1.0, Spread(4)), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
-    assert (cert.prediction, cert.stage, cert.sigma_used) == (2, 1, 0.5) and cert.n_used == 2 * (N0 + N)
+    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (2, 1, 0.5) and cert.n_used == 2 * (N0 + N)
     uncapped = 0.5 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5))
     # the stage at sigma 1 gave classes 0-3 about 1/4 each: the cap is sigma_1 (Phi^-1(1/2) - Phi^-1(u)), u ~ 1/4
-    assert cert.r_neg is not None and -cert.r_neg < uncapped
-    assert cert.radius == pytest.approx(-cert.r_neg) and 0.55 < cert.radius < 0.75
+    assert _detail(cert, "r_neg") is not None and -_detail(cert, "r_neg") < uncapped
+    assert cert.radius == pytest.approx(-_detail(cert, "r_neg")) and 0.55 < cert.radius < 0.75
 
 
 def test_undecided_stage_abstains_without_trying_smaller_sigmas():
     cert = cascade([(1.0, Coin()), (0.5, ConstantClassifier(3)), (0.25, ConstantClassifier(3))])
-    assert (cert.prediction, cert.radius, cert.stage) == (ABSTAIN, 0.0, 0) and cert.n_used == N0 + N
+    assert (cert.prediction, cert.radius, _detail(cert, "stage")) == (ABSTAIN, 0.0, 0) and cert.n_used == N0 + N
 
 
 def test_every_stage_abstaining_abstains():
     cert = cascade([(1.0, Spread(4)), (0.5, Spread(5)), (0.25, Spread(3))])
-    assert (cert.prediction, cert.radius, cert.stage, cert.sigma_used) == (ABSTAIN, 0.0, 2, None)
+    assert (cert.prediction, cert.radius, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (ABSTAIN, 0.0, 2, None)
     assert cert.n_used == 3 * (N0 + N)
 
 
@@ -92,8 +97,8 @@ def test_alpha_split_sums_to_alpha_and_the_released_one_does_not():
     for k in (1, 2, 3, 5):
         lows, ups = stage_alphas(k, ALPHA)
         assert sum(lows) + sum(ups) == pytest.approx(ALPHA) and ups[-1] == 0.0
-    lows, ups = stage_alphas(3, ALPHA, "released")
-    assert sum(lows) == pytest.approx(ALPHA * (1 + 1 / 2 + 1 / 3))  # 1.83 alpha on the lower bounds alone
+    released = [ALPHA / (k + 1) for k in range(3)]  # the released code's alpha / (k + 1) per stage
+    assert sum(released) == pytest.approx(ALPHA * (1 + 1 / 2 + 1 / 3))  # 1.83 alpha on the lower bounds alone
 
 
 def _true_radius(probs: list[np.ndarray], sigmas: list[float], cls: int, k: int, p0: float) -> float:
@@ -107,10 +112,10 @@ def _true_radius(probs: list[np.ndarray], sigmas: list[float], cls: int, k: int,
     return max(radius, 0.0)
 
 
-def _simulate(probs, sigmas, n0, n, alpha, trials, seed, split="union", cap=True):
+def _simulate(probs, sigmas, n0, n, alpha, trials, seed, cap=True):
     """Failures (a certificate beyond what the exact probabilities allow) of the cascade on multinomial counts."""
     rng = np.random.default_rng(seed)
-    lows, ups = stage_alphas(len(sigmas), alpha, split)
+    lows, ups = stage_alphas(len(sigmas), alpha)
     failures = 0
     for _ in range(trials):
         stages = []
@@ -151,25 +156,28 @@ def test_upper_bound_is_the_mirror_of_the_lower():
 
 
 def test_multiscale_composes_single_sigma_fits_and_refuses_other_certificates(tmp_path):
-    from baselines.multiscale import Multiscale, MultiscaleGaussian, Stages
+    from baselines.multiscale import Multiscale, MultiscaleGaussian
     from benchmark.certificates.device import SmoothingClassifier
+    from benchmark.certificates.registry import certifier_for
     from benchmark.errors import BenchmarkError
     from benchmark.method import cost
     from tests.test_contract import context, tiny_base
 
     ctx = context(tmp_path)
     method = MultiscaleGaussian(MultiscaleGaussian.Config.tiny(), tiny_base("cnn"), ctx)
-    assert [p.name for p in method.components()] == ["gaussian", "gaussian"] and not method.needs_fit()
+    assert [p.name for p in ctx.composed] == ["gaussian", "gaussian"] and not method.needs_fit()
     # the gaussian fine-tunes at 0.25 and 0.5 are two full models: both are the cascade's cost
     assert cost(method)["trainable_params"] == 2 * sum(p.numel() for p in tiny_base("cnn").parameters())
-    clf = SmoothingClassifier(method.noisy_classifier(0.25), torch.device("cpu"), None)
-    assert isinstance(clf.model, Stages) and clf.model.sigmas == [0.25, 0.5]
+    certifier = certifier_for(method.config, "fixed", method.name)
+    assert certifier.sigmas(0.25) == (0.25, 0.5) and certifier.cell_sigmas([0.25, 0.5, 1.0]) == [0.25]
+    assert certifier.cell_sigmas([0.5]) == []  # run only when its smallest sigma is selected
+    stages = [(s, SmoothingClassifier(method.noisy_classifier(s), torch.device("cpu"), None)) for s in (0.25, 0.5)]
+    assert stages[0][1].model is not stages[1][1].model  # one fit per sigma, each its own stage
     x = torch.rand(1, 8, 8)
-    cert = method.certify(clf, x, 0.25, n0=10, n=50, alpha=0.01, batch_size=30, generator=torch.Generator())
-    assert cert.mode == "cascade" and cert.stage in (0, 1)
+    cert = certifier.certify(stages, x, n0=10, n=50, alpha=0.01, batch_size=30, generator=torch.Generator())
+    assert cert.mode == "cascade" and _detail(cert, "stage") in (0, 1)
     with pytest.raises(BenchmarkError, match="without --certify sequential"):
-        method.certify(clf, x, 0.25, n0=10, n=50, alpha=0.01, batch_size=30, generator=torch.Generator(),
-                       mode="sequential")  # fmt: skip
+        certifier_for(method.config, "sequential", method.name)
     with pytest.raises(BenchmarkError, match="single-sigma methods only"):
         Multiscale(Multiscale.Config(over="multiscale_gaussian", sigmas=(0.25, 0.5)), tiny_base("cnn"), ctx)
     with pytest.raises(ValueError, match="distinct"):
@@ -213,8 +221,8 @@ def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
     at the first stage's share alpha / 5, split over the 10 classes."""
     cert = cascade([(1.0, Quarters()), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
     u = clopper_pearson_upper(N // 4, N, ALPHA / 5 / 10)
-    assert (cert.prediction, cert.stage) == (2, 1)
-    assert cert.r_neg == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(-cert.r_neg)
+    assert (cert.prediction, _detail(cert, "stage")) == (2, 1)
+    assert _detail(cert, "r_neg") == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(-_detail(cert, "r_neg"))
     # the released split's level for the same bound (alpha / 1, Goodman aside) would give a larger radius
     assert -1.0 * norm.ppf(clopper_pearson_upper(N // 4, N, ALPHA / 10)) > cert.radius
 
@@ -222,11 +230,13 @@ def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
 def test_stage_shares_separate_certified_from_correctly_certified():
     import pandas as pd
 
-    from benchmark.report.table import stage_shares
+    from benchmark.certificates.cascade import CascadeCertifier
 
-    group = pd.DataFrame({"sigma_used": [1.0, 1.0, 0.5, None], "correct": [1, 0, 1, 0]})
-    assert stage_shares(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
-    assert stage_shares(group.assign(sigma_used=None)) == "none certified"
+    details = [{"stage": 0, "sigma_used": 1.0}, {"stage": 0, "sigma_used": 1.0}, {"stage": 1, "sigma_used": 0.5},
+               {"stage": 2}]  # fmt: skip
+    group = pd.DataFrame({"details": details, "correct": [1, 0, 1, 0]})
+    assert CascadeCertifier.row_notes(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
+    assert CascadeCertifier.row_notes(group.assign(details=[None] * 4)) == "none certified"
 
 
 def test_a_cascades_fit_cost_counts_each_published_fit_it_composes_once(tmp_path):

@@ -112,7 +112,8 @@ def test_method_contract(name, family, tmp_path):
     assert spent["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
     assert spent["trainable_pct"] == pytest.approx(100.0 * spent["trainable_params"] / spent["base_params"])
     own = sum(p.numel() for p in method.trainable_parameters())
-    parts = {id(p): p.numel() for part in method.components() for p in part.trainable_parameters()}
+    composed = [] if method.needs_fit() else method.ctx.composed  # what a composition is built from
+    parts = {id(p): p.numel() for part in composed for p in part.trainable_parameters()}
     # its own trainable parameters, and those of the fits it composes (a cascade's stages), each distinct state once
     assert own <= spent["trainable_params"] <= own + sum(parts.values())
     assert (spent["trainable_params"] > own) == bool(parts)

@@ -15,7 +15,7 @@ from benchmark.run.records import Record, RecordWriter, Run, RunInfo, read_recor
 def _record(idx: int) -> Record:
     return Record.of(label=3, prediction=3, method="m", config_hash="h", dataset="digits", split="test", idx=idx,
                      sigma=0.25, seed=0, n0=10, n=100, alpha=0.001, radius=0.123456789012345, p_a_lower=0.9,
-                     n_top=95, n_used=110, time_s=0.5)  # fmt: skip
+                     n_top=95, n_used=110, time_s=0.5, mode="fixed")  # fmt: skip
 
 
 def test_append_and_resume(tmp_path):
@@ -125,16 +125,35 @@ def test_a_line_that_is_not_a_record_is_named(tmp_path, line):
         read_records(d)
 
 
-def test_records_and_run_json_of_older_versions_read(tmp_path):
-    """Lines written before ``mode`` existed are fixed-n CERTIFY; run.json's measurements were once "report", and
-    keys this version does not know are kept and written back."""
-    old = _record(4).to_json()
-    del old["mode"]
-    assert Record.from_json(old).mode == "fixed"
-    info = RunInfo.from_json({"suite": "s", "method": "m", "base": "b", "sigma": 0.5, "report": {"noisy_mse": 0.2},
-                              "source": "log.tsv"})  # fmt: skip
-    assert info.measurements == {"noisy_mse": 0.2} and info.extra == {"source": "log.tsv"}
-    assert RunInfo.from_json(info.to_json()) == info
+def test_older_versions_are_refused_until_migrate_rewrites_them_with_their_values(tmp_path, capsys):
+    """Readers take today's schema only and name ``migrate``; it rewrites a line without ``mode`` (fixed-n CERTIFY),
+    a cascade's fields beside the common ones (into ``details``) and run.json's "report" (now "measurements"),
+    values unchanged, and leaves files already in today's form byte for byte."""
+    from benchmark.cli.parser import main
+
+    run = tmp_path / "results" / "s" / "m" / "b" / "sigma_0.25" / "h"
+    run.mkdir(parents=True)
+    today = _record(0).to_json()
+    no_mode = {k: v for k, v in _record(1).to_json().items() if k != "mode"}
+    cascade = {**_record(2).to_json(), "mode": "cascade", "stage": 1, "sigma_used": 0.5}
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (today, no_mode, cascade)))
+    info = {"suite": "s", "method": "m", "base": "b", "sigma": 0.25, "report": {"noisy_mse": 0.2}, "source": "x"}
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(BenchmarkError, match="older version.*migrate"):
+        read_records(run)
+    with pytest.raises(BenchmarkError, match="older version.*migrate"):
+        RunInfo.from_json(info, run / "run.json")
+    assert main(["migrate", "--results", str(tmp_path / "results")]) == 0
+    records = read_records(run)
+    assert [r.mode for r in records] == ["fixed", "fixed", "cascade"]
+    assert records[2].details == {"stage": 1, "sigma_used": 0.5} and records[1].radius == today["radius"]
+    assert (run / "records.jsonl").read_text().splitlines()[0] == json.dumps(today)  # today's line untouched
+    migrated = RunInfo.from_json(json.loads((run / "run.json").read_text()))
+    assert migrated.measurements == {"noisy_mse": 0.2} and migrated.extra == {"source": "x"}
+    before = {p: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["migrate", "--results", str(tmp_path / "results")]) == 0  # a second time: nothing to do
+    assert "today's schema" in capsys.readouterr().out and before == {p: p.read_bytes() for p in run.iterdir()}
     with pytest.raises(BenchmarkError, match="not a run.json"):
         RunInfo.from_json({"suite": "s"}, tmp_path / "run.json")
 

@@ -43,7 +43,15 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import beta, norm
 
-from benchmark.certificates.smoothing import ABSTAIN, Certificate, _check, clopper_pearson_lower, sample_counts
+from benchmark.certificates.certifier import Certifier
+from benchmark.certificates.smoothing import (
+    ABSTAIN,
+    Certificate,
+    _check,
+    clopper_pearson_lower,
+    max_radius,
+    sample_counts,
+)
 
 
 def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
@@ -51,13 +59,9 @@ def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
     return 1.0 if k >= n else float(beta.ppf(1.0 - alpha, k + 1, n - k))
 
 
-def stage_alphas(num_stages: int, alpha: float, split: str = "union") -> tuple[list[float], list[float]]:
+def stage_alphas(num_stages: int, alpha: float) -> tuple[list[float], list[float]]:
     """Per stage: the level of the lower bound on the selected class, and of the upper-bound group over all classes
-    (0 for the last stage: nothing uses it). ``union`` sums to ``alpha`` (module docstring); ``released`` is the
-    released code's alpha / (k + 1) per stage for both, kept so a test can show that it overspends."""
-    if split == "released":
-        levels = [alpha / (k + 1) for k in range(num_stages)]
-        return levels, levels[:-1] + [0.0]
+    (0 for the last stage: nothing uses it); they sum to ``alpha`` (module docstring)."""
     share = alpha / (2 * num_stages - 1)
     return [share] * num_stages, [share] * (num_stages - 1) + [0.0]
 
@@ -115,8 +119,8 @@ def measure_stage(counts_of: Callable[[int], torch.Tensor], sigma: float, n0: in
 
 
 def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torch.Tensor, n0: int, n: int,
-                    alpha: float, batch_size: int = 1000, generator: torch.Generator | None = None, p0: float = 0.5,
-                    split: str = "union") -> Certificate:  # fmt: skip
+                    alpha: float, batch_size: int = 1000, generator: torch.Generator | None = None,
+                    p0: float = 0.5) -> Certificate:  # fmt: skip
     """Cascaded CERTIFY of one image ``x`` over ``stage_classifiers``: (sigma, classifier of noisy [0,1] images)
     pairs, in any order (tried from the largest sigma down). The certificate carries the stage it stopped at (0 =
     the largest sigma; the last stage when every stage abstained), the sigma it certified at (None on abstain), the
@@ -128,7 +132,7 @@ def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torc
         _check(sigma, n, alpha, n0)
     if not 0.5 <= p0 < 1.0:  # below 1/2 a class reaching p0 need not be the top class: no certificate
         raise ValueError(f"p0 must lie in [0.5, 1), got {p0!r}")
-    lows, ups = stage_alphas(len(ordered), alpha, split)
+    lows, ups = stage_alphas(len(ordered), alpha)
     stages: list[Stage] = []
     for (sigma, classifier), low_alpha, up_alpha in zip(ordered, lows, ups, strict=True):
         stages.append(measure_stage(lambda m, c=classifier, s=sigma: sample_counts(c, x, s, m, batch_size, generator),
@@ -139,7 +143,54 @@ def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torc
     prediction, radius, k, r_neg = decide_cascade(stages, p0)
     used = sum(s.samples for s in stages)
     deciding = stages[k] if k is not None else stages[-1]
-    return Certificate(
-        prediction, radius, deciding.p_low, deciding.n_top, n, used, mode="cascade", stage=k,
-        sigma_used=deciding.sigma if prediction != ABSTAIN else None, r_neg=None if r_neg is None else float(r_neg),
-    )  # fmt: skip
+    details = {"stage": k, "sigma_used": deciding.sigma if prediction != ABSTAIN else None,
+               "r_neg": None if r_neg is None else float(r_neg)}  # fmt: skip
+    return Certificate(prediction, radius, deciding.p_low, deciding.n_top, n, used, mode="cascade",
+                       details={key: v for key, v in details.items() if v is not None})  # fmt: skip
+
+
+class CascadeCertifier(Certifier):
+    """The cascade (module docstring) as a certificate plug-in: a method's config names it (``certificate =
+    "cascade"``) with its noise levels ``sigmas`` and ``p0``. The cell stands at the smallest sigma of the set (run
+    when that sigma is selected) and votes over the noisy classifiers of every level. Alpha: shared by the union
+    bound over the 2K - 1 groups of bounds, so the cascade fails with probability at most alpha.
+
+    Its records' ``details``: the deciding ``stage`` (0: the largest sigma; absent when no stage decided),
+    ``sigma_used`` (the sigma it certified at; absent on abstain) and the binding cap ``r_neg`` (absent: none)."""
+
+    name = "cascade"
+
+    def __init__(self, stage_sigmas: Sequence[float], p0: float = 0.5):
+        self.stage_sigmas = tuple(sorted(float(s) for s in stage_sigmas))
+        self.p0 = p0
+
+    @classmethod
+    def from_config(cls, method_config) -> CascadeCertifier:
+        return cls(method_config.sigmas, method_config.p0)
+
+    def cell_sigmas(self, suite_sigmas: Sequence[float]) -> list[float]:
+        return [self.stage_sigmas[0]] if self.stage_sigmas[0] in suite_sigmas else []
+
+    def sigmas(self, sigma: float) -> tuple[float, ...]:
+        return self.stage_sigmas
+
+    def certify(self, classifiers, x, *, n0, n, alpha, batch_size, generator, radii=()) -> Certificate:
+        return certify_cascade(classifiers, x, n0, n, alpha, batch_size, generator, p0=self.p0)
+
+    @classmethod
+    def r_max(cls, sigmas: Sequence[float], n: int, alpha: float) -> float:
+        # the largest sigma reaches farthest, at its first stage's share of alpha
+        return max_radius(max(sigmas), n, alpha / (2 * len(sigmas) - 1))
+
+    @classmethod
+    def row_notes(cls, records) -> str | None:
+        """Where the certified images were decided: per sigma, the share of all images certified there, and the
+        share certified there *correctly* (a stage that certifies a wrong class still ends the cascade)."""
+        used = [(d or {}).get("sigma_used") for d in records["details"]]
+        correct = list(records["correct"])
+        parts = []
+        for sigma in sorted({s for s in used if s is not None}, reverse=True):
+            here = [c for s, c in zip(used, correct, strict=True) if s == sigma]
+            parts.append(f"{100 * len(here) / len(used):.1f}% at {sigma:g} ({100 * sum(here) / len(used):.1f}% "
+                         "correctly)")  # fmt: skip
+        return ", ".join(parts) or "none certified"

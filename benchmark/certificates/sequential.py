@@ -46,11 +46,8 @@ def looks(n_max: int, first: int = 100) -> list[int]:
     return [*points, n_max]
 
 
-def look_alphas(k: int, alpha: float, split: str = "union") -> list[float]:
-    """alpha_i per look: 0.2 alpha shared by the looks before the last, 0.8 alpha at the last (``union``; sums to
-    alpha). ``naive`` gives every look the full alpha: invalid, kept so that a test can show it fails."""
-    if split == "naive":
-        return [alpha] * k
+def look_alphas(k: int, alpha: float) -> list[float]:
+    """alpha_i per look: 0.2 alpha shared by the looks before the last, 0.8 alpha at the last (sums to alpha)."""
     if k == 1:
         return [alpha]
     return [0.2 * alpha / (k - 1)] * (k - 1) + [0.8 * alpha]
@@ -76,14 +73,15 @@ def _needed(p: float, n: int, alpha: float) -> int | None:
 
 
 def decide(draw: Callable[[int], int], sigma: float, n_max: int, alpha: float, radii: Sequence[float],
-           split: str = "union", grow_eps: float | None = None) -> tuple[float, int, int]:  # fmt: skip
-    """The sequential decision on the top class's votes; ``draw(m)`` returns its votes among m new samples.
+           alphas: Sequence[float] | None = None, grow_eps: float | None = None) -> tuple[float, int, int]:  # fmt: skip
+    """The sequential decision on the top class's votes; ``draw(m)`` returns its votes among m new samples;
+    ``alphas``: the level of each look (default :func:`look_alphas`: valid only if they sum to at most alpha).
 
     Returns:
         (running maximum of the lower bounds on p_A, votes counted, samples counted).
     """
     points = looks(n_max)
-    alphas = look_alphas(len(points), alpha, split)
+    alphas = look_alphas(len(points), alpha) if alphas is None else list(alphas)
     levels = sorted(float(norm.cdf(r / sigma)) for r in radii)  # Phi(r / sigma): the bound each level needs
     final_alpha = alphas[-1]
     best, k, t = 0.0, 0, 0

@@ -57,9 +57,8 @@ class Certificate:
         n_top: votes for the selected class among the ``n`` estimation samples.
         n: number of estimation samples.
         n_used: noisy samples the certifier classified (selection and estimation), as counted.
-        mode: which certificate (``fixed``: CERTIFY with fixed n0 and n; ``sequential``; ``cascade``).
-        stage, sigma_used, r_neg: a cascade's deciding stage (0: the largest sigma; None: every stage abstained),
-            the sigma it certified at, and the cap from the larger sigmas that abstained (None: no cap applied).
+        mode: which certificate made it (the name of its :class:`~benchmark.certificates.certifier.Certifier`).
+        details: what that certificate adds to a record (its docstring says what; None: nothing).
     """
 
     prediction: int
@@ -69,9 +68,7 @@ class Certificate:
     n: int
     n_used: int = 0
     mode: str = "fixed"
-    stage: int | None = None
-    sigma_used: float | None = None
-    r_neg: float | None = None
+    details: dict | None = None
 
 
 def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:

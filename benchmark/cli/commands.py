@@ -294,6 +294,16 @@ def recount(args) -> None:
     print("\n".join(lines) if lines else f"nothing to correct in the {cfg.suite} run.json files")
 
 
+def migrate(args) -> None:
+    from benchmark.run.migrate import migrate as migrate_runs
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise BenchmarkError(f"no results directory {results}: pass --results")
+    lines = migrate_runs(results)
+    print("\n".join(lines) if lines else f"every run under {results} is in today's schema")
+
+
 def import_tsv(args) -> None:
     from benchmark.run.interop import import_tsv as read_tsv
 

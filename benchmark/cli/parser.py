@@ -237,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(rec)
     rec.add_argument("--data-root", default=None)
 
+    mig = sub.add_parser("migrate", help="rewrite results written by older versions to today's schema (values unchanged)")
+    mig.set_defaults(func=commands.migrate)
+    mig.add_argument("--results", default="results", help="results directory (default: results/)")
+
     imp = sub.add_parser("import-tsv", help="import a locuslab/smoothing certification log as records")
     imp.set_defaults(func=commands.import_tsv)
     imp.add_argument("file")

@@ -89,6 +89,7 @@ def evaluate(model, source, x, y, sigma: float, settings: AttackSettings, genera
 def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettings) -> tuple[Path, dict]:
     """Attack ``method`` on ``base`` at ``sigma`` over ``cfg``'s subset (its first ``max_images``); its fit comes
     from the store or is made now. Returns the attack directory and its counts."""
+    from benchmark.certificates.registry import certifier_for
     from benchmark.certificates.smoothing import image_generator
     from benchmark.config.hashing import config_hash, to_jsonable
     from benchmark.config.registry import METHODS
@@ -99,9 +100,9 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
     from benchmark.run.provenance import command_line, git_state, package_versions
     from benchmark.run.session import Session
 
-    if METHODS.get(method).stage_sigmas(METHODS.get(method).Config()) is not None:
-        raise BenchmarkError(f"{method} is a cascade, whose prediction is no single classifier's: attack "
-                             "single-sigma methods")  # fmt: skip
+    if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
+        raise BenchmarkError(f"{method} votes over several noise levels, so its prediction is no single classifier's:"
+                             " attack single-sigma methods")  # fmt: skip
     session = Session(cfg)
     target = cell(cfg, method, base, sigma, session.precision)
     data = session.eval_data()

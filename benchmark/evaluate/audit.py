@@ -131,6 +131,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     import time
 
     from benchmark.certificates.device import SmoothingClassifier
+    from benchmark.certificates.registry import certifier_for
     from benchmark.certificates.smoothing import image_generator
     from benchmark.config.hashing import config_hash, to_jsonable
     from benchmark.config.registry import METHODS
@@ -142,9 +143,9 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     from benchmark.run.records import latest_runs
     from benchmark.run.session import Session
 
-    if METHODS.get(method).stage_sigmas(METHODS.get(method).Config()) is not None:
-        raise BenchmarkError(f"{method} is a cascade: the audit re-decides with single-sigma PREDICT, so it audits "
-                             "single-sigma methods only")  # fmt: skip
+    if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
+        raise BenchmarkError(f"{method} votes over several noise levels: the audit re-decides with single-sigma "
+                             "PREDICT, so it audits single-sigma methods only")  # fmt: skip
     session = Session(cfg)
     latest = [r for r in latest_runs(session.results, cfg.suite) if (r.info.base, r.info.method) == (base, method)]
     chosen = [r for r in ranked_runs(latest, *ranking_rules(cfg.suite)) if float(r.info.sigma) == float(sigma)]

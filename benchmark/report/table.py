@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.certificates.registry import certifier_class
 from benchmark.config.run_config import DEFAULT_RADII
 from benchmark.report.frame import frame
 from benchmark.report.metrics import (
@@ -26,7 +27,6 @@ from benchmark.report.metrics import (
     certified_accuracy,
     certified_radius,
     certify_s_per_image,
-    r_max,
 )
 from benchmark.report.stats import bootstrap_interval, mcnemar_p, paired_difference_interval, proportion_interval
 
@@ -72,13 +72,13 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
     row["acr_lo"], row["acr_hi"] = bootstrap_interval(certified_radius(group))
     stages = _text(meta.get("stage_sigmas"))
     levels = [float(s) for s in stages.split("/")] if stages else [row["sigma"]]
-    # a cascade reaches as far as its largest sigma allows at its first stage's share of alpha (benchmark.certificates.cascade)
-    share = row["alpha"] / (2 * len(levels) - 1) if stages and row["alpha"] else row["alpha"]
+    certifier = certifier_class(str(meta["mode"]))
     row.update(
-        abstain_rate=abstain_rate(group), r_max=r_max(max(levels), row["n"], share),
+        abstain_rate=abstain_rate(group),
+        r_max=certifier.r_max(levels, row["n"], row["alpha"]) if row["n"] and row["alpha"] else float("nan"),
         stage_sigmas=stages, composes=_text(meta.get("composes")), composed_fits=_text(meta.get("composed_fits")),
         composed_fit_time_s=_float(meta.get("composed_fit_time_s")),
-        fit_hash=_text(meta.get("fit_hash")), stage_shares=stage_shares(group) if stages else None,
+        fit_hash=_text(meta.get("fit_hash")), stage_shares=certifier.row_notes(group),
         stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
         dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
@@ -94,17 +94,6 @@ def _fit_time(meta: pd.Series) -> float | None:
     certifies with one fit per stage)."""
     own, composed = _float(meta["fit_time_s"]), _float(meta.get("composed_fit_time_s"))
     return own if composed is None else (own or 0.0) + composed
-
-
-def stage_shares(group: pd.DataFrame) -> str:
-    """Where a cascade's certified images were decided: per sigma, the share of all images certified there, and the
-    share certified there *correctly* (a stage that certifies a wrong class still ends the cascade)."""
-    decided = group.dropna(subset=["sigma_used"])
-    parts = []
-    for sigma, rows in sorted(decided.groupby(decided["sigma_used"].astype(float)), key=lambda kv: -kv[0]):
-        right = 100 * rows["correct"].sum() / len(group)
-        parts.append(f"{100 * len(rows) / len(group):.1f}% at {sigma:g} ({right:.1f}% correctly)")
-    return ", ".join(parts) or "none certified"
 
 
 def _text(value) -> str | None:

@@ -84,7 +84,8 @@ def import_tsv(path: Path, *, method: str, sigma: float, suite: str, results: Pa
         # ``correct`` is recomputed from label and prediction (see the module docstring), never read from the log
         records.append(Record.of(label=label, prediction=pred, method=method, config_hash=chash, dataset=dataset,
                                  split="test", idx=idx, sigma=float(sigma), seed=None, n0=n0, n=n, alpha=alpha,
-                                 radius=radius, p_a_lower=None, n_top=None, n_used=None, time_s=time_s))  # fmt: skip
+                                 radius=radius, p_a_lower=None, n_top=None, n_used=None, time_s=time_s,
+                                 mode="fixed"))  # fmt: skip
     for record in records:
         if record.idx not in writer.done:
             writer.append(record)

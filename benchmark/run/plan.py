@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.bases import check_base, resolve_base_config
+from benchmark.certificates.certifier import Certifier
+from benchmark.certificates.registry import certifier_for
 from benchmark.config.hashing import config_hash, to_jsonable
 from benchmark.config.overrides import override_dataclass
 from benchmark.config.registry import METHODS
@@ -63,6 +65,11 @@ class Cell:
     @property
     def fit_hash(self) -> str:
         return config_hash(self.fit_key)
+
+    @property
+    def certifier(self) -> Certifier:
+        """The certificate this cell's images get (the method's own, else the run's ``certify``)."""
+        return certifier_for(self.method_config, self.key.get("certify", "fixed"), self.method)
 
     def directory(self, results: Path, suite: str) -> Path:
         return run_dir(results, suite, self.method, self.base, self.sigma, self.chash)
@@ -156,8 +163,8 @@ def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
     cells = []
     for b in cfg.bases:
         for m in methods:
-            stages = METHODS.get(m).stage_sigmas(method_config(cfg, m, b))
-            # a cascade is one cell per base, at the smallest of its sigmas, run when that sigma is selected
-            for s in cfg.sigmas if stages is None else [min(stages)] if min(stages) in cfg.sigmas else []:
+            # where the method's certificate stands: at each sigma, or (a cascade) once at the smallest of its set
+            certifier = certifier_for(method_config(cfg, m, b), cfg.certify, m, check=False)
+            for s in certifier.cell_sigmas(cfg.sigmas):
                 cells.append(cell(cfg, m, b, s, precision, indices, len(subset)))
     return cells

@@ -2,7 +2,8 @@
 
 Layout: ``<results>/<suite>/<method>/<base>/sigma_<s>/<config hash>/`` holds ``records.jsonl`` (or
 ``records-<k>of<N>.jsonl`` per shard of ``run --shard k/N``; readers merge them) and ``run.json``. Each type has
-one serialisation path (``to_json`` / ``from_json``), tolerant of files written by older versions, and every
+one serialisation path (``to_json`` / ``from_json``), strict about today's schema (``python -m benchmark migrate``
+rewrites files of older versions), and every
 writer (the runner, the TSV importer, ``recount``) and reader (leaderboard, plots, interop) goes through it.
 
 A record is written as one whole line and flushed. A torn last line (a run killed mid-write) is skipped by readers
@@ -54,12 +55,10 @@ class Record:
     n_top: int | None
     n_used: int | None
     time_s: float
-    mode: str = "fixed"
-    # a cascade's (benchmark.certificates.cascade): the deciding stage, the sigma it certified at, the binding cap; written only
-    # when set, so records of single-sigma certificates are byte-identical to those before cascades existed
-    stage: int | None = None
-    sigma_used: float | None = None
-    r_neg: float | None = None
+    mode: str
+    # what the certificate named by ``mode`` adds (its Certifier's docstring says what); written only when present,
+    # so records of certificates without details keep their form
+    details: dict | None = None
 
     @classmethod
     def of(cls, *, label: int, prediction: int, **fields) -> Record:
@@ -69,24 +68,27 @@ class Record:
 
     def to_json(self) -> dict:
         row = dataclasses.asdict(self)
-        for name in _CASCADE_FIELDS:
-            if row[name] is None:
-                del row[name]
+        if row["details"] is None:
+            del row["details"]
         return row
 
     @classmethod
     def from_json(cls, row: object) -> Record:
-        """A record from a parsed line; older lines lack ``mode`` (all were fixed-n CERTIFY)."""
+        """A record from a parsed line; a line of another form (an older version's) is refused, naming the fix."""
         if not isinstance(row, dict):
             raise ValueError("not a JSON object")
         missing = [f.name for f in _REQUIRED if f.name not in row]
+        unknown = sorted(set(row) - _FIELDS)
+        if missing == ["mode"] or unknown:
+            raise ValueError(f"written by an older version ({'no mode' if not unknown else ', '.join(unknown)}): run "
+                             "python -m benchmark migrate")  # fmt: skip
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}")
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row})
+        return cls(**row)
 
 
 _REQUIRED = [f for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING]
-_CASCADE_FIELDS = ("stage", "sigma_used", "r_neg")
+_FIELDS = {f.name for f in dataclasses.fields(Record)}
 
 
 @dataclass
@@ -143,8 +145,8 @@ class RunInfo:
         if not isinstance(data, dict) or not all(k in data for k in ("suite", "method", "base", "sigma")):
             raise BenchmarkError(f"{path} is not a run.json (it lacks suite, method, base or sigma): delete it")
         data = dict(data)
-        if "report" in data and "measurements" not in data:  # the key's name before records were typed
-            data["measurements"] = data.pop("report")
+        if "report" in data:  # the name of ``measurements`` before records were typed
+            raise BenchmarkError(f"{path} was written by an older version: run python -m benchmark migrate")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
@@ -180,6 +182,26 @@ class RecordWriter:
         if repair:
             _cut_torn_tail(self.path)
         self.done: set[int] = {r.idx for r in read_records(directory)}
+        self._seen = self.path.stat().st_size if self.path.is_file() else 0
+
+    def refresh(self) -> set[int]:
+        """``done``, with the images other processes appended to this file since it was last read: identical runs
+        share one file, and a claim only says no one is certifying an image *now*. Reads only the new bytes, so a
+        run of N images reads its file once in all, not once per image."""
+        if not self.path.is_file():
+            return self.done
+        with open(self.path, "rb") as fh:
+            fh.seek(self._seen)
+            new = fh.read()
+        whole = new[: new.rfind(b"\n") + 1]  # a line still being written is read when it is whole
+        for k, line in enumerate(whole.splitlines()):
+            try:
+                self.done.add(Record.from_json(json.loads(line)).idx)
+            except (ValueError, TypeError):
+                raise BenchmarkError(f"{self.path}: a line appended during this run is corrupt (line {k + 1} of the "
+                                     "new ones): delete it and rerun the same command") from None  # fmt: skip
+        self._seen += len(whole)
+        return self.done
 
     def _open(self):
         if self._fh is None:

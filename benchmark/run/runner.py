@@ -43,9 +43,9 @@ def check_shard(shard: tuple[int, int] | None, fresh: bool) -> None:
         raise BenchmarkError("--fresh with --shard would delete the other shards' records: run --fresh once first")
 
 
-def _stage_sigmas(cell: Cell) -> list[float] | None:
-    stages = METHODS.get(cell.method).stage_sigmas(cell.method_config)
-    return sorted(stages) if stages is not None else None
+def _stage_sigmas(sigmas: tuple[float, ...]) -> list[float] | None:
+    """run.json's noise levels of a certificate that votes over several (None: the cell's sigma alone)."""
+    return list(sigmas) if len(sigmas) > 1 else None
 
 
 def _states(fit: dict) -> str:
@@ -79,6 +79,8 @@ class Runner:
         check_writable(session.results)
         check_writable(session.cache_dir, "--cache-dir", "cache directory")
         cells = session.plan()
+        for cell in cells:  # a certificate the cell's method refuses fails now, not after its fit
+            _ = cell.certifier
         work = []
         for cell in cells:
             directory = cell.directory(session.results, self.cfg.suite)
@@ -125,9 +127,11 @@ class Runner:
             info.measurements = denoising_error(method, session.eval_data(), cell.sigma, session.device,
                                                 self.cfg.seed)  # fmt: skip
         info.timings["fit_time_s"] = fit.get("fit_time_s", 0.0)
-        classifier = SmoothingClassifier(method.noisy_classifier(cell.sigma), session.device, session.bf16)
+        # one wrapped noisy classifier per noise level the certificate votes over (one, but for a cascade)
+        classifiers = [(s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.bf16))
+                       for s in cell.certifier.sigmas(cell.sigma)]  # fmt: skip
         write_run_info(directory, info)
-        self.certify_images(cell, method, classifier, writer, todo, info)
+        self.certify_images(cell, classifiers, writer, todo, info)
 
     def start_info(self, cell: Cell, previous: RunInfo | None) -> RunInfo:
         cfg, session = self.cfg, self.session
@@ -137,7 +141,7 @@ class Runner:
             dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
             seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
             subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
-            stage_sigmas=_stage_sigmas(cell),
+            stage_sigmas=_stage_sigmas(cell.certifier.sigmas(cell.sigma)),
             started=previous.started if previous else now(), updated=now(),
             sessions=(previous.sessions if previous else 0) + 1,
             timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
@@ -150,11 +154,12 @@ class Runner:
             torch_threads=torch.get_num_threads(),
         )  # fmt: skip
 
-    def certify_images(self, cell: Cell, method: Method, classifier, writer: RecordWriter, todo: list[int],
+    def certify_images(self, cell: Cell, classifiers: list, writer: RecordWriter, todo: list[int],
                        info: RunInfo) -> None:  # fmt: skip
         cfg, session, progress = self.cfg, self.session, self.progress
         data, label_of_row = session.eval_data(), f"{cell.base}/{cell.method} sigma={cell.sigma:g}"
         bar, claims = progress.bar(todo, label_of_row), Claims(writer.directory / "claims.lock")
+        certifier = cell.certifier
         samples, seconds = 0, 0.0
         try:
             for idx in bar:
@@ -163,24 +168,21 @@ class Runner:
                     progress.skip()
                     continue
                 try:
-                    # Re-read every time: identical runs append to one and the same records file, so no size or
-                    # file list tells this process that another one certified the image (a few ms an image).
-                    if idx in {r.idx for r in read_records(writer.directory)}:
+                    # identical runs append to one file: the image may have been finished since this one started
+                    if idx in writer.refresh():
                         progress.skip()
                         continue
                     x, label = data[idx]
                     t0 = time.perf_counter()
                     gen = image_generator(cfg.seed, idx, session.device)
-                    cert = method.certify(classifier, x.to(session.device), cell.sigma, n0=cfg.n0, n=cfg.n,
-                                          alpha=cfg.alpha, batch_size=cfg.batch_size, generator=gen,
-                                          mode=cfg.certify, radii=cfg.radii)  # fmt: skip
+                    cert = certifier.certify(classifiers, x.to(session.device), n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+                                             batch_size=cfg.batch_size, generator=gen, radii=cfg.radii)  # fmt: skip
                     elapsed = time.perf_counter() - t0
                     writer.append(Record.of(
                         label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
                         dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
                         n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
-                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed, stage=cert.stage,
-                        sigma_used=cert.sigma_used, r_neg=cert.r_neg,
+                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed, details=cert.details,
                     ))  # fmt: skip
                 finally:
                     claims.release(idx)

@@ -1,0 +1,92 @@
+"""The certificate plug-in point: a :class:`Certifier` certifies one image with the noisy classifier(s) of a run's
+cell and returns a :class:`~benchmark.certificates.smoothing.Certificate`.
+
+Which one a cell uses: a method's ``Config`` may name its own certificate (a class attribute ``certificate``, e.g.
+"cascade", built from that config by :meth:`Certifier.from_config`); otherwise the run's ``certify`` setting
+("fixed" or "sequential") decides. The harness asks a certifier three things and never its name: at which of the
+suite's sigmas a cell stands (:meth:`Certifier.cell_sigmas`), over which noise levels it votes
+(:meth:`Certifier.sigmas`), and the certificate itself. Reports ask the certifier named in a record's ``mode`` how
+far its records can reach (:meth:`Certifier.r_max`) and what its rows add to a table (:meth:`Certifier.row_notes`),
+as pure functions of records. A certifier's extra record fields live in the certificate's ``details`` (written
+only when present, so fixed-n records keep their form).
+
+Each certifier states its alpha accounting in its docstring: the probability, over the noise, that it returns a
+class with a radius that is not certified is at most the run's alpha.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import torch
+
+from benchmark.certificates.sequential import certify_sequential
+from benchmark.certificates.smoothing import Certificate, certify, max_radius
+
+Classifier = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Certifier:
+    """A certificate procedure (module docstring). Subclasses set ``name`` (the records' ``mode``) and implement
+    :meth:`certify`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, method_config) -> Certifier:
+        """The certifier a method's config asks for (its own settings, e.g. a cascade's noise levels)."""
+        return cls()
+
+    def cell_sigmas(self, suite_sigmas: Sequence[float]) -> list[float]:
+        """The sigmas of the suite at which a cell of this certificate stands: each of them by default."""
+        return list(suite_sigmas)
+
+    def sigmas(self, sigma: float) -> tuple[float, ...]:
+        """The noise levels whose noisy classifiers a cell at ``sigma`` votes over, in the order :meth:`certify`
+        takes them: the cell's own sigma by default."""
+        return (float(sigma),)
+
+    def certify(self, classifiers: Sequence[tuple[float, Classifier]], x: torch.Tensor, *, n0: int, n: int,
+                alpha: float, batch_size: int, generator: torch.Generator,
+                radii: Sequence[float] = ()) -> Certificate:  # fmt: skip
+        """The certificate of one image ``x`` ([C,H,W] in [0,1]) from ``(sigma, classifier)`` pairs, one per level of
+        :meth:`sigmas`; all noise from ``generator``; ``radii``: the suite's grid (the levels a sequential test
+        decides)."""
+        raise NotImplementedError
+
+    # -- what reports ask, from records alone ---------------------------------------------------------------------
+    @classmethod
+    def r_max(cls, sigmas: Sequence[float], n: int, alpha: float) -> float:
+        """The largest radius the certificate can give with ``n`` samples over ``sigmas`` (all votes for one class)."""
+        return max_radius(max(sigmas), n, alpha)
+
+    @classmethod
+    def row_notes(cls, records) -> str | None:
+        """What a table row of this certificate's records adds beside the numbers (``records``: rows of the results
+        frame, with their ``details``); None: nothing."""
+        return None
+
+
+class FixedCertifier(Certifier):
+    """CERTIFY of Cohen et al. (2019) with fixed ``n0`` selection and ``n`` estimation samples: one one-sided
+    Clopper-Pearson bound at level alpha, so the certificate fails with probability at most alpha."""
+
+    name = "fixed"
+
+    def certify(self, classifiers, x, *, n0, n, alpha, batch_size, generator, radii=()) -> Certificate:
+        ((sigma, classifier),) = classifiers
+        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator, precision=None)
+
+
+class SequentialCertifier(Certifier):
+    """Sequential CERTIFY (:mod:`benchmark.certificates.sequential`): the same selection, c_A's votes bounded at
+    looks fixed in advance with alpha shared over the looks by the union bound (0.2 alpha before the last look,
+    0.8 alpha at it), so all bounds hold together with probability at least 1 - alpha; ``n`` is the most it
+    draws."""
+
+    name = "sequential"
+
+    def certify(self, classifiers, x, *, n0, n, alpha, batch_size, generator, radii=()) -> Certificate:
+        ((sigma, classifier),) = classifiers
+        return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
