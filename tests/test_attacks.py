@@ -10,7 +10,7 @@ import torch
 
 from benchmark.certificates.smoothing import certify
 from benchmark.cli.parser import main
-from benchmark.evaluate.attack import AttackSettings, evaluate
+from benchmark.evaluate.attack import AttackRecord, AttackSettings, evaluate
 from benchmark.evaluate.audit import AuditSettings, audit_image, summary
 from benchmark.evaluate.pgd import cross_entropy, pgd, project
 from methods.peft_smoothing import PaddingPrompt, PromptedClassifier
@@ -246,9 +246,10 @@ def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
 
     def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10, state="s"):
         settings = {"norm": "linf", "eps": 8 / 255, "steps": steps, "non_adaptive": non_adaptive, "batch": batch}
+        label = f"PGD-{steps}" + (" (non-adaptive: crafted without the method's prompts)" * non_adaptive)
         meta = {"method": method, "base": "vit", "sigma": 0, "settings": settings, "fit": {"state_sha256": state},
-                "label": f"PGD-{steps}" + (" (non-adaptive: crafted without the method's prompts)" * non_adaptive)}
-        return meta, [{"idx": i, "label": 1, "clean": 1, "attacked": int(i < robust)} for i in range(images)]
+                "label": label}  # fmt: skip
+        return meta, [AttackRecord(i, 1, 1, int(i < robust), 0.0, 0.0) for i in range(images)]
 
     # beside each full row, a 3-image try of the same attack (none robust): never the one paired
     entries = [entry("p", 0, images=3), entry("p", 3), entry("p", 8, non_adaptive=True, batch=16),

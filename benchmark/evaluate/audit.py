@@ -12,20 +12,21 @@ attack pushed the top-class vote share p_c = counts_c / n down (measured at x an
 samples), which shows the attack did work even where nothing flipped.
 
 Results: ``results/<suite>/audit/<method>/<base>/sigma_<s>/<audit hash>/`` (of the run's hash and the settings)
-holds ``audit.json`` (settings and provenance) and ``records.jsonl`` (one line per attacked image; an interrupted
-audit resumes);
+holds ``audit.json`` (settings and provenance) and ``records.jsonl`` (one :class:`AuditRecord` per attacked image),
+written and read by the pipeline ``run`` uses (:mod:`benchmark.run.jsonl`): an interrupted audit resumes, and
+identical processes share the images;
 ``leaderboards/<suite>-audit.md`` is generated from them by ``python -m benchmark leaderboard``.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from benchmark.certificates.smoothing import ABSTAIN, predict_from_counts, sample_counts
+from benchmark.certificates.smoothing import ABSTAIN, image_generator, predict_from_counts, sample_counts
 from benchmark.evaluate.pgd import pgd, smoothed_loss
 
 # Audit noise comes from streams of its own, away from the certification streams of the same image index.
@@ -64,6 +65,12 @@ class AuditRecord:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, row: object) -> AuditRecord:
+        from benchmark.run.jsonl import typed_row
+
+        return typed_row(cls, row)
+
 
 def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, sigma: float, settings: AuditSettings,
                 batch_size: int, generator: torch.Generator, voter: torch.nn.Module | None = None,
@@ -92,16 +99,10 @@ def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, 
 
 
 def read_audit(directory: Path) -> list[AuditRecord]:
-    path = directory / "records.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(AuditRecord(**json.loads(line)))
-        except (ValueError, TypeError):  # a torn last line of an interrupted audit
-            continue
-    return rows
+    """The records of an audit directory, one per image, in file order; strict (see :mod:`benchmark.run.jsonl`)."""
+    from benchmark.run.jsonl import RERUN, read_jsonl
+
+    return read_jsonl(directory, AuditRecord, "records.jsonl", RERUN)
 
 
 def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
@@ -128,25 +129,55 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
               settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
     """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
-    import time
-
     from benchmark.certificates.device import SmoothingClassifier
     from benchmark.certificates.registry import certifier_for
-    from benchmark.certificates.smoothing import image_generator
     from benchmark.config.hashing import config_hash, to_jsonable
     from benchmark.config.registry import METHODS
     from benchmark.errors import BenchmarkError
-    from benchmark.files import now, write_json_atomic
-    from benchmark.run.plan import cell
-    from benchmark.run.provenance import command_line, git_state, package_versions
-    from benchmark.run.ranking import ranked_runs, ranking_rules
-    from benchmark.run.records import latest_runs
+    from benchmark.files import now
+    from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
+    from benchmark.run.provenance import write_stamped
+    from benchmark.run.records import run_dir
     from benchmark.run.session import Session
 
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
         raise BenchmarkError(f"{method} votes over several noise levels: the audit re-decides with single-sigma "
                              "PREDICT, so it audits single-sigma methods only")  # fmt: skip
     session = Session(cfg)
+    run, model = _ranked_run(cfg, session, method, base, sigma)
+    noisy = model.noisy_classifier(sigma).eval()
+    voter = SmoothingClassifier(noisy, session.device, run.precision == "bf16")
+    certified = [r for r in run.records if r.prediction != ABSTAIN and r.radius > 0]
+    certified = certified[:max_images] if max_images else certified
+    # one directory per run and audit settings: records made with other steps, m or n never mix
+    audit_key = config_hash({"run": run.directory.name, "settings": to_jsonable(settings)})
+    directory = run_dir(session.results, cfg.suite, method, base, sigma, audit_key, evaluation="audit")
+    write_stamped(directory / "audit.json", {
+        "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,
+        "precision": run.precision, "alpha_cert": run.info.alpha, "settings": to_jsonable(settings),
+        "images": [r.idx for r in certified], "run_images": len(run.records), "updated": now(),
+    }, session.device)  # fmt: skip
+    writer = JsonlWriter(directory, AuditRecord, remedy=RERUN)
+    data, by_idx = session.eval_data(), {r.idx: r for r in certified}
+    with claiming(writer, [[r.idx] for r in certified]) as work:
+        for (idx,) in work:
+            record = by_idx[idx]
+            x, label = data[idx]
+            t0 = time.perf_counter()
+            gen = image_generator(cfg.seed, NOISE_OFFSET + idx, session.device)
+            fields = audit_image(noisy, x.to(session.device), record.prediction, record.radius, sigma, settings,
+                                 cfg.batch_size, gen, voter=voter)  # fmt: skip
+            writer.append(AuditRecord(idx=idx, label=int(label), time_s=time.perf_counter() - t0, **fields))
+    return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))
+
+
+def _ranked_run(cfg, session, method: str, base: str, sigma: float):
+    """The ranked run of the cell and its stored fit, refused unless the suite's settings now made it."""
+    from benchmark.errors import BenchmarkError
+    from benchmark.run.plan import cell
+    from benchmark.run.ranking import ranked_runs, ranking_rules
+    from benchmark.run.records import latest_runs
+
     latest = [r for r in latest_runs(session.results, cfg.suite) if (r.info.base, r.info.method) == (base, method)]
     chosen = [r for r in ranked_runs(latest, *ranking_rules(cfg.suite)) if float(r.info.sigma) == float(sigma)]
     if not chosen:
@@ -161,33 +192,4 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     if model is None:
         raise BenchmarkError(f"the fit of {run.directory} is neither published nor cached: run publish-fits where it "
                              "was made, or refit it with run")  # fmt: skip
-    noisy = model.noisy_classifier(sigma).eval()
-    voter = SmoothingClassifier(noisy, session.device, run.precision == "bf16")
-    certified = [r for r in run.records if r.prediction != ABSTAIN and r.radius > 0]
-    certified = certified[:max_images] if max_images else certified
-    # one directory per run and audit settings: records made with other steps, m or n never mix
-    audit_key = config_hash({"run": run.directory.name, "settings": to_jsonable(settings)})
-    directory = session.results / cfg.suite / "audit" / method / base / f"sigma_{sigma:g}" / audit_key
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(directory / "audit.json", {
-        "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,
-        "precision": run.precision, "alpha_cert": run.info.alpha, "settings": to_jsonable(settings),
-        "images": [r.idx for r in certified], "run_images": len(run.records), "updated": now(),
-        "argv": command_line(), "git": git_state(),
-        "packages": package_versions(), "device": str(session.device),
-    })  # fmt: skip
-    done = {r.idx for r in read_audit(directory)}
-    data = session.eval_data()
-    with open(directory / "records.jsonl", "a") as out:
-        for record in certified:
-            if record.idx in done:
-                continue
-            x, label = data[record.idx]
-            t0 = time.perf_counter()
-            gen = image_generator(cfg.seed, NOISE_OFFSET + record.idx, session.device)
-            fields = audit_image(noisy, x.to(session.device), record.prediction, record.radius, sigma, settings,
-                                 cfg.batch_size, gen, voter=voter)  # fmt: skip
-            row = AuditRecord(idx=record.idx, label=int(label), time_s=time.perf_counter() - t0, **fields)
-            out.write(json.dumps(row.to_json()) + "\n")
-            out.flush()
-    return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))
+    return run, model

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from benchmark.config.suite import suite_pairs
-from benchmark.evaluate.attack import _robust, counts, read_attack
+from benchmark.evaluate.attack import AttackRecord, counts, read_attack
+from benchmark.files import read_json
 from benchmark.report.stats import paired_difference, proportion_interval
 
 
@@ -28,7 +29,7 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
              "attack and epochs (the cpu suites use fewer PGD steps and epochs than the papers).", "",
              "| method | base | sigma | attack | images | clean % | robust % | trained with | s/img |",
              "|" + "---|" * 9]  # fmt: skip
-    entries = [(json.loads((d / "attack.json").read_text()), read_attack(d)) for d in dirs]
+    entries = [(read_json(d / "attack.json", "attack.json"), read_attack(d)) for d in dirs]
     for meta, rows in entries:
         if not rows:
             continue
@@ -37,7 +38,7 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
         for key in ("clean", "robust"):
             lo, hi = proportion_interval(c[key], n)
             cells.append(f"{100 * c[key] / n:.1f} ({100 * lo:.1f}–{100 * hi:.1f})")
-        seconds = sum(r["time_s"] for r in rows) / n
+        seconds = sum(r.time_s for r in rows) / n
         done = "" if n == meta["images"] else f" of {meta['images']}"
         lines.append(f"| {meta['method']} | {meta['base']} | {meta['sigma']:g} | {meta['label']} | {n}{done} | "
                      f"{cells[0]} | {cells[1]} | {meta.get('trained') or '—'} | {seconds:.2f} |")  # fmt: skip
@@ -52,10 +53,10 @@ def _attack_key(meta: dict) -> tuple:
     return meta["base"], float(meta["sigma"]), json.dumps(settings, sort_keys=True)
 
 
-def _one_per_attack(entries: list[tuple[dict, list[dict]]]) -> dict[tuple, tuple[dict, list[dict]]]:
+def _one_per_attack(entries: list[tuple[dict, list[AttackRecord]]]) -> dict[tuple, tuple[dict, list[AttackRecord]]]:
     """One row per method, adaptivity and attack: the one of the most images, then the newest (a ``--max-images``
     try or an older recipe's row beside the full one is never the one paired)."""
-    chosen: dict[tuple, tuple[dict, list[dict]]] = {}
+    chosen: dict[tuple, tuple[dict, list[AttackRecord]]] = {}
     for meta, rows in entries:
         key = (meta["method"], bool(meta["settings"]["non_adaptive"]), *_attack_key(meta))
         rank = (len(rows), str(meta.get("updated", "")))
@@ -64,17 +65,19 @@ def _one_per_attack(entries: list[tuple[dict, list[dict]]]) -> dict[tuple, tuple
     return chosen
 
 
-def paired_robust(rows: list[dict], other: list[dict]) -> tuple[int, float, float, float, float] | None:
+def paired_robust(
+    rows: list[AttackRecord], other: list[AttackRecord]
+) -> tuple[int, float, float, float, float] | None:
     """Robust accuracy of ``rows`` minus ``other`` on the images both attacked: (images, difference, its paired 95%
     bootstrap interval, exact McNemar p); None when they share no image."""
-    a, b = ({r["idx"]: _robust(r) for r in side} for side in (rows, other))
+    a, b = ({r.idx: r.robust for r in side} for side in (rows, other))
     common = sorted(a.keys() & b.keys())
     if not common:
         return None
     return len(common), *paired_difference([a[i] for i in common], [b[i] for i in common])
 
 
-def paired_markdown(entries: list[tuple[dict, list[dict]]], pairs: list[tuple[str, str]]) -> list[str]:
+def paired_markdown(entries: list[tuple[dict, list[AttackRecord]]], pairs: list[tuple[str, str]]) -> list[str]:
     """Paired differences of robust accuracy, same images and same attack: each method attacked both ways
     (non-adaptive minus adaptive: the gradient-obfuscation gap), and each pair of the suite's ``attack_comparisons``
     under the adaptive attack."""

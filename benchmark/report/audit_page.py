@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from benchmark.evaluate.audit import read_audit, summary
+from benchmark.files import read_json
 
 
 def audit_markdown(results: Path, suite: str, command: str) -> str | None:
@@ -24,7 +24,7 @@ def audit_markdown(results: Path, suite: str, command: str) -> str | None:
              "mean radius | mean l2 moved | p_c before | p_c after | mean drop | steps / m / n |",
              "|" + "---|" * 14]  # fmt: skip
     for d in dirs:
-        meta = json.loads((d / "audit.json").read_text())
+        meta = read_json(d / "audit.json", "audit.json")
         s = meta["settings"]
         stats = summary(read_audit(d), meta["alpha_cert"], s["alpha"], meta.get("run_images"))
         lines.append(

@@ -46,3 +46,23 @@ def package_versions() -> dict:
 
 def command_line() -> list[str]:
     return [Path(sys.executable).name, "-m", "benchmark", *sys.argv[1:]]
+
+
+def stamp(device) -> dict:
+    """The provenance block every result file carries, as run.json has it: the command, the code, the packages and
+    the device (``device`` a torch.device)."""
+    import torch
+
+    return {
+        "argv": command_line(), "git": git_state(), "packages": package_versions(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def write_stamped(path: Path, meta: dict, device) -> None:
+    """``meta`` and its provenance (:func:`stamp`) as the JSON file ``path``, replaced atomically: attack.json and
+    audit.json."""
+    from benchmark.files import write_json_atomic
+
+    write_json_atomic(path, {**meta, **stamp(device)})

@@ -6,9 +6,9 @@ one serialisation path (``to_json`` / ``from_json``), strict about today's schem
 rewrites files of older versions), and every
 writer (the runner, the TSV importer, ``recount``) and reader (leaderboard, plots, interop) goes through it.
 
-A record is written as one whole line and flushed. A torn last line (a run killed mid-write) is skipped by readers
-and cut off by the next writer of that file only, before it appends: readers never modify files, so a leaderboard
-regenerated beside a running job (or one shard starting beside another) cannot truncate a line being written.
+Records are written and read by the JSON-lines pipeline that attacks and audits share (:mod:`benchmark.run.jsonl`):
+a record is one whole line, flushed and fsynced; a torn last line (a run killed mid-write) is skipped by readers
+and cut off by the next writer of that file only, before it appends; a corrupt line is an error naming it.
 
 A writer holds a shared advisory lock on its records file while it is open, so "running" is read from the kernel,
 not from run.json: a run killed without its ``finally`` (SIGKILL, power loss) left ``"running"`` there, and the
@@ -18,8 +18,6 @@ kernel dropped its lock, so readers report it as "partial".
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from benchmark.certificates.smoothing import ABSTAIN
 from benchmark.errors import BenchmarkError
 from benchmark.files import inside, lock, read_json, safe_hash, safe_name, write_json_atomic
+from benchmark.run.jsonl import JsonlWriter, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -152,8 +151,12 @@ class RunInfo:
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
 
-def run_dir(results: Path, suite: str, method: str, base: str, sigma: float, chash: str) -> Path:
-    parts = (safe_name(suite, "suite"), safe_name(method, "method"), safe_name(base, "base"))
+def run_dir(results: Path, suite: str, method: str, base: str, sigma: float, chash: str,
+            evaluation: str | None = None) -> Path:  # fmt: skip
+    """``<results>/<suite>/[<evaluation>/]<method>/<base>/sigma_<s>/<hash>``: a run's directory, or an evaluation's
+    of it (``attack``, ``audit``) under a folder of that name."""
+    extra = (safe_name(evaluation, "evaluation"),) if evaluation else ()
+    parts = (safe_name(suite, "suite"), *extra, safe_name(method, "method"), safe_name(base, "base"))
     return inside(results, results.joinpath(*parts, f"sigma_{float(sigma):g}", safe_hash(chash, "config hash")))
 
 
@@ -166,8 +169,8 @@ def write_run_info(directory: Path, info: RunInfo) -> None:
     write_json_atomic(directory / "run.json", info.to_json())
 
 
-class RecordWriter:
-    """Appends records to ``records[-<shard>].jsonl`` in ``directory``.
+class RecordWriter(JsonlWriter):
+    """Appends records to ``records[-<shard>].jsonl`` in ``directory`` (:class:`benchmark.run.jsonl.JsonlWriter`).
 
     Args:
         directory: the run directory (created on first write, not before).
@@ -176,85 +179,7 @@ class RecordWriter:
     """
 
     def __init__(self, directory: Path, shard: str | None = None, repair: bool = True):
-        self.directory = directory
-        self.path = directory / (f"records-{shard}.jsonl" if shard else "records.jsonl")
-        self._fh = None
-        if repair:
-            _cut_torn_tail(self.path)
-        self.done: set[int] = {r.idx for r in read_records(directory)}
-        self._seen = self.path.stat().st_size if self.path.is_file() else 0
-
-    def refresh(self) -> set[int]:
-        """``done``, with the images other processes appended to this file since it was last read: identical runs
-        share one file, and a claim only says no one is certifying an image *now*. Reads only the new bytes, so a
-        run of N images reads its file once in all, not once per image."""
-        if not self.path.is_file():
-            return self.done
-        with open(self.path, "rb") as fh:
-            fh.seek(self._seen)
-            new = fh.read()
-        whole = new[: new.rfind(b"\n") + 1]  # a line still being written is read when it is whole
-        for k, line in enumerate(whole.splitlines()):
-            try:
-                self.done.add(Record.from_json(json.loads(line)).idx)
-            except (ValueError, TypeError):
-                raise BenchmarkError(f"{self.path}: a line appended during this run is corrupt (line {k + 1} of the "
-                                     "new ones): delete it and rerun the same command") from None  # fmt: skip
-        self._seen += len(whole)
-        return self.done
-
-    def _open(self):
-        if self._fh is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across appends
-            lock(self._fh, shared=True, wait=True)
-        return self._fh
-
-    def append(self, record: Record) -> None:
-        fh = self._open()
-        fh.write(json.dumps(record.to_json(), allow_nan=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-        self.done.add(record.idx)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def _whole_lines(path: Path) -> tuple[list[Record], int, int]:
-    """The records of a file's whole lines, their byte length and the file's; a torn (unterminated or unparsable)
-    last line is left out. A corrupt line before the last is an error."""
-    data = path.read_bytes()
-    keep = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
-    rows = []
-    lines = keep.splitlines()
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1:
-                raise BenchmarkError(
-                    f"{path} line {i + 1} is corrupt: delete that line or rerun with --fresh"
-                ) from None
-            keep = keep[: len(keep) - len(line) - 1]
-    records = []
-    for i, row in enumerate(rows):
-        try:
-            records.append(Record.from_json(row))
-        except (ValueError, TypeError) as err:
-            raise BenchmarkError(f"{path} line {i + 1} is not a record ({err}): delete that line") from None
-    return records, len(keep), len(data)
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """Cut a torn last line off the file this process is about to append to (readers leave it alone)."""
-    if path.is_file():
-        _, keep, size = _whole_lines(path)
-        if keep != size:
-            with open(path, "r+b") as fh:
-                fh.truncate(keep)
+        super().__init__(directory, Record, f"records-{shard}.jsonl" if shard else "records.jsonl", repair)
 
 
 def writing(directory: Path) -> bool:
@@ -268,11 +193,7 @@ def writing(directory: Path) -> bool:
 
 def read_records(directory: Path) -> list[Record]:
     """All records of a run directory, shards merged, one per index (first wins), sorted by index."""
-    by_idx: dict[int, Record] = {}
-    for path in sorted(directory.glob("records*.jsonl")):
-        for record in _whole_lines(path)[0]:
-            by_idx.setdefault(record.idx, record)
-    return [by_idx[i] for i in sorted(by_idx)]
+    return sorted(read_jsonl(directory, Record), key=lambda r: r.idx)
 
 
 @dataclass
