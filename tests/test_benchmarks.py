@@ -9,6 +9,8 @@ does not change the cost.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -29,6 +31,19 @@ def _model(name: str) -> torch.nn.Module:
     return ViTTinyP4().architecture()
 
 
+def _image() -> torch.Tensor:
+    return torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+@functools.cache
+def _reference_counts(name: str, samples: int) -> tuple[int, ...]:
+    """The votes of a fresh copy of the model's weights, called bare (no wrapper) in fp32 on the noise of image 0 of
+    seed 0, in batches of 30 (not the benchmark's batch size)."""
+    with torch.no_grad():
+        counts = sample_counts(_model(name).eval(), _image(), 0.25, samples, 30, image_generator(0, 0))
+    return tuple(counts.tolist())
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("batch_size", [200, 1000])
 @pytest.mark.parametrize("model", ["resnet20", "dncnn6x32+resnet20", "vit_tiny_p4"])
@@ -38,7 +53,7 @@ def test_certification_throughput(benchmark, model, batch_size, precision):
     if bf16 and not resolve_bf16("auto", device):
         pytest.skip("this CPU has no native bf16 (emulated bf16 is 10-50x slower than fp32)")
     classifier = SmoothingClassifier(_model(model), device, bf16)
-    x = torch.rand(3, 32, 32)
+    x = _image()
     # With benchmarks disabled this runs once, as a test: a small count keeps the default run fast.
     samples = SAMPLES if not benchmark.disabled else 100
 
@@ -46,5 +61,13 @@ def test_certification_throughput(benchmark, model, batch_size, precision):
         return sample_counts(classifier, x, 0.25, samples, batch_size, image_generator(0, 0))
 
     counts = benchmark(run)
-    assert int(counts.sum()) == samples and counts.shape == (10,)
+    # The wrapper (eval, no grad, channels_last, autocast) and the batch size change nothing but speed: the votes
+    # equal those of the bare model in fp32 in other batches. In bf16 the top class is the same and few votes move.
+    reference = torch.tensor(_reference_counts(model, samples))
+    assert int(reference.sum()) == samples and reference.shape == (10,)
+    if bf16:
+        assert int(counts.sum()) == samples and int(counts.argmax()) == int(reference.argmax())
+        assert int((counts - reference).abs().sum()) <= 0.2 * samples, (counts.tolist(), reference.tolist())
+    else:
+        assert counts.tolist() == reference.tolist()
     benchmark.extra_info["noisy_images_per_s"] = samples / benchmark.stats["mean"] if benchmark.stats else None

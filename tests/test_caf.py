@@ -64,8 +64,10 @@ def test_ensemble_fit_serves_every_sigma_of_a_suite(tmp_path):
     from benchmark.run.plan import cell
 
     cfg = build_run_config("quick", {"methods": ["caf_ensemble", "caf"]})
-    assert cell(cfg, "caf_ensemble", "small_cnn", 0.25, "fp32").fit_hash == cell(
-        cfg, "caf_ensemble", "small_cnn", 0.5, "fp32").fit_hash
+    assert (
+        cell(cfg, "caf_ensemble", "small_cnn", 0.25, "fp32").fit_hash
+        == cell(cfg, "caf_ensemble", "small_cnn", 0.5, "fp32").fit_hash
+    )
     assert cell(cfg, "caf", "small_cnn", 0.25, "fp32").fit_hash != cell(cfg, "caf", "small_cnn", 0.5, "fp32").fit_hash
 
 
@@ -100,23 +102,45 @@ def test_training_loss_is_cross_entropy_of_logits_on_pixel_space_noise(tmp_path)
     assert torch.equal(add_noise(x, 0.5, torch.Generator().manual_seed(7)), z)
 
 
+class _Recorder(torch.nn.Module):
+    """Passes inputs to ``adapter`` unchanged and keeps each batch it was given."""
+
+    def __init__(self, adapter: torch.nn.Module):
+        super().__init__()
+        self.adapter, self.seen = adapter, []
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.seen.append(z.detach().clone())
+        return self.adapter(z)
+
+
 def test_ensemble_training_routes_each_image_through_its_sigmas_adapter(tmp_path):
-    """Each image draws a level of the set, is noised at that level and goes through that level's adapter."""
+    """Each image draws a level of the set, is noised at that level and goes through that level's adapter: watched
+    from outside (which noisy images each adapter is handed, and the loss they give through the ensemble's own
+    noisy classifiers), not by replaying the method's draws. The loss is a function of the generator's seed."""
     method = CAFEnsemble(EnsembleConfig.tiny(), tiny_base("cnn"), context(tmp_path))
     _nudge(method)
-    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(8))
-    y = torch.arange(16) % 10
     method.trained.eval()  # batch norm on running statistics, so per-image and batched forwards agree
-    loss = method.training_loss((x, y), 0.25, torch.Generator().manual_seed(9))
-    g = torch.Generator().manual_seed(9)
+    # one image and one label repeated: whatever routes an image, the noise it carries is z - image
+    image = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    x, y = image.expand(32, -1, -1, -1).clone(), torch.full((32,), 3)
     levels = sorted(method.config.sigmas)
-    pick = torch.randint(len(levels), (len(x),), generator=g)
-    assert 0 < int(pick.sum()) < len(x)  # both adapters are used by this seed
-    noise = torch.randn(x.shape, generator=g)
-    expected = []
+    recorders = {}
+    for s in levels:  # each level's adapter, as its noisy classifier uses it, watched where the ensemble keeps it
+        (name,) = [k for k, a in method.adapters.items() if a is method.noisy_classifier(s).adapter]
+        recorders[s] = method.adapters[name] = _Recorder(method.adapters[name])
+    loss = method.training_loss((x, y), 0.25, torch.Generator().manual_seed(9))
+    seen = {s: torch.cat(r.seen) if r.seen else torch.empty(0, *image.shape[1:]) for s, r in recorders.items()}
+    # every image went through exactly one adapter, and each adapter had some
+    assert sum(len(z) for z in seen.values()) == len(x) and all(len(z) for z in seen.values())
+    for s, z in seen.items():  # the noise of each image an adapter is handed has that adapter's level
+        spread = (z - image).flatten(1).std(dim=1)
+        assert ((spread / s - 1).abs() < 0.3).all(), (s, spread.tolist())
+    # the loss is cross-entropy of the logits of each image through its level's noisy classifier
     with torch.no_grad():
-        for i in range(len(x)):
-            sigma = levels[int(pick[i])]
-            logits = method.noisy_classifier(sigma)(x[i : i + 1] + sigma * noise[i : i + 1])
-            expected.append(torch.nn.functional.cross_entropy(logits, y[i : i + 1]))
-    torch.testing.assert_close(loss.detach(), torch.stack(expected).mean())
+        logits = torch.cat([method.noisy_classifier(s)(z) for s, z in seen.items()])
+    torch.testing.assert_close(loss.detach(), torch.nn.functional.cross_entropy(logits, y))
+    # the same seed draws the same levels and noise; another seed other ones
+    again = method.training_loss((x, y), 0.25, torch.Generator().manual_seed(9))
+    other = method.training_loss((x, y), 0.25, torch.Generator().manual_seed(10))
+    assert torch.equal(again, loss) and not torch.allclose(other, loss)

@@ -70,11 +70,31 @@ def test_the_leaderboard_page_carries_the_pairs_of_its_sigma():
     assert "Paired comparisons" not in markdown("tiny", rows, RADII, [], Path("."), "cmd")
 
 
-@pytest.mark.parametrize("value", [[["caf"]], [["caf", "caf"]], "caf,gaussian", [["caf", 3]], [[]]])
-def test_a_malformed_comparisons_key_is_one_error(value):
-    with pytest.raises(BenchmarkError, match="comparisons must be a list of"):
-        parse_pairs(value, "s")
-    assert parse_pairs([["a", "b"], ["a", "b"]], "s") == [("a", "b")]
+@pytest.mark.parametrize(
+    ("value", "mended"),
+    [
+        ([["caf"]], [["caf", "gaussian"]]),  # one method: no pair
+        ([["caf", "caf"]], [["caf", "gaussian"]]),  # a method against itself
+        ("caf,gaussian", [["caf", "gaussian"]]),  # a string, not a list of pairs
+        ([["caf", 3]], [["caf", "3"]]),  # a name that is not a string
+        ([[]], []),  # an empty pair (no pairs at all is well formed)
+        ([["caf", "gaussian"], ["caf", ""]], [["caf", "gaussian"]]),  # one bad pair among good ones
+    ],
+)
+def test_a_malformed_comparisons_key_is_one_error(value, mended):
+    """Each malformed value is refused with one error that names the suite, the key and the value itself, while
+    the same value with just its fault mended parses to its pairs: it is the fault that is refused."""
+    import re
+
+    with pytest.raises(BenchmarkError, match=re.escape("suite 's': attack_comparisons must be a list of")) as err:
+        parse_pairs(value, "s", "attack_comparisons")
+    assert str(err.value).endswith(f"got {value!r}")
+    assert parse_pairs(mended, "s") == [tuple(pair) for pair in mended]
+
+
+def test_a_repeated_pair_is_kept_once_in_the_suites_order():
+    assert parse_pairs([["b", "a"], ["a", "b"], ["b", "a"]], "s") == [("b", "a"), ("a", "b")]
+    assert parse_pairs([], "s") == []
 
 
 @pytest.mark.parametrize("key", ["comparisons", "attack_comparisons"])
@@ -82,12 +102,14 @@ def test_a_suite_with_malformed_comparisons_does_not_run(tmp_path, key):
     from benchmark.config.run_config import build_run_config
 
     path = tmp_path / "bad.toml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name = "bad"
         dataset = "digits"
         sigmas = [0.25]
         {key} = [["caf"]]
-    """))
+    """)
+    )
     with pytest.raises(BenchmarkError, match=f"'bad': {key} must be"):
         build_run_config(str(path), {})
     path.write_text(path.read_text().replace('[["caf"]]', '[["caf", "gaussian"]]'))

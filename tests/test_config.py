@@ -20,9 +20,24 @@ def test_precedence_defaults_suite_cli():
 
 
 def test_every_suite_parses():
-    for name in suite_names():
+    """Every shipped suite file resolves to the settings it writes (name, dataset, sigmas, sample counts, methods,
+    bases, as tomllib reads them from the file itself), each method and base a registered name."""
+    import tomllib
+
+    from benchmark.config.registry import BASES
+    from benchmark.config.suite import SUITES_DIR
+
+    names = suite_names()
+    assert {"quick", "cifar10-cpu", "cifar10", "imagenet"} <= set(names)
+    for name in names:
+        table = tomllib.loads((SUITES_DIR / f"{name}.toml").read_text())
         cfg = build_run_config(name, {})
-        assert cfg.methods and cfg.bases and cfg.sigmas
+        assert cfg.suite == table["name"] == name
+        for key in ("dataset", "sigmas", "n0", "n", "alpha", "skip", "methods", "bases"):
+            value = getattr(cfg, key)
+            assert (list(value) if isinstance(value, tuple) else value) == table[key], f"{name}: {key}"
+        assert METHODS.resolve(",".join(cfg.methods)) == list(dict.fromkeys(cfg.methods))
+        assert all(b.startswith("timm:") or b in BASES.names() for b in cfg.bases), f"{name}: {cfg.bases}"
     cfg = build_run_config("cifar10-cpu", {})
     assert cfg.n == 10_000 and cfg.skip == 50 and cfg.data_root.endswith("shared/data/cifar10")
 

@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from benchmark.cli.parser import main
+from benchmark.config.hashing import config_hash
 from benchmark.config.registry import METHODS
 from benchmark.data.datasets import subset_indices
 from benchmark.files import sha256_file
@@ -22,6 +24,9 @@ from benchmark.run.records import latest_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STABLE = ("idx", "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "config_hash")
+# the fields of a record line of a certificate without details (fixed-n CERTIFY)
+FIXED_RECORD_KEYS = {"method", "config_hash", "dataset", "split", "idx", "sigma", "seed", "n0", "n", "alpha", "label",
+                     "prediction", "correct", "radius", "p_a_lower", "n_top", "n_used", "time_s", "mode"}  # fmt: skip
 
 
 def records(results: Path, suite: str = "tiny") -> dict:
@@ -36,17 +41,26 @@ def lines_on_disk(results: Path, suite: str = "tiny") -> int:
 def test_tiny_suite_run_writes_everything(run_args, tmp_path):
     assert main(["run", *run_args, "--methods", "all"]) == 0
     results, lb = tmp_path / "results", tmp_path / "lb"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     runs = latest_runs(results, "tiny")
     cascades = {m for m in METHODS.names() if METHODS.get(m).family == "cascade"}
     # a cascade is one cell per base, at the smallest sigma of its set
     assert {(r.info.method, r.info.sigma) for r in runs} == {
-        (m, s) for m in METHODS.names() for s in ((0.25,) if m in cascades else (0.25, 0.5))}
+        (m, s) for m in METHODS.names() for s in ((0.25,) if m in cascades else (0.25, 0.5))
+    }
     for run in runs:
         assert len(run.records) == 8 and run.info.status == "complete"
         info = json.loads((run.directory / "run.json").read_text())
-        for key in ("argv", "config", "config_hash", "git", "packages", "device", "timings", "seed"):
-            assert info[key] is not None, key
-        assert info["packages"]["torch"] and "sha" in info["git"]
+        # provenance: the resolved configuration under its hash (the run's folder), the seed, the command, the code,
+        # the packages, the device and the totals of the records
+        assert info["config_hash"] == config_hash(info["config"]) == run.directory.name
+        assert (info["config"]["method"], info["config"]["n0"], info["config"]["n"]) == (run.info.method, 20, 100)
+        assert info["seed"] == info["config"]["seed"] == 0 and info["device"] == "cpu"
+        assert info["argv"][3:] == sys.argv[1:] and info["git"]["sha"] == (head or None)
+        assert info["packages"]["torch"] == version("torch")
+        assert info["timings"]["images"] == 8 and info["timings"]["certify_time_s"] > 0
+        lines = [json.loads(x) for x in (run.directory / "records.jsonl").read_text().splitlines()]
+        assert sorted(x["idx"] for x in lines) == sorted(r.idx for r in run.records)
         assert all(r.correct in (0, 1) for r in run.records)
         if run.info.method in cascades:
             # 20 + 100 samples per stage tried; the stage, the sigma certified at and the cap are recorded
@@ -54,19 +68,21 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
             assert levels == sorted(levels) and levels[0] == 0.25 and len(levels) >= 2
             assert all(r.mode == "cascade" and r.n_used in {120 * k for k in range(1, len(levels) + 1)}
                        for r in run.records)  # fmt: skip
-            for r in run.records:  # the cascade's own fields live in the record's details
-                d = r.details or {}
-                assert ("sigma_used" not in d) == (r.prediction == -1) and "stage" in d
-                assert "sigma_used" not in d or d["sigma_used"] == sorted(levels, reverse=True)[d["stage"]]
-            line = json.loads((run.directory / "records.jsonl").read_text().splitlines()[0])
-            assert set(line["details"]) <= {"stage", "sigma_used", "r_neg"} and "stage" not in line
+            # every line on disk: the common fields, and the cascade's own in its details (the deciding stage; the
+            # sigma it certified at unless it abstained; the cap r_neg only where an earlier, larger sigma gave one)
+            for x in lines:
+                d = x["details"]
+                assert set(x) == FIXED_RECORD_KEYS | {"details"} and set(d) <= {"stage", "sigma_used", "r_neg"}
+                assert "stage" in d and ("sigma_used" in d) == (x["prediction"] != -1)
+                assert "r_neg" not in d or d["stage"] > 0
+                assert d.get("sigma_used", levels[-1 - d["stage"]]) == levels[-1 - d["stage"]]
             # the fits certified with: those a cascade composes, or the DDPM a calibration started from
             assert info["fit"].get("composes") or "diffusion" in info["fit"].get("init_fits", {})
             continue
         # n0 + n = 20 + 100 samples, as counted by the certifier; every record names its certificate
         assert all(r.n_used == 120 and r.mode == "fixed" for r in run.records)
-        line = json.loads((run.directory / "records.jsonl").read_text().splitlines()[0])
-        assert "details" not in line  # records of a certificate without details keep their form
+        # records of a certificate without details keep their form: every line has exactly the fields it always had
+        assert all(set(x) == FIXED_RECORD_KEYS for x in lines)
     gauss = next(r for r in runs if r.info.method == "gaussian")
     assert gauss.info.cost["trainable_pct"] == 100.0 and gauss.info.timings["fit_time_s"] > 0
     blackbox = next(r for r in runs if r.info.method == "peft_blackbox")
