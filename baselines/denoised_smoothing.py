@@ -124,6 +124,8 @@ class DnCNNDenoiser(Method):
     """``dncnn``: MSE-trained denoiser (classifier-independent)."""
 
     name = "dncnn"
+    summary = "a DnCNN denoiser before the frozen base, MSE objective (one denoiser serves every base)"
+    paper = "Salman et al. 2020"
     version = 1
     Config = DnCNNConfig
     fit_ignores = frozenset({"base"})
@@ -202,6 +204,8 @@ class DnCNNStab(_Stability):
     """``dncnn_stab``: Stab+MSE through the target classifier itself (white-box)."""
 
     name = "dncnn_stab"
+    summary = "the `dncnn` denoiser fine-tuned with the stability objective through the target (white-box)"
+    paper = "Salman et al. 2020, Stab+MSE"
     fit_ignores = frozenset()
 
     def guide_classifier(self) -> nn.Module:
@@ -212,6 +216,8 @@ class DnCNNSurrogate(_Stability):
     """``dncnn_surrogate``: Stab+MSE through a surrogate; the target is only queried, never differentiated."""
 
     name = "dncnn_surrogate"
+    summary = "the `dncnn_stab` fine-tune through a surrogate classifier; the target is only queried"
+    paper = "Salman et al. 2020, black-box"
     fit_ignores = frozenset({"base"})
 
     def target(self) -> nn.Module:

@@ -78,6 +78,11 @@ class Classify(nn.Module):
 
 class DiffusionDenoised(Method):
     name = "diffusion"
+    summary = (
+        "nothing for the method: a DDPM denoises in one shot at the timestep matching sigma (the suite trains its "
+        "own DDPM offline; any diffusers checkpoint loads)"
+    )
+    paper = "Carlini et al. 2023"
     version = 1
     fit_ignores = frozenset({"base", "sigma"})
     family = "denoiser"

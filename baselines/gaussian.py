@@ -24,6 +24,8 @@ from benchmark.train import TrainConfig
 
 class Gaussian(Method):
     name = "gaussian"
+    summary = "the whole base, fine-tuned on Gaussian-noised inputs"
+    paper = "Cohen et al. 2019"
     version = 1
     family = "baseline"
 
@@ -38,10 +40,6 @@ class Gaussian(Method):
         @classmethod
         def tiny(cls):
             return cls(train=TrainConfig(epochs=1, batch_size=32, lr=0.01, max_steps_per_epoch=3))
-
-    def __init__(self, config, base, ctx):
-        super().__init__(config, base, ctx)
-        self.base.requires_grad_(True)  # the harness hands bases over frozen; this method trains all of it
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.base.parameters())

@@ -5,8 +5,8 @@
 of the set, with that method's fit at that sigma (``diffusion`` by default, the paper's setting: one DDPM for every
 sigma; ``multiscale_gaussian`` composes the ``gaussian`` fine-tunes, one per sigma). It trains nothing itself; the
 fits it composes come from the fit store like any start and are named in its run.json. Certification is the
-cascade of :mod:`benchmark.certificates.cascade`: sigmas from the largest down, certify at the first stage whose lower bound
-reaches p0, the radius capped by the larger-sigma stages that abstained confidently, undecided -> abstain.
+cascade of :mod:`benchmark.certificates.cascade`: sigmas from the largest down, certify at the first stage whose
+lower bound reaches p0, the radius capped by the larger-sigma stages that abstained confidently, undecided -> abstain.
 A cascade is one row per base: its cell sits at the smallest sigma of its set and its records say, per image, the
 deciding stage, the sigma used, the cap r_neg and the samples drawn over the stages.
 
@@ -82,6 +82,8 @@ class _Cascade(Method):
 
 class Multiscale(_Cascade):
     name = "multiscale"
+    summary = "nothing: a cascade over sigma 1.0 / 0.5 / 0.25 of another method's fits (`over`, default `diffusion`)"
+    paper = "Jeong & Shin 2023"
     version = 1
 
     @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class MultiscaleGaussian(Multiscale):
     """``multiscale_gaussian``: the cascade over the ``gaussian`` fine-tunes, one per sigma (cheap to certify)."""
 
     name = "multiscale_gaussian"
+    summary = "the `multiscale` cascade over the `gaussian` fine-tunes (one per sigma)"
+    paper = "Jeong & Shin 2023, cheap composition"
     family = "cascade"
 
     @dataclass(frozen=True)
@@ -140,6 +144,11 @@ class MultiscaleCalibrated(_Cascade):
     """``multiscale_calibrated``: the cascade over the suite's DDPM after diffusion calibration (module docstring)."""
 
     name = "multiscale_calibrated"
+    summary = (
+        'the cascade over the suite\'s DDPM after "diffusion calibration" (Brier + anti-consistency + MSE, '
+        "single-step; formulas in `baselines/multiscale.py`)"
+    )
+    paper = "Jeong & Shin 2023"
     version = 1
 
     @dataclass(frozen=True)
@@ -184,8 +193,7 @@ class MultiscaleCalibrated(_Cascade):
         self.diffusion = ctx.fit(*self.composes(config)[0])
         if not self.diffusion.needs_fit():
             raise BenchmarkError(f"{self.name} calibrates the suite's own DDPM: give diffusion no checkpoint")
-        self.unet = self.diffusion.unet
-        self.unet.requires_grad_(True)
+        self.unet = self.diffusion.unet  # fit_method enables its gradients
         self.base.requires_grad_(False)
 
     @classmethod

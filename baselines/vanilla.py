@@ -15,6 +15,8 @@ from benchmark.method import Method
 
 class Vanilla(Method):
     name = "vanilla"
+    summary = "nothing: the clean base smoothed as is"
+    paper = 'Salman et al. 2020, "no denoiser" rows'
     family = "baseline"  # version: the interface's default, 1
 
     @dataclass(frozen=True)

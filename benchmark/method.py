@@ -37,8 +37,8 @@ from benchmark.bases import BaseClassifier
 from benchmark.data.datasets import DatasetSpec
 from benchmark.train import FitResult, fit
 
-# What a fit key may leave out (see Method.fit_ignores).
-FIT_INDEPENDENT = frozenset({"base", "sigma", "precision"})
+# What a method's ``family`` may be (plots give each one hue).
+FAMILIES = ("baseline", "peft", "denoiser", "adapter", "cascade", "other")
 
 
 class _NoBackward(torch.autograd.Function):
@@ -134,8 +134,12 @@ class Method:
     # alone), "sigma" (a diffusion model trained over every noise level), "precision" (a black-box fit whose SPSA
     # differences bf16 would round away runs in fp32 whatever the run's precision).
     fit_ignores: ClassVar[frozenset[str]] = frozenset()
-    # What plots group it with (one hue per family): "baseline", "peft", "denoiser", "adapter", "cascade" or "other".
+    # What plots group it with (one hue per family): one of FAMILIES; "other" (the default) is as valid as the rest.
     family: ClassVar[str] = "other"
+    # The README's Methods table, generated from these (``python -m benchmark leaderboard``): what is trained (all
+    # else is frozen), and the source (paper, and how this implementation relates to it).
+    summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
 
     @classmethod
     def composes(cls, config) -> list[tuple[str, float, dict | None]]:
@@ -159,7 +163,8 @@ class Method:
 
     # -- training hooks ---------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the shared loop optimises (empty: nothing is trained, and there is no fit)."""
+        """Parameters the shared loop optimises, frozen or not (``fit_method`` enables their gradients); empty:
+        nothing is trained, and there is no fit."""
         return []
 
     def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor], sigma: float, generator: torch.Generator):
@@ -203,9 +208,13 @@ class Method:
 def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16: bool = False, seed: int = 0,
                checkpoint=None, augment=None) -> FitResult:  # fmt: skip
     """Train ``method`` at ``sigma`` on ``data`` through the one training loop, with the method's hooks and its
-    ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says."""
+    ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says. Bases arrive
+    frozen: gradients are enabled here on exactly what ``trainable_parameters()`` returns, so a method need not."""
+    params = method.trainable_parameters()
+    for p in params:
+        p.requires_grad_(True)
     return fit(
-        method.fit_module(), method.trainable_parameters(),
+        method.fit_module(), params,
         lambda batch, gen: method.training_loss(batch, sigma, gen), data, method.config.train, device=device,
         bf16=bf16 and "precision" not in method.fit_ignores, seed=seed, checkpoint=checkpoint, augment=augment,
         train_mode=method.train_mode, desc=f"fit {method.name} sigma={sigma:g}",

@@ -76,8 +76,11 @@ class AdaptConfig:
     steps: int = 10
     smooth_eps: float = 1.0
     smooth_m: int = 1
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=20, batch_size=64, optimizer="sgd", lr=1.0, weight_decay=1e-4, grad_clip=1.0, warmup_epochs=2))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=20, batch_size=64, optimizer="sgd", lr=1.0, weight_decay=1e-4, grad_clip=1.0, warmup_epochs=2
+        )
+    )
 
     def __post_init__(self):
         if self.loss not in ("ce", "kl"):
@@ -110,6 +113,11 @@ class Adapt(Method):
     """``adapt``: deep prompts (+ head) adversarially trained against the prompted model (module docstring)."""
 
     name = "adapt"
+    summary = (
+        "deep VPT prompts (+ head, optionally the patch embedding), adversarially trained with PGD against the "
+        "prompted model (ADAPT-CE or -KL, beta 6); at sigma > 0 on Gaussian-noised adversarial examples"
+    )
+    paper = "Eskandar et al. 2025 (ADAPT)"
     version = 1
     Config = AdaptConfig
     family = "peft"
@@ -186,6 +194,11 @@ class PromptAT(Adapt):
     base (non-adaptive), CE(f_p(x + delta), y): the gradient-obfuscation baseline."""
 
     name = "prompt_at"
+    summary = (
+        "the `adapt` prompts with standard adversarial training, the attack crafted on the un-prompted base (the "
+        "broken, non-adaptive baseline)"
+    )
+    paper = "Eskandar et al. 2025 (ADAPT)"
 
     def attacked_model(self) -> nn.Module:
         return self.without_prompt()

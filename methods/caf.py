@@ -131,6 +131,11 @@ class CAF(Method):
     """``caf``: one certifying adapter (and the head) trained at the sigma it is certified at."""
 
     name = "caf"
+    summary = (
+        "a small certifying adapter reading the input in parallel, added to the frozen extractor's features, + head: "
+        "`head(adapter(x) + features(x))`"
+    )
+    paper = "Deng et al. 2024 (CAF), faults of the released code fixed"
     version = 1
     Config = CAFConfig
     family = "adapter"
@@ -195,6 +200,10 @@ class CAFEnsemble(CAF):
     serves every sigma of the set (the fit ignores the cell's sigma)."""
 
     name = "caf_ensemble"
+    summary = (
+        "one adapter per sigma of a set and one shared head, trained jointly; one fit serves every sigma of the set"
+    )
+    paper = "Deng et al. 2024 (CAF), ensemble adapters"
     Config = EnsembleConfig
     fit_ignores = frozenset({"sigma"})
 
@@ -230,8 +239,11 @@ class CAFEnsemble(CAF):
         k = len(self.config.sigmas)
         stored = sum(t.numel() * t.element_size() for t in self.fit_state().values())
         full = k * self.base_params * 4
-        return {**super().report(sigma), "ensemble": "/".join(f"{s:g}" for s in sorted(self.config.sigmas)),
-                "storage": f"{stored / 1024:,.1f} KB for {k} sigmas vs {full / 1024:,.0f} KB for {k} full fine-tunes"}
+        return {
+            **super().report(sigma),
+            "ensemble": "/".join(f"{s:g}" for s in sorted(self.config.sigmas)),
+            "storage": f"{stored / 1024:,.1f} KB for {k} sigmas vs {full / 1024:,.0f} KB for {k} full fine-tunes",
+        }
 
 
 def _key(sigma: float) -> str:

@@ -123,6 +123,8 @@ class PromptedBlackBox(nn.Module):
 
 class PEFTBlackBox(Method):
     name = "peft_blackbox"
+    summary = "a BlackVIP-style coordinator in front of a query-only base, trained by SPSA (zeroth order)"
+    paper = "Fu & Wang 2024 (PEFTSmoothing), black-box variant"
     version = 2  # 2: the shared-kernel filter joined the coordinator's state
     # The SPSA queries run in fp32 (see _loss_at), so one fitted state serves bf16 and fp32 certification.
     fit_ignores = frozenset({"precision"})

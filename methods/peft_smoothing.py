@@ -169,6 +169,8 @@ class _WhiteBoxPEFT(Method):
 
 class PEFTLoRA(_WhiteBoxPEFT):
     name = "peft_lora"
+    summary = "LoRA (peft) on conv/linear layers of a CNN or attention/MLP projections of a ViT, + head"
+    paper = "Fu & Wang 2024 (PEFTSmoothing), re-implemented"
 
     def attach(self, base: BaseClassifier) -> nn.Module:
         from peft import LoraConfig, inject_adapter_in_model
@@ -274,6 +276,8 @@ class PromptedClassifier(nn.Module):
 
 class PEFTPrompt(_WhiteBoxPEFT):
     name = "peft_prompt"
+    summary = "VPT prompt tokens (deep or shallow) on a ViT; a padding prompt (Bahng et al. 2022) on a CNN, + head"
+    paper = "Fu & Wang 2024 (PEFTSmoothing), re-implemented"
 
     def attach(self, base: BaseClassifier) -> nn.Module:
         if base.family == "vit":
@@ -313,6 +317,8 @@ def _cnn_adapter_sites(net: nn.Module) -> list[str]:
 
 class PEFTAdapter(_WhiteBoxPEFT):
     name = "peft_adapter"
+    summary = "Houlsby bottleneck adapters after attention/MLP (ViT) or residual blocks (CNN), + head"
+    paper = "Fu & Wang 2024 (PEFTSmoothing), re-implemented"
 
     def attach(self, base: BaseClassifier) -> nn.Module:
         dim = self.config.adapter_dim

@@ -50,6 +50,7 @@ batch_size = 64
 precision = "fp32"
 methods = ["vanilla", "gaussian"]
 bases = ["small_cnn"]
+method_defaults = "tiny"  # a method with no [method_settings] table here runs with its Config.tiny()
 
 [base_settings.small_cnn]
 width = 4
@@ -110,6 +111,8 @@ train = {{ epochs = 1, optimizer = "adam", lr = 1e-2, batch_size = 32, max_steps
 
 [method_settings.multiscale]
 over_settings = {{ max_sigma = 1.0 }}
+
+[method_settings.multiscale_gaussian]  # its defaults (sigma 0.25/0.5/1), not its Config.tiny()
 
 [method_settings.multiscale_calibrated]
 train = {{ epochs = 1, optimizer = "adamw", lr = 1e-3, batch_size = 16, max_steps_per_epoch = 2 }}

@@ -36,7 +36,8 @@ def test_every_suite_parses():
         for key in ("dataset", "sigmas", "n0", "n", "alpha", "skip", "methods", "bases"):
             value = getattr(cfg, key)
             assert (list(value) if isinstance(value, tuple) else value) == table[key], f"{name}: {key}"
-        assert METHODS.resolve(",".join(cfg.methods)) == list(dict.fromkeys(cfg.methods))
+        resolved = METHODS.resolve(",".join(cfg.methods))  # "all": every registered method
+        assert resolved == (METHODS.names() if "all" in cfg.methods else list(dict.fromkeys(cfg.methods)))
         assert all(b.startswith("timm:") or b in BASES.names() for b in cfg.bases), f"{name}: {cfg.bases}"
     cfg = build_run_config("cifar10-cpu", {})
     assert cfg.n == 10_000 and cfg.skip == 50 and cfg.data_root.endswith("shared/data/cifar10")

@@ -61,65 +61,122 @@ def fit_tiny(method, sigma: float = 0.25):
 @pytest.mark.parametrize("name", METHODS.names())
 @pytest.mark.parametrize("family", ["cnn", "vit"])
 def test_method_contract(name, family, tmp_path):
+    check_method_contract(name, family, tmp_path)
+
+
+def check_method_contract(name: str, family: str, tmp_path) -> None:
+    """What every registered method must satisfy; each failure says what to implement or set."""
     cls = METHODS.get(name)
-    assert issubclass(cls, Method) and cls.name == name and isinstance(cls.version, int)
+    check_declarations(name, cls)
     config = cls.Config.tiny()
-    assert dataclasses.is_dataclass(config)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.__setattr__("x_y_z", 1)
-    config_hash(config)  # serialisable and hashable
     ctx = context(tmp_path, family)
     base = tiny_base(family)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     method = cls(config, base, ctx)
-    sigma = 0.25
     if method.needs_fit():
-        params = method.trainable_parameters()
-        assert params and all(p.requires_grad for p in params)
-        x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-        with torch.no_grad():
-            untrained = method.noisy_classifier(sigma)(x)
-        result = fit_tiny(method, sigma)
-        assert result.steps > 0 and torch.isfinite(torch.tensor(result.final_loss))
-        with torch.no_grad():
-            trained = method.noisy_classifier(sigma)(x)
-        # the fit is what certification sees: a method whose training does not reach its noisy classifier is broken
-        assert not torch.allclose(trained, untrained), "fitting left the noisy classifier's outputs unchanged"
-        state = method.fit_state()
-        assert state and all(isinstance(t, torch.Tensor) for t in state.values())
-        fresh = cls(config, tiny_base(family), ctx)
-        fresh.load_fit(state)
-        with torch.no_grad():
-            torch.testing.assert_close(fresh.noisy_classifier(sigma)(x), trained)
+        check_fit(cls, method, config, family, ctx)
     else:
-        assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
-    clf = method.noisy_classifier(sigma)
-    assert isinstance(clf, nn.Module)
+        assert all(torch.equal(before[k], v) for k, v in base.state_dict().items()), (
+            "trainable_parameters() is empty, yet building the method changed the base: return what it trains"
+        )
+    clf = method.noisy_classifier(0.25)
+    assert isinstance(clf, nn.Module), "noisy_classifier(sigma) must return an nn.Module (noisy images -> logits)"
     with torch.no_grad():
         logits = clf(torch.rand(5, 1, 8, 8))
-    assert logits.shape == (5, 10) and torch.isfinite(logits).all()
+    assert logits.shape == (5, 10) and torch.isfinite(logits).all(), (
+        f"noisy_classifier(sigma) must map [N, C, H, W] images to finite [N, classes] logits: {tuple(logits.shape)}"
+    )
     if cls.family != "cascade":  # an attack or audit on it needs the input gradient through all it trained
         from benchmark.method import white_box
 
         x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(2), requires_grad=True)
         with white_box():  # the evaluator's access (a black-box method was fitted by queries only)
             (grad,) = torch.autograd.grad(clf(x).logsumexp(dim=1).sum(), x)
-        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, "no input gradient: attacks would do nothing"
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, (
+            "no input gradient through noisy_classifier(sigma): attacks would do nothing (no torch.no_grad() or "
+            "detach() in its forward)"
+        )
+    check_cost(method, family)
+    assert isinstance(method.report(0.25), dict), "report(sigma) must return a dict (settings shown beside results)"
+
+
+def check_declarations(name: str, cls) -> None:
+    """The class attributes the harness, the plots and the README read."""
+    from benchmark.method import FAMILIES
+
+    assert issubclass(cls, Method), f"{cls.__qualname__} must subclass benchmark.method.Method"
+    assert cls.name == name, f"set name = {name!r} on {cls.__qualname__} (its registry key), got {cls.name!r}"
+    assert isinstance(cls.version, int), f"version must be an int (raise it when a fit changes), got {cls.version!r}"
+    assert cls.family in FAMILIES, f"set family to one of {FAMILIES} on {cls.__qualname__}, got {cls.family!r}"
+    assert set(cls.fit_ignores) <= {"base", "sigma", "precision"}, (
+        f'fit_ignores may name only "base", "sigma" and "precision", got {sorted(cls.fit_ignores)}'
+    )
+    for attr in ("summary", "paper"):
+        assert isinstance(cls.__dict__.get(attr), str) and cls.__dict__[attr], (
+            f"set {attr} = '...' on {cls.__qualname__} itself (the README's Methods table is generated from its "
+            "summary and paper: python -m benchmark leaderboard)"
+        )
+    assert callable(getattr(cls.Config, "tiny", None)), (
+        f"give {cls.__qualname__}.Config a classmethod tiny() returning a seconds-long configuration"
+    )
+    config = cls.Config.tiny()
+    assert dataclasses.is_dataclass(config) and isinstance(config, cls.Config), (
+        "Config must be a dataclass and Config.tiny() one of its instances"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):  # @dataclass(frozen=True): settings are hashed
+        config.__setattr__("x_y_z", 1)
+    config_hash(config)  # serialisable and hashable
+
+
+def check_fit(cls, method, config, family: str, ctx) -> None:
+    """A method that trains: its fit reaches the noisy classifier, and its fit state restores it."""
+    sigma = 0.25
+    assert method.trainable_parameters(), "needs_fit() is true but trainable_parameters() is empty"
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        untrained = method.noisy_classifier(sigma)(x)
+    result = fit_tiny(method, sigma)
+    assert result.steps > 0 and torch.isfinite(torch.tensor(result.final_loss)), (
+        f"training_loss(batch, sigma, generator) must return a finite scalar, got {result.final_loss}"
+    )
+    with torch.no_grad():
+        trained = method.noisy_classifier(sigma)(x)
+    # the fit is what certification sees: a method whose training does not reach its noisy classifier is broken
+    assert not torch.allclose(trained, untrained), (
+        "fitting left the noisy classifier's outputs unchanged: noisy_classifier(sigma) must use the modules whose "
+        "parameters trainable_parameters() returns"
+    )
+    state = method.fit_state()
+    assert state and all(isinstance(t, torch.Tensor) for t in state.values()), (
+        "fit_state() must return the fitted tensors (override fit_module() if they are not in the base)"
+    )
+    fresh = cls(config, tiny_base(family), ctx)
+    fresh.load_fit(state)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            fresh.noisy_classifier(sigma)(x), trained,
+            msg=lambda m: f"a fresh method after load_fit(fit_state()) differs from the fitted one: fit_module() must "
+            f"hold all that training changed ({m})",
+        )  # fmt: skip
+
+
+def check_cost(method, family: str) -> None:
     spent = cost(method)
     assert set(spent) >= {"trainable_params", "trainable_pct", "stored_bytes", "base_params"}
     # a share of the base's own size, the same for every method on it (modules a method adds into the base are
     # not counted there); may pass 100 % when a method adds more than the base has (CAF's adapters do)
-    assert spent["base_params"] == sum(p.numel() for p in tiny_base(family).parameters())
+    assert spent["base_params"] == sum(p.numel() for p in tiny_base(family).parameters()), (
+        "base_params must count the clean base (call super().__init__ before adding modules into the base)"
+    )
     assert spent["trainable_pct"] == pytest.approx(100.0 * spent["trainable_params"] / spent["base_params"])
     own = sum(p.numel() for p in method.trainable_parameters())
     composed = [] if method.needs_fit() else method.ctx.composed  # what a composition is built from
     parts = {id(p): p.numel() for part in composed for p in part.trainable_parameters()}
     # its own trainable parameters, and those of the fits it composes (a cascade's stages), each distinct state once
-    assert own <= spent["trainable_params"] <= own + sum(parts.values())
-    assert (spent["trainable_params"] > own) == bool(parts)
-    assert isinstance(method.report(sigma), dict)
-    assert set(cls.fit_ignores) <= {"base", "sigma", "precision"}
-    assert cls.family in ("baseline", "peft", "denoiser", "adapter", "cascade")
+    assert own <= spent["trainable_params"] <= own + sum(parts.values()), (
+        "cost counts trainable_parameters() and those of the fits ctx.fit handed a composition: each parameter once"
+    )
+    assert (spent["trainable_params"] > own) == bool(parts), "a method that trains nothing must get its parts from ctx.fit"
 
 
 @pytest.mark.parametrize("name", METHODS.names())

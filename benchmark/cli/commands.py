@@ -3,10 +3,9 @@ and prints what it did. The parser and the error handling are in :mod:`benchmark
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
+from benchmark.cli.distributed import process_group, ranks
 from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import PROJECT_ROOT, suite_names
 from benchmark.errors import BenchmarkError
@@ -55,13 +54,10 @@ def write_leaderboards(results: Path, out: Path, suite: str | None, command: str
         for path in paths:
             print(path)
     if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():
-        from benchmark.report.leaderboard import readme_block, readme_suites, update_readme
+        from benchmark.report.methods_table import refresh_readme
 
-        committed = PROJECT_ROOT / "results"
-        if results.resolve() == committed.resolve():
-            block = readme_block(committed, "python -m benchmark leaderboard", readme_suites(committed))
-            if update_readme(PROJECT_ROOT / "README.md", block):
-                print(PROJECT_ROOT / "README.md")
+        if refresh_readme(PROJECT_ROOT / "README.md", PROJECT_ROOT / "results", results):
+            print(PROJECT_ROOT / "README.md")
 
 
 def check_clean(suite: str, allow_dirty: bool) -> None:
@@ -73,11 +69,6 @@ def check_clean(suite: str, allow_dirty: bool) -> None:
     if not allow_dirty and is_published(suite) and git_state()["dirty"]:
         raise BenchmarkError(f"the checkout has uncommitted code changes and suite {suite!r} publishes its results: "
                              "commit them first, or pass --allow-dirty (run.json records it)")  # fmt: skip
-
-
-def ranks() -> tuple[int, int, int]:
-    """(rank, world size, local rank) of a process started by torchrun (from its environment), else (0, 1, 0)."""
-    return tuple(int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
 
 
 def run(args) -> None:
@@ -126,24 +117,6 @@ def run(args) -> None:
         write_leaderboards(Path(cfg.results), out, cfg.suite, command)
         where += f", tables in {out / safe_name(cfg.suite)}.md"
     print(f"done: {where}")
-
-
-@contextlib.contextmanager
-def process_group(world: int, device: str):
-    """torch.distributed's default group for a torchrun start (gloo on CPU, nccl on GPU), else None. Ranks meet only
-    at the end, so the timeout is a day: a rank may finish hours before another."""
-    if world <= 1:
-        yield None
-        return
-    import datetime
-
-    import torch.distributed as dist
-
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=datetime.timedelta(days=1))
-    try:
-        yield dist
-    finally:
-        dist.destroy_process_group()
 
 
 def tune(args) -> None:
@@ -225,7 +198,7 @@ def preview_denoised(args) -> None:
         raise BenchmarkError("preview-denoised needs --suite NAME")
     values = overrides(args) | {"results": None}
     cfg = build_run_config(args.suite, values)
-    names = [m for m in (values["methods"] or cfg.methods) if is_denoiser(METHODS.get(m))]
+    names = [m for m in METHODS.resolve(values["methods"] or cfg.methods) if is_denoiser(METHODS.get(m))]
     if not names:
         raise BenchmarkError(f"no denoiser among the methods of suite {cfg.suite!r}: name one with --methods")
     session = Session(cfg)

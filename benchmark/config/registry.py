@@ -35,8 +35,17 @@ class Registry:
             raise ValueError(f"registry target must look like 'module:Class', got {target!r}")
         self._entries[name] = target
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test that registered a method at run time undoes it)."""
+        self.check(name)
+        del self._entries[name]
+
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def in_order(self) -> list[str]:
+        """The names in the order they were registered (the README's Methods table lists them so)."""
+        return list(self._entries)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
@@ -76,20 +85,21 @@ class Registry:
         return names
 
 
-# Adding a method is one file plus one line here; the contract tests pick the line up.
+# Adding a method is one file plus one line here (the README's "Adding a method"): the contract tests, the quick
+# suite (``methods = ["all"]``) and the README's Methods table (in this order) pick the line up.
 METHODS = Registry(
     "method",
     {
         "vanilla": "baselines.vanilla:Vanilla",
         "gaussian": "baselines.gaussian:Gaussian",
-        "dncnn": "baselines.denoised_smoothing:DnCNNDenoiser",
-        "dncnn_stab": "baselines.denoised_smoothing:DnCNNStab",
-        "dncnn_surrogate": "baselines.denoised_smoothing:DnCNNSurrogate",
-        "diffusion": "baselines.diffusion:DiffusionDenoised",
         "peft_lora": "methods.peft_smoothing:PEFTLoRA",
         "peft_prompt": "methods.peft_smoothing:PEFTPrompt",
         "peft_adapter": "methods.peft_smoothing:PEFTAdapter",
         "peft_blackbox": "methods.peft_blackbox:PEFTBlackBox",
+        "dncnn": "baselines.denoised_smoothing:DnCNNDenoiser",
+        "dncnn_stab": "baselines.denoised_smoothing:DnCNNStab",
+        "dncnn_surrogate": "baselines.denoised_smoothing:DnCNNSurrogate",
+        "diffusion": "baselines.diffusion:DiffusionDenoised",
         "caf": "methods.caf:CAF",
         "caf_ensemble": "methods.caf:CAFEnsemble",
         "multiscale": "baselines.multiscale:Multiscale",

@@ -56,7 +56,8 @@ class RunConfig:
         results: results directory.
         cache_dir: where fitted states, pretrained bases and decoded data are cached.
         method_settings: per-method overrides of the method's ``Config`` (suite ``[method_settings.<name>]``
-            tables, with ``[method_settings.<name>.by_base.<base>]`` for one base).
+            tables, with ``[method_settings.<name>.by_base.<base>]`` for one base); a suite's ``method_defaults =
+            "quick"`` gives a method it has no table for its own ``Config.quick()``.
         base_settings: per-base overrides (suite ``[base_settings.<name>]`` tables), e.g. pretraining budgets.
         tuning: per-method recipe searches (suite ``[tuning.<name>]``: ``candidates``, a list of settings tables
             each applied over the method's settings), run by ``python -m benchmark tune``.
@@ -136,8 +137,18 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
         parse_pairs(table.get(key, []), name, key)  # likewise, rather than a later leaderboard
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("name", "description", "published", "preferred_precision", "comparisons", "attack_comparisons",
-                   "methods", "bases", *_TABLES):
+        if key in (
+            "name",
+            "description",
+            "published",
+            "preferred_precision",
+            "comparisons",
+            "attack_comparisons",
+            "methods",
+            "bases",
+            "method_defaults",
+            *_TABLES,
+        ):
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)
@@ -149,6 +160,8 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
         values["data_root"] = str(PROJECT_ROOT / values["data_root"])
     # Per-entry settings live in [method_settings.<name>] and [base_settings.<name>] tables.
     method_settings = dict(table.get("method_settings", {}))
+    if "method_defaults" in table:
+        method_settings = {**own_settings(table["method_defaults"], name, set(method_settings)), **method_settings}
     base_settings = dict(table.get("base_settings", {}))
     for key in ("methods", "bases"):
         if key in table:
@@ -174,3 +187,25 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
                          **values)  # fmt: skip
     except (TypeError, ValueError) as err:
         raise BenchmarkError(f"invalid configuration for suite {name!r}: {err}") from None
+
+
+def own_settings(kind: Any, suite: str, given: set[str]) -> dict[str, dict]:
+    """A suite's ``method_defaults = "<kind>"``: every registered method it gives no ``[method_settings]`` table
+    runs with its own ``Config.<kind>()`` (e.g. ``quick``), as the fields that differ from its defaults (a method
+    whose Config has no such classmethod keeps its defaults). So a new method needs no suite edit."""
+    if not (isinstance(kind, str) and kind.isidentifier()):
+        raise BenchmarkError(f'suite {suite!r}: method_defaults must name a Config classmethod, e.g. "quick"; '
+                             f"got {kind!r}")  # fmt: skip
+    from benchmark.config.registry import METHODS
+
+    settings: dict[str, dict] = {}
+    for method in (m for m in METHODS.names() if m not in given):
+        config_cls = METHODS.get(method).Config
+        if not callable(getattr(config_cls, kind, None)):
+            continue
+        own, plain = getattr(config_cls, kind)(), config_cls()
+        if type(own) is not config_cls:
+            raise BenchmarkError(f"{method}: Config.{kind}() must return a {config_cls.__qualname__}")
+        settings[method] = {f.name: getattr(own, f.name) for f in dataclasses.fields(own)
+                            if getattr(own, f.name) != getattr(plain, f.name)}  # fmt: skip
+    return settings
