@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from benchmark.bases import BaseClassifier
+from benchmark.certificates.device import Precision
 from benchmark.data.datasets import DatasetSpec
 from benchmark.train import FitResult, fit
 
@@ -205,7 +206,7 @@ class Method:
         return {}
 
 
-def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16: bool = False, seed: int = 0,
+def fit_method(method: Method, sigma: float, data, *, device: torch.device, precision: Precision = Precision.FP32, seed: int = 0,
                checkpoint=None, augment=None) -> FitResult:  # fmt: skip
     """Train ``method`` at ``sigma`` on ``data`` through the one training loop, with the method's hooks and its
     ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says. Bases arrive
@@ -216,7 +217,7 @@ def fit_method(method: Method, sigma: float, data, *, device: torch.device, bf16
     return fit(
         method.fit_module(), params,
         lambda batch, gen: method.training_loss(batch, sigma, gen), data, method.config.train, device=device,
-        bf16=bf16 and "precision" not in method.fit_ignores, seed=seed, checkpoint=checkpoint, augment=augment,
+        bf16=precision is Precision.BF16 and "precision" not in method.fit_ignores, seed=seed, checkpoint=checkpoint, augment=augment,
         train_mode=method.train_mode, desc=f"fit {method.name} sigma={sigma:g}",
     )  # fmt: skip
 

@@ -16,7 +16,7 @@ import torch
 
 from baselines.denoised_smoothing import Denoised, DnCNN
 from benchmark.bases.published import CifarResNet, ViTTinyP4
-from benchmark.certificates.device import SmoothingClassifier, resolve_bf16
+from benchmark.certificates.device import Precision, SmoothingClassifier, resolve_precision
 from benchmark.certificates.smoothing import image_generator, sample_counts
 
 SAMPLES = 1000
@@ -50,9 +50,9 @@ def _reference_counts(name: str, samples: int) -> tuple[int, ...]:
 def test_certification_throughput(benchmark, model, batch_size, precision):
     device = torch.device("cpu")
     bf16 = precision == "bf16"
-    if bf16 and not resolve_bf16("auto", device):
+    if bf16 and resolve_precision("auto", device) is not Precision.BF16:
         pytest.skip("this CPU has no native bf16 (emulated bf16 is 10-50x slower than fp32)")
-    classifier = SmoothingClassifier(_model(model), device, bf16)
+    classifier = SmoothingClassifier(_model(model), device, Precision(precision))
     x = _image()
     # With benchmarks disabled this runs once, as a test: a small count keeps the default run fast.
     samples = SAMPLES if not benchmark.disabled else 100

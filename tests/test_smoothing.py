@@ -152,6 +152,7 @@ def test_auto_precision_needs_native_bf16(monkeypatch, native, expected):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert device_module.resolve_bf16("auto", torch.device("cpu")) is expected
-    assert device_module.resolve_bf16("fp32", torch.device("cpu")) is False
-    assert device_module.resolve_bf16("bf16", torch.device("cpu")) is True
+    cpu, precision = torch.device("cpu"), device_module.Precision
+    assert device_module.resolve_precision("auto", cpu) is (precision.BF16 if expected else precision.FP32)
+    assert device_module.resolve_precision("fp32", cpu) is precision.FP32
+    assert device_module.resolve_precision("bf16", cpu) is precision.BF16

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.certificates.device import Precision
 from benchmark.data.datasets import DatasetSpec
 
 
@@ -67,7 +68,7 @@ class BuildContext:
         store: the fit store, where bases the suite trains itself are cached (None: such bases cannot be built).
         data_root: dataset location, for bases trained on it.
         download: let torchvision fetch a missing dataset.
-        bf16: train under bf16 autocast.
+        precision: the run's precision (a base the suite trains itself trains under its autocast).
         seed: root seed of training.
     """
 
@@ -75,7 +76,7 @@ class BuildContext:
     store: FitCache | None = None
     data_root: Path | None = None
     download: bool = False
-    bf16: bool = False
+    precision: Precision = Precision.FP32
     seed: int = 0
 
 

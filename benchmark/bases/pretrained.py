@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext
+from benchmark.certificates.device import Precision
 from benchmark.config.hashing import config_hash, to_jsonable
 from benchmark.data.datasets import DatasetSpec
 from benchmark.errors import BenchmarkError
@@ -84,7 +85,7 @@ class Pretrained(BaseSpec):
             return F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
 
         result = fit(
-            model, list(model.parameters()), loss_fn, train_set, config.train, device=ctx.device, bf16=ctx.bf16,
+            model, list(model.parameters()), loss_fn, train_set, config.train, device=ctx.device, bf16=ctx.precision is Precision.BF16,
             seed=ctx.seed, checkpoint=directory / "checkpoint.pt", augment=dataset.augment,
             desc=f"pretrain {self.name}",
         )  # fmt: skip
@@ -94,7 +95,7 @@ class Pretrained(BaseSpec):
             "dataset": dataset.name,
             "config": to_jsonable(config),
             "seed": ctx.seed,
-            "clean_accuracy": clean_accuracy(model, test_set, ctx.device, ctx.bf16),
+            "clean_accuracy": clean_accuracy(model, test_set, ctx.device, ctx.precision is Precision.BF16),
             "params": sum(p.numel() for p in model.parameters()),
             "fit": dataclasses.asdict(result),
             "finished": now(),

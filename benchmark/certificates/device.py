@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 
 from benchmark.errors import BenchmarkError
@@ -17,15 +19,31 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_bf16(precision: str, device: torch.device) -> bool:
-    """bf16 autocast for "bf16", and for "auto" where the device runs it natively."""
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
+class Precision(StrEnum):
+    """The precision noisy classifiers run in, as resolved on a device: one value from the run's setting to every
+    forward pass (a run's ``"auto"`` becomes FP32 or BF16 once, in its session). Its string is what configs,
+    record keys and run.json hold."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"  # the public API's; suites run fp32 or bf16
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype (None: fp32, no autocast)."""
+        return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(self)
+
+
+def resolve_precision(setting: str, device: torch.device) -> Precision:
+    """The precision of a setting on ``device``: "auto" is bf16 where the device runs it natively, else fp32."""
+    if setting != "auto":
+        try:
+            return Precision(setting)
+        except ValueError:
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {setting!r}") from None
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_native_bf16()
+        return Precision.BF16 if torch.cuda.is_bf16_supported() else Precision.FP32
+    return Precision.BF16 if device.type == "cpu" and cpu_has_native_bf16() else Precision.FP32
 
 
 def cpu_has_native_bf16() -> bool:
@@ -38,25 +56,17 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(probe()) for probe in probes if probe is not None)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a precision name ("auto": bf16 where the device runs it natively); None: fp32."""
-    if precision == "fp16":
-        return torch.float16
-    if precision not in ("fp32", "bf16", "auto"):
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    return torch.bfloat16 if resolve_bf16(precision, device) else None
-
-
 class SmoothingClassifier(torch.nn.Module):
-    """Wraps a noisy classifier for certification: eval mode, no grad, channels_last, optional autocast (``bf16``:
-    True for bfloat16, or a dtype), fp32 logits. The wrapped model is put in eval mode and channels_last in place."""
+    """Wraps a noisy classifier for certification: eval mode, no grad, channels_last, autocast at ``precision``
+    (None: fp32), fp32 logits. The wrapped model is put in eval mode and channels_last in place."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, bf16: bool | torch.dtype | None):
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: Precision | None):
         super().__init__()
         # channels_last is about 1.4x faster for convolutions under bf16 on CPU (ResNet-20: 2,350 vs 1,630 img/s).
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.device = device
-        self.dtype = torch.bfloat16 if bf16 is True else (bf16 or None)
+        self.precision = Precision(precision or Precision.FP32)
+        self.dtype = self.precision.autocast_dtype
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from scipy.stats import beta, binomtest, norm
 
+from benchmark.certificates.device import SmoothingClassifier, resolve_precision
+
 __all__ = [
     "ABSTAIN",
     "NOISE_BLOCK",
@@ -174,11 +176,9 @@ def radius_from_p(sigma: float, p_a_lower: float) -> float:
 def engine(classifier: Classifier, device: torch.device, precision: str | None) -> Classifier:
     """``classifier`` for Monte-Carlo voting at ``precision``: eval mode, no autograd, channels_last and autocast
     (:class:`benchmark.certificates.device.SmoothingClassifier`); as given for None or a classifier already wrapped."""
-    from benchmark.certificates.device import SmoothingClassifier, autocast_dtype
-
     if precision is None or isinstance(classifier, SmoothingClassifier) or not isinstance(classifier, torch.nn.Module):
         return classifier
-    return SmoothingClassifier(classifier, torch.device(device), autocast_dtype(precision, torch.device(device)))
+    return SmoothingClassifier(classifier, torch.device(device), resolve_precision(precision, torch.device(device)))
 
 
 def max_radius(sigma: float, n: int, alpha: float) -> float:

@@ -204,7 +204,7 @@ def preview_denoised(args) -> None:
     session = Session(cfg)
     # The preview denoises in fp32 whatever the fit's precision, so a denoiser fitted under the other precision
     # (say bf16 on another machine, then published) is shown rather than fitted again here.
-    other = Session(build_run_config(args.suite, values | {"precision": "fp32" if session.bf16 else "bf16"}))
+    other = Session(build_run_config(args.suite, values | {"precision": "fp32" if session.precision == "bf16" else "bf16"}))
     data = session.eval_data()
     picked = subset_indices(len(data), cfg.start, cfg.skip, args.images, cfg.seed)
     images = torch.stack([data[i][0] for i in picked]).to(session.device)

@@ -129,7 +129,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
               settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
     """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
-    from benchmark.certificates.device import SmoothingClassifier
+    from benchmark.certificates.device import Precision, SmoothingClassifier
     from benchmark.certificates.registry import certifier_for
     from benchmark.config.hashing import config_hash, to_jsonable
     from benchmark.config.registry import METHODS
@@ -146,7 +146,7 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     session = Session(cfg)
     run, model = _ranked_run(cfg, session, method, base, sigma)
     noisy = model.noisy_classifier(sigma).eval()
-    voter = SmoothingClassifier(noisy, session.device, run.precision == "bf16")
+    voter = SmoothingClassifier(noisy, session.device, Precision(run.precision))  # PREDICT as certified
     certified = [r for r in run.records if r.prediction != ABSTAIN and r.radius > 0]
     certified = certified[:max_images] if max_images else certified
     # one directory per run and audit settings: records made with other steps, m or n never mix

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from benchmark.certificates.device import resolve_precision
 from benchmark.certificates.sequential import certify_sequential
 from benchmark.certificates.smoothing import (
     ABSTAIN,
@@ -115,4 +116,4 @@ def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, s
             cert = certify_one(x.to(device), idx)
             records[name].append(_record(cert, idx, int(label), time.perf_counter() - t0))
     return {"records": records, "forward": forward_rate(model, data, indices, sigma, cfg.batch_size, device),
-            "precision": "bf16" if engine(model, device, "auto").dtype else "fp32"}  # fmt: skip
+            "precision": str(resolve_precision("auto", device))}  # fmt: skip

@@ -128,7 +128,7 @@ def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int
         if sigma == 0:
             scores = score_attack(fitted.noisy_classifier(0.0).eval(), val, picked, session.device, cfg.seed)
         else:
-            classifier = SmoothingClassifier(fitted.noisy_classifier(sigma), session.device, session.bf16)
+            classifier = SmoothingClassifier(fitted.noisy_classifier(sigma), session.device, session.precision)
             scores = score(classifier, val, picked, sigma, cfg.radii, samples, cfg.batch_size, cfg.seed)
         record["results"].append({
             "settings": settings, "method_config": to_jsonable(mconfig), "fit_hash": target.fit_hash,

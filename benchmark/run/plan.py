@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmark.bases import check_base, resolve_base_config
 from benchmark.certificates.certifier import Certifier
+from benchmark.certificates.device import Precision
 from benchmark.certificates.registry import certifier_for
 from benchmark.config.hashing import config_hash, to_jsonable
 from benchmark.config.overrides import override_dataclass
@@ -153,13 +154,13 @@ def check_names(cfg: RunConfig) -> list[str]:
     return methods
 
 
-def plan(cfg: RunConfig, num_images: int, bf16: bool) -> list[Cell]:
+def plan(cfg: RunConfig, num_images: int, precision: Precision) -> list[Cell]:
     """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
     methods = check_names(cfg)
     subset = subset_indices(num_images, cfg.start, cfg.skip, None, cfg.seed)
     if not subset:
         raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {num_images} images")
-    indices, precision = subset[: cfg.max_images], "bf16" if bf16 else "fp32"
+    indices = subset[: cfg.max_images]
     cells = []
     for b in cfg.bases:
         for m in methods:

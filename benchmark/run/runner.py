@@ -128,7 +128,7 @@ class Runner:
                                                 self.cfg.seed)  # fmt: skip
         info.timings["fit_time_s"] = fit.get("fit_time_s", 0.0)
         # one wrapped noisy classifier per noise level the certificate votes over (one, but for a cascade)
-        classifiers = [(s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.bf16))
+        classifiers = [(s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.precision))
                        for s in cell.certifier.sigmas(cell.sigma)]  # fmt: skip
         write_run_info(directory, info)
         self.certify_images(cell, classifiers, writer, todo, info)

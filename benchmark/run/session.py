@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from benchmark.bases import BaseClassifier, BuildContext, base_spec, check_base
-from benchmark.certificates.device import resolve_bf16, resolve_device
+from benchmark.certificates.device import Precision, resolve_device, resolve_precision
 from benchmark.config.overrides import override_dataclass
 from benchmark.config.registry import DATASETS, METHODS
 from benchmark.config.run_config import RunConfig
@@ -33,8 +33,8 @@ class Session:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.bf16 = resolve_bf16(cfg.precision, self.device)
-        self.precision = "bf16" if self.bf16 else "fp32"
+        # the one place the run's precision setting ("auto") becomes this device's precision
+        self.precision: Precision = resolve_precision(cfg.precision, self.device)
         self.results = Path(cfg.results).expanduser()
         self.cache_dir = Path(cfg.cache_dir).expanduser()
         self.data_root = Path(cfg.data_root).expanduser() if cfg.data_root else None
@@ -61,7 +61,7 @@ class Session:
 
     def plan(self) -> list[Cell]:
         check_names(self.cfg)  # before reading the data: a misspelt name fails at once
-        return plan(self.cfg, len(self.eval_data()), self.bf16)
+        return plan(self.cfg, len(self.eval_data()), self.precision)
 
     def cell(self, method: str, base: str, sigma: float, settings: dict | None = None) -> Cell:
         """The cell of ``method`` under the suite's settings, with ``settings`` applied over them (a cascade's own
@@ -73,7 +73,7 @@ class Session:
         return cell(self.cfg, method, base, sigma, self.precision, mconfig=mconfig)
 
     def build_context(self) -> BuildContext:
-        return BuildContext(self.device, self.store, self.data_root, self.cfg.download, self.bf16, self.cfg.seed)
+        return BuildContext(self.device, self.store, self.data_root, self.cfg.download, self.precision, self.cfg.seed)
 
     def build_base(self, name: str) -> BaseClassifier:
         """Base ``name``, built once per process, frozen; methods get deep copies."""
@@ -126,7 +126,7 @@ class Session:
                 target.sigma,
                 self.data(target.train_split),
                 device=self.device,
-                bf16=self.bf16,
+                precision=self.precision,
                 seed=self.cfg.seed,
                 checkpoint=directory / CHECKPOINT,
                 augment=self.dataset.augment,
