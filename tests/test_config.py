@@ -78,3 +78,16 @@ def test_only_published_suites_reach_the_readme(tmp_path):
     bad.write_text('name = "bad"\ndataset = "digits"\nsigmas = [0.25]\npublished = "no"\n')
     with pytest.raises(BenchmarkError, match="published must be true or false"):
         build_run_config(str(bad), {})
+
+
+def test_the_branches_kept_for_old_hashes_are_these_and_do_what_they_say():
+    """Keys that joined the record key later stay out of it at their first value (so older runs keep their folders)
+    and are in it at any other value (so new runs never share a folder with old ones). A new late key must be added
+    here on purpose: this list is the whole of the compatibility kept for hashes."""
+    from benchmark.config.hashing import LATE_KEYS, config_hash, record_key
+
+    assert LATE_KEYS == {"train_split": "train", "certify": "fixed"}
+    base = {"method": "gaussian", "sigma": 0.25, "precision": "bf16"}
+    for name, first in LATE_KEYS.items():
+        assert config_hash(record_key({**base, name: first})) == config_hash(base)
+        assert config_hash(record_key({**base, name: "other"})) != config_hash(base)

@@ -30,3 +30,17 @@ def to_jsonable(obj: Any) -> Any:
 def config_hash(obj: Any) -> str:
     """First 10 hex digits of the SHA-256 of the canonical JSON of ``obj``."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:10]
+
+
+# Keys that joined the record key after results existed, with the value every older record implicitly had. A key
+# holding that value is left out of the hash, so the records made before the key existed keep their folders: the
+# only branches kept for old hashes, gathered here (tests/test_config.py lists them).
+LATE_KEYS: dict[str, Any] = {
+    "train_split": "train",  # a recipe search's fits train on "tune_train"; every earlier fit trained on "train"
+    "certify": "fixed",  # sequential CERTIFY came after fixed-n CERTIFY
+}
+
+
+def record_key(key: dict[str, Any]) -> dict[str, Any]:
+    """``key`` without the late keys that hold their original value (see :data:`LATE_KEYS`)."""
+    return {k: v for k, v in key.items() if k not in LATE_KEYS or v != LATE_KEYS[k]}

@@ -17,7 +17,7 @@ from benchmark.bases import check_base, resolve_base_config
 from benchmark.certificates.certifier import Certifier
 from benchmark.certificates.device import Precision
 from benchmark.certificates.registry import certifier_for
-from benchmark.config.hashing import config_hash, to_jsonable
+from benchmark.config.hashing import config_hash, record_key, to_jsonable
 from benchmark.config.overrides import override_dataclass
 from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
@@ -135,11 +135,10 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
         "alpha": cfg.alpha,
         "seed": cfg.seed,
         "precision": precision,
+        "train_split": train_split,
+        "certify": cfg.certify,
     }
-    if train_split != "train":  # only then: the keys, and so the hashes, of fits on the full split stay as they were
-        key["train_split"] = train_split
-    if cfg.certify != "fixed":  # likewise: fixed-n runs keep their hashes
-        key["certify"] = cfg.certify
+    key = record_key(key)  # late keys at their first value stay out, so older hashes hold
     return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices),
                 subset_size, train_split)  # fmt: skip
 
