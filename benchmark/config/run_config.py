@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config.overrides import check_types
-from benchmark.config.suite import PROJECT_ROOT, _published, load_suite
+from benchmark.config.suite import PROJECT_ROOT, _published, load_suite, parse_pairs
 from benchmark.errors import BenchmarkError
 from benchmark.files import safe_name
 
@@ -126,29 +126,16 @@ _TABLES = ("method_settings", "base_settings", "tuning")
 _SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", *_TABLES}
 
 
-def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
-    """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
-    name, table = load_suite(suite)
-    safe_name(name, "suite name")  # it names folders under results/ and leaderboards/
-    _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
-    from benchmark.config.suite import parse_pairs
+# Keys of a suite file that are not RunConfig fields: read by the suite's readers (reports, ranking) or below.
+_NOT_SETTINGS = ("name", "description", "published", "preferred_precision", "comparisons", "attack_comparisons",
+                 "methods", "bases", "method_defaults", *_TABLES)  # fmt: skip
 
-    for key in ("comparisons", "attack_comparisons"):
-        parse_pairs(table.get(key, []), name, key)  # likewise, rather than a later leaderboard
+
+def _suite_values(name: str, table: dict[str, Any]) -> dict[str, Any]:
+    """The RunConfig values a suite file sets (paths made absolute), with a did-you-mean error for an unknown key."""
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in (
-            "name",
-            "description",
-            "published",
-            "preferred_precision",
-            "comparisons",
-            "attack_comparisons",
-            "methods",
-            "bases",
-            "method_defaults",
-            *_TABLES,
-        ):
+        if key in _NOT_SETTINGS:
             continue
         if key not in _SUITE_KEYS:
             close = difflib.get_close_matches(key, _SUITE_KEYS, n=1)
@@ -158,18 +145,26 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
     # Paths in a suite file are relative to the project root, so a suite runs the same from any directory.
     if values.get("data_root") and not Path(values["data_root"]).expanduser().is_absolute():
         values["data_root"] = str(PROJECT_ROOT / values["data_root"])
+    for key in ("methods", "bases"):
+        if key in table:
+            values[key] = table[key]
+    check_types(RunConfig, values, f"suite {name!r}")
+    return {k: tuple(v) if k in ("methods", "bases") else v for k, v in values.items()}
+
+
+def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
+    """Resolve defaults < suite file < ``overrides`` (CLI values; None means 'not given')."""
+    name, table = load_suite(suite)
+    safe_name(name, "suite name")  # it names folders under results/ and leaderboards/
+    _published(name, table)  # validated here so a bad value fails the run, not a later README refresh
+    for key in ("comparisons", "attack_comparisons"):
+        parse_pairs(table.get(key, []), name, key)  # likewise, rather than a later leaderboard
+    values = _suite_values(name, table)
     # Per-entry settings live in [method_settings.<name>] and [base_settings.<name>] tables.
     method_settings = dict(table.get("method_settings", {}))
     if "method_defaults" in table:
         method_settings = {**own_settings(table["method_defaults"], name, set(method_settings)), **method_settings}
     base_settings = dict(table.get("base_settings", {}))
-    for key in ("methods", "bases"):
-        if key in table:
-            values[key] = table[key]
-    check_types(RunConfig, values, f"suite {name!r}")
-    for key in ("methods", "bases"):
-        if key in values:
-            values[key] = tuple(values[key])
     for key, value in overrides.items():
         if value is None:
             continue

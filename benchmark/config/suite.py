@@ -53,8 +53,6 @@ def _published(name: str, table: dict[str, Any]) -> bool:
 def suite_pairs(suite: str, key: str = "comparisons") -> list[tuple[str, str]]:
     """The (A, B) method pairs of a suite's ``comparisons`` key, or of another such key (``attack_comparisons``);
     none for a suite with no file or no key."""
-    from benchmark.config.suite import load_suite, suite_names
-
     if suite not in suite_names():
         return []
     name, table = load_suite(suite)

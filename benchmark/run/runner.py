@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import torch
-
 from benchmark.certificates.device import SmoothingClassifier
 from benchmark.certificates.smoothing import image_generator
 from benchmark.config.registry import METHODS
@@ -23,7 +21,7 @@ from benchmark.method import Method, cost
 from benchmark.run.measure import denoising_error, is_denoiser
 from benchmark.run.plan import Cell
 from benchmark.run.progress import Progress
-from benchmark.run.provenance import command_line, git_state, package_versions
+from benchmark.run.provenance import stamp
 from benchmark.run.records import (
     Record,
     RecordWriter,
@@ -52,6 +50,25 @@ def _states(fit: dict) -> str:
     """The fitted state a run certifies with: its own fit's SHA-256, or those of the fits a cascade composes."""
     composed = ",".join(part["state_sha256"] for _, part in sorted(fit.get("composes", {}).items()))
     return fit.get("state_sha256") or composed
+
+
+def start_info(cfg: RunConfig, session: Session, cell: Cell, previous: RunInfo | None,
+               shard: tuple[int, int] | None, allow_dirty: bool) -> RunInfo:  # fmt: skip
+    """run.json of a cell as a session starts on it: what it is, what went before (``previous``) and where it runs."""
+    return RunInfo(
+        suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
+        dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+        seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
+        subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
+        stage_sigmas=_stage_sigmas(cell.certifier.sigmas(cell.sigma)),
+        started=previous.started if previous else now(), updated=now(),
+        sessions=(previous.sessions if previous else 0) + 1,
+        timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
+        run_settings={"batch_size": cfg.batch_size, "max_images": cfg.max_images, "device": str(session.device),
+                      "data_root": cfg.data_root, "results": cfg.results,
+                      "shard": f"{shard[0]}/{shard[1]}" if shard else None, "allow_dirty": allow_dirty},
+        **stamp(session.device),
+    )  # fmt: skip
 
 
 class Runner:
@@ -107,7 +124,7 @@ class Runner:
     def run_cell(self, cell: Cell, writer: RecordWriter, todo: list[int]) -> None:
         session, directory = self.session, writer.directory
         previous = read_run_info(directory)
-        info = self.start_info(cell, previous)
+        info = start_info(self.cfg, self.session, cell, previous, self.shard, self.allow_dirty)
         if writer.done and previous and previous.data_fingerprint not in (None, info.data_fingerprint):
             raise BenchmarkError(
                 f"{directory}: its records were certified on other data (fingerprint {previous.data_fingerprint}, "
@@ -132,27 +149,6 @@ class Runner:
                        for s in cell.certifier.sigmas(cell.sigma)]  # fmt: skip
         write_run_info(directory, info)
         self.certify_images(cell, classifiers, writer, todo, info)
-
-    def start_info(self, cell: Cell, previous: RunInfo | None) -> RunInfo:
-        cfg, session = self.cfg, self.session
-        device = session.device
-        return RunInfo(
-            suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
-            dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
-            seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
-            subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
-            stage_sigmas=_stage_sigmas(cell.certifier.sigmas(cell.sigma)),
-            started=previous.started if previous else now(), updated=now(),
-            sessions=(previous.sessions if previous else 0) + 1,
-            timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
-            run_settings={"batch_size": cfg.batch_size, "max_images": cfg.max_images, "device": str(device),
-                          "data_root": cfg.data_root, "results": cfg.results,
-                          "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-                          "allow_dirty": self.allow_dirty},
-            argv=command_line(), git=git_state(), packages=package_versions(), device=str(device),
-            device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            torch_threads=torch.get_num_threads(),
-        )  # fmt: skip
 
     def certify_images(self, cell: Cell, classifiers: list, writer: RecordWriter, todo: list[int],
                        info: RunInfo) -> None:  # fmt: skip
