@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.certificates.sequential import certified_level, certify_sequential, decide, look_alphas, looks
+from benchmark.certificates.sequential import certify_sequential, decide, look_alphas, looks
 from benchmark.certificates.smoothing import certify, image_generator
 from benchmark.cli.parser import main
 from benchmark.run.records import latest_runs
@@ -16,6 +18,12 @@ from tests.test_run import lines_on_disk
 
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
+
+
+def certified_level(bound: float, sigma: float, radii) -> float:
+    """The largest grid radius a bound on p_A certifies (NaN when it certifies none)."""
+    reached = [r for r in radii if bound >= norm.cdf(r / sigma)]
+    return max(reached) if reached else math.nan
 
 def test_looks_and_alphas_are_fixed_in_advance():
     assert looks(10_000) == [100, 200, 300, 400, 600, 800, 1100, 1600, 2300, 3200, 4500, 6400, 9100, 10_000]

@@ -18,7 +18,6 @@ radius itself by more than ``grow_eps`` (so ACR is not cut by early stops), at t
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -128,10 +127,4 @@ def certify_sequential(classifier, x: torch.Tensor, sigma: float, n0: int, n_max
     return Certificate(c_a, radius_from_p(sigma, bound), bound, k, t, n_used, "sequential")
 
 
-def certified_level(bound: float, sigma: float, radii: Sequence[float]) -> float:
-    """The largest grid radius a bound certifies (NaN when it certifies none)."""
-    reached = [r for r in radii if bound >= norm.cdf(r / sigma)]
-    return max(reached) if reached else math.nan
-
-
-__all__ = ["certified_level", "certify_sequential", "decide", "look_alphas", "looks"]
+__all__ = ["certify_sequential", "decide", "look_alphas", "looks"]
