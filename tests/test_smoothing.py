@@ -75,14 +75,14 @@ def test_certify_is_deterministic_per_seed_and_index():
 def test_linear_classifier_soundness():
     """Certificates exceed the true radius |w.x+b|/||w|| with probability <= alpha (Cohen et al., Thm 1 + CP)."""
     rng = np.random.default_rng(0)
-    w = torch.tensor([0.6, -0.8])  # unit norm
-    clf = LinearClassifier(w, 0.0)
+    w, b = torch.tensor([0.6, -0.8]), 0.1  # unit norm; the hyperplane through the centre (0.5, 0.5) of the box
+    clf = LinearClassifier(w, b)
     alpha, sigma, points = 0.05, 0.5, 400
     violations = certified = 0
     for i in range(points):
-        x = torch.tensor(rng.uniform(-1, 1, size=(1, 1, 2)), dtype=torch.float32)
-        true_radius = abs(float((x.flatten() * w).sum()))
-        true_class = int(float((x.flatten() * w).sum()) > 0)
+        x = torch.tensor(rng.uniform(0, 1, size=(1, 1, 2)), dtype=torch.float32)
+        score = float((x.flatten() * w).sum()) + b
+        true_radius, true_class = abs(score), int(score > 0)
         cert = certify(clf, x, sigma, n0=50, n=200, alpha=alpha, batch_size=250, generator=image_generator(1, i))
         if cert.prediction == ABSTAIN:
             continue
@@ -156,3 +156,37 @@ def test_auto_precision_needs_native_bf16(monkeypatch, native, expected):
     assert device_module.resolve_precision("auto", cpu) is (precision.BF16 if expected else precision.FP32)
     assert device_module.resolve_precision("fp32", cpu) is precision.FP32
     assert device_module.resolve_precision("bf16", cpu) is precision.BF16
+
+
+@pytest.mark.parametrize(
+    "image,match",
+    [
+        (torch.full((1, 4, 4), float("nan")), "NaN or infinite"),
+        (torch.full((1, 4, 4), float("inf")), "NaN or infinite"),
+        (torch.full((1, 4, 4), 1.5), r"must lie in \[0,1\]"),
+        (torch.full((1, 4, 4), -0.1), r"must lie in \[0,1\]"),
+        (torch.zeros(1, 1, 4, 4), r"one image \[C,H,W\].*x\[0\]"),
+        (torch.zeros(16), r"one image \[C,H,W\]"),
+        (torch.zeros(1, 4, 4, dtype=torch.uint8), "float image.*uint8"),
+        ([[0.5]], "torch.Tensor"),
+    ],
+)
+def test_the_public_api_refuses_an_image_it_cannot_certify(image, match):
+    """A NaN pixel, values outside [0,1], a batch, a flat vector, integer pixels or a list: one clear error before
+    any sample is drawn (a NaN image was once certified at radius 0.6)."""
+    model = ConstantClassifier(3)
+    for call in (lambda: certify(model, image, 0.25, 10, 100, 0.001), lambda: predict(model, image, 0.25, 100, 0.001)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_certify_and_predict_leave_the_models_mode_as_it_was(training):
+    """The engine votes in eval mode; the caller's model (and each submodule) comes back in the mode it had."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10), torch.nn.Dropout(0.5)).train(training)
+    model[2].train(not training)  # a submodule in the other mode stays so too
+    x = torch.rand(1, 4, 4)
+    certify(model, x, 0.25, 10, 100, 0.001, generator=image_generator(0, 0))
+    assert model.training is training and model[1].training is training and model[2].training is not training
+    predict(model, x, 0.25, 100, 0.001, generator=image_generator(0, 1))
+    assert model.training is training and model[2].training is not training

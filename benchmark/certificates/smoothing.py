@@ -24,6 +24,7 @@ import torch
 from scipy.stats import beta, binomtest, norm
 
 from benchmark.certificates.device import SmoothingClassifier, resolve_precision
+from benchmark.certificates.inputs import check_image, keeping_modes
 
 __all__ = [
     "ABSTAIN",
@@ -217,10 +218,20 @@ def certify(
             autocast where the device runs it natively, else fp32), "bf16", "fp16" or "fp32"; None uses it as given.
 
     Returns:
-        A :class:`Certificate`.
+        A :class:`Certificate`. The classifier's train/eval modes are as the caller left them.
+
+    Raises:
+        ValueError: a bad sigma, n0, n or alpha, or an image that is not a float [C,H,W] tensor of finite pixels in
+            [0, 1] (:func:`benchmark.certificates.inputs.check_image`).
     """
     _check(sigma, n, alpha, n0)
-    classifier = engine(classifier, x.device, precision)
+    check_image(x)
+    with keeping_modes(classifier):
+        return _certify(engine(classifier, x.device, precision), x, sigma, n0, n, alpha, batch_size, generator)
+
+
+def _certify(classifier: Classifier, x: torch.Tensor, sigma: float, n0: int, n: int, alpha: float, batch_size: int,
+             generator: torch.Generator | None) -> Certificate:  # fmt: skip
     selection = sample_counts(classifier, x, sigma, n0, batch_size, generator)
     c_a = int(selection.argmax())
     estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)
@@ -240,8 +251,10 @@ def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha
     likely (Hung & Fithian 2019); the returned class is then wrong with probability at most ``alpha``.
     """
     _check(sigma, n, alpha)
-    return predict_from_counts(sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size,
-                                             generator), alpha)  # fmt: skip
+    check_image(x)
+    with keeping_modes(classifier):
+        counts = sample_counts(engine(classifier, x.device, precision), x, sigma, n, batch_size, generator)
+    return predict_from_counts(counts, alpha)
 
 
 def predict_from_counts(counts: torch.Tensor, alpha: float) -> int:
