@@ -11,8 +11,9 @@ a record is one whole line, flushed and fsynced; a torn last line (a run killed 
 and cut off by the next writer of that file only, before it appends; a corrupt line is an error naming it.
 
 A writer holds a shared advisory lock on its records file while it is open, so "running" is read from the kernel,
-not from run.json: a run killed without its ``finally`` (SIGKILL, power loss) left ``"running"`` there, and the
-kernel dropped its lock, so readers report it as "partial".
+not from run.json: a run writes "partial" there when it starts and "complete" when it ends, so a run killed without
+its ``finally`` (SIGKILL, power loss, a full disk) leaves the file saying what its records are, and readers report
+"running" only while its lock is held.
 """
 
 from __future__ import annotations
@@ -210,10 +211,12 @@ class Run:
 
     @property
     def status(self) -> str | None:
-        """run.json's status, except that "running" stands only while a writer is alive: a run that died without
-        recording its end reads "partial", which is what its records are."""
-        if self.info.status == "running" and not writing(self.directory):
-            return "partial"
+        """run.json's status, except that a live writer's lock says "running": a run records "partial" when it
+        starts (what it is if it dies without recording its end: SIGKILL, a full disk that refuses the last write),
+        and readers ask the kernel whether it still runs. Files of older versions that say "running" with no writer
+        alive read "partial" too."""
+        if self.info.status in ("running", "partial"):
+            return "running" if writing(self.directory) else "partial"
         return self.info.status
 
     @property

@@ -58,7 +58,7 @@ def start_info(cfg: RunConfig, session: Session, cell: Cell, previous: RunInfo |
     return RunInfo(
         suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
         dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
-        seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="running",
+        seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="partial",  # "running" is read from the lock
         subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
         stage_sigmas=_stage_sigmas(cell.certifier.sigmas(cell.sigma)),
         started=previous.started if previous else now(), updated=now(),
