@@ -148,6 +148,97 @@ def _batches(data: Dataset, cfg: TrainConfig, perm: torch.Tensor):
         yield from DataLoader(data, batch_size=cfg.batch_size, sampler=perm.tolist(), num_workers=workers)
 
 
+@dataclass
+class _Progress:
+    """What a checkpoint carries over an interruption: epochs done, their time, the last and every epoch's loss."""
+
+    epoch: int = 0
+    time_s: float = 0.0
+    loss: float = float("nan")
+    history: list[float] = field(default_factory=list)
+
+
+def _resume(checkpoint: Path | None, module: nn.Module, optimizer: torch.optim.Optimizer, device) -> _Progress:
+    """Load ``checkpoint`` (when it exists) into ``module`` and ``optimizer`` and return its progress."""
+    if checkpoint is None or not checkpoint.is_file():
+        return _Progress()
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        progress = _Progress(int(state["epoch"]), float(state["time_s"]), float(state["loss"]))
+    except Exception as err:  # noqa: BLE001 - unpickling, a missing key or a shape mismatch: one line for all
+        raise BenchmarkError(
+            f"training checkpoint {checkpoint} is unreadable or not this fit's ({type(err).__name__}): delete it "
+            "to start that fit over"
+        ) from None
+    progress.history = [float(v) for v in state.get("loss_history", [progress.loss])]  # older: the last only
+    return progress
+
+
+def _save_checkpoint(checkpoint: Path, module: nn.Module, optimizer: torch.optim.Optimizer, progress: _Progress):
+    state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": progress.epoch,
+             "time_s": progress.time_s, "loss": progress.loss,
+             "loss_history": torch.tensor(progress.history, dtype=torch.float64)}  # fmt: skip
+    write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
+
+
+def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int, start_epoch: int):
+    """The LR schedule, replayed to the first step of ``start_epoch`` (a pure function of the step: exact resume)."""
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
+    with warnings.catch_warnings():  # replaying the schedule before any optimizer step is intended here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch * steps_per_epoch):
+            scheduler.step()
+    return scheduler
+
+
+@dataclass
+class _Stepper:
+    """One optimisation step (augment, forward under autocast, backward, clip, update): the batch's loss and size."""
+
+    params: list[nn.Parameter]
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    cfg: TrainConfig
+    device: torch.device
+    bf16: bool
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[float, int]:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.cfg.augment and self.augment is not None:
+            x = self.augment(x, gen)
+        with autocast(self.device, self.bf16):
+            loss = self.loss_fn((x, y), gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach()), len(x)
+
+
+def _train_epoch(step: _Stepper, data: Dataset, epoch: int, seed: int, steps_per_epoch: int, desc: str):
+    """One epoch, its data order and noise seeded by ``(seed, epoch)``: its mean training loss and steps taken."""
+    cpu_gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    gen = torch.Generator(device=step.device).manual_seed(epoch_seed(seed, epoch))
+    perm = torch.randperm(len(data), generator=cpu_gen)[: steps_per_epoch * step.cfg.batch_size]
+    running, count, steps = 0.0, 0, 0
+    bar = tqdm(total=steps_per_epoch, desc=desc, leave=False, unit="step", disable=None)
+    for x, y in _batches(data, step.cfg, perm):
+        loss, n = step(x, y, gen)
+        steps += 1
+        running += loss * n
+        count += n
+        bar.update(1)
+        bar.set_postfix(loss=f"{running / count:.4f}")
+    bar.close()
+    return running / max(count, 1), steps
+
+
 def fit(
     module: nn.Module,
     params: Sequence[nn.Parameter],
@@ -190,78 +281,20 @@ def fit(
     optimizer = _make_optimizer(params, cfg)
     n_batches = math.ceil(len(data) / cfg.batch_size)
     steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch or n_batches)
-    start_epoch, elapsed, last_loss = 0, 0.0, float("nan")
-    history: list[float] = []
-    if checkpoint is not None and checkpoint.is_file():
-        try:
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-            module.load_state_dict(state["module"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, elapsed, last_loss = int(state["epoch"]), float(state["time_s"]), float(state["loss"])
-        except Exception as err:  # noqa: BLE001 - unpickling, a missing key or a shape mismatch: one line for all
-            raise BenchmarkError(
-                f"training checkpoint {checkpoint} is unreadable or not this fit's ({type(err).__name__}): delete it "
-                "to start that fit over"
-            ) from None
-        history = [float(v) for v in state.get("loss_history", [last_loss])]  # older checkpoints: the last only
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(cfg, s, steps_per_epoch))
-    with warnings.catch_warnings():  # replaying the schedule before any optimizer step is intended here
-        warnings.simplefilter("ignore", UserWarning)
-        for _ in range(start_epoch * steps_per_epoch):
-            scheduler.step()  # the LR schedule is a pure function of the step, so replaying it resumes it exactly
-
-    step = start_epoch * steps_per_epoch
+    progress = _resume(checkpoint, module, optimizer, device)
+    start_epoch, steps = progress.epoch, progress.epoch * steps_per_epoch
+    scheduler = _schedule(optimizer, cfg, steps_per_epoch, start_epoch)
+    step = _Stepper(params, loss_fn, optimizer, scheduler, cfg, device, bf16, augment)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         (train_mode or module.train)()
-        cpu_gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        gen = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch))
-        perm = torch.randperm(len(data), generator=cpu_gen)[: steps_per_epoch * cfg.batch_size]
-        running, count = 0.0, 0
-        bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-            leave=False,
-            unit="step",
-            disable=None,
-        )
-        for x, y in _batches(data, cfg, perm):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if cfg.augment and augment is not None:
-                x = augment(x, gen)
-            with autocast(device, bf16):
-                loss = loss_fn((x, y), gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            running += float(loss.detach()) * len(x)
-            count += len(x)
-            bar.update(1)
-            bar.set_postfix(loss=f"{running / count:.4f}")
-        bar.close()
-        last_loss = running / max(count, 1)
-        history.append(last_loss)
-        elapsed += time.perf_counter() - t0
+        label = f"{desc} epoch {epoch + 1}/{cfg.epochs}"
+        progress.loss, taken = _train_epoch(step, data, epoch, seed, steps_per_epoch, label)
+        steps += taken
+        progress.history.append(progress.loss)
+        progress.epoch, progress.time_s = epoch + 1, progress.time_s + (time.perf_counter() - t0)
         if checkpoint is not None:
-            state = {
-                "module": module.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "time_s": elapsed,
-                "loss": last_loss,
-                "loss_history": torch.tensor(history, dtype=torch.float64),
-            }
-            write_atomic(checkpoint, lambda tmp, state=state: torch.save(state, tmp))
+            _save_checkpoint(checkpoint, module, optimizer, progress)
     module.eval()
-    return FitResult(
-        time_s=elapsed,
-        steps=step,
-        epochs=cfg.epochs,
-        final_loss=last_loss,
-        resumed_from_epoch=start_epoch,
-        loss_history=history,
-    )
+    return FitResult(time_s=progress.time_s, steps=steps, epochs=cfg.epochs, final_loss=progress.loss,
+                     resumed_from_epoch=start_epoch, loss_history=progress.history)  # fmt: skip
