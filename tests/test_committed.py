@@ -101,10 +101,11 @@ def test_published_fits_are_where_their_rows_look():
 def test_every_ranked_row_certified_the_state_it_publishes(suite):
     """A ranked row's fit is committed under results/checkpoints and is the very state its records came from (the
     SHA-256 its run.json recorded), or the row has no fit."""
+    from benchmark.config.suite import snapshots
     from benchmark.files import sha256_file
     from benchmark.report.frame import frame
 
-    df = frame(RESULTS, suite)
+    df = frame(RESULTS, suite, snapshots=snapshots([suite]))
     ranked = df[df.ranked].drop_duplicates("run")
     assert len(ranked) and ranked.fit_published.all() and df.whole_subset_only.all()
     # and every ranked row certified the whole subset (a --max-images run stands beside the rows, unranked); runs

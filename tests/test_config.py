@@ -7,7 +7,7 @@ import pytest
 from benchmark.config.hashing import config_hash
 from benchmark.config.registry import METHODS, Registry
 from benchmark.config.run_config import build_run_config
-from benchmark.config.suite import is_published, suite_names
+from benchmark.config.suite import is_published, snapshots, suite_names
 from benchmark.errors import BenchmarkError
 from benchmark.report.leaderboard import readme_suites
 
@@ -73,7 +73,8 @@ def test_only_published_suites_reach_the_readme(tmp_path):
         run = tmp_path / suite / "vanilla" / "base" / "sigma_0.25" / "abc"
         run.mkdir(parents=True)
         (run / "run.json").write_text("{}")
-    assert readme_suites(tmp_path) == ["cifar10-cpu", "my-own-suite"]
+    summarised = readme_suites(tmp_path, snapshots(["quick", "cifar10-cpu", "my-own-suite"]))
+    assert [snap.name for snap in summarised] == ["cifar10-cpu", "my-own-suite"]
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\ndataset = "digits"\nsigmas = [0.25]\npublished = "no"\n')
     with pytest.raises(BenchmarkError, match="published must be true or false"):

@@ -16,6 +16,7 @@ import pytest
 from benchmark.cli.parser import main
 from benchmark.config.hashing import config_hash
 from benchmark.config.registry import METHODS
+from benchmark.config.suite import snapshot
 from benchmark.data.datasets import subset_indices
 from benchmark.files import sha256_file
 from benchmark.report import plots
@@ -268,22 +269,22 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     bf16 = next(r for r in runs if r.precision == "bf16")
     info = json.loads((bf16.directory / "run.json").read_text())
     (bf16.directory / "run.json").write_text(json.dumps({**info, "status": "running"}))
-    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    rows, _ = leaderboard_rows(tmp_path / "results", snapshot("tiny"))
     assert [(r["precision"], r["ranked"], r["unranked"]) for r in rows] == [
         ("fp32", True, ""),
         ("bf16", False, "partial"),
     ]
-    block = readme_block(tmp_path / "results", "cmd", ["tiny"])
+    block = readme_block(tmp_path / "results", "cmd", [snapshot("tiny")])
     assert "| vanilla (2 of 8 images) |" in block and "every `small_cnn` row ran in fp32" in block
     # Each row carries its trainable share (vanilla trains nothing: 0.00) before its image count.
     assert "| ACR | trainable % | images |" in block and "| 0.00 | 2 |" in block
     # One dataset, one name in the tables: an older run's coarser label gives way to the newest run's.
     newest_label = info["dataset_label"]
     (bf16.directory / "run.json").write_text(json.dumps({**info, "dataset_label": "Digits", "updated": "2000"}))
-    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    rows, _ = leaderboard_rows(tmp_path / "results", snapshot("tiny"))
     assert sorted(r["dataset"] for r in rows) == sorted(["Digits", newest_label])
     assert data_names(rows) == newest_label
-    assert f"**tiny** ({newest_label}; n =" in readme_block(tmp_path / "results", "cmd", ["tiny"])
+    assert f"**tiny** ({newest_label}; n =" in readme_block(tmp_path / "results", "cmd", [snapshot("tiny")])
 
 
 def test_a_fit_that_ignores_precision_serves_both(run_args, tmp_path):
@@ -616,17 +617,18 @@ def test_the_same_config_refits_the_same_state(tiny_suite, tmp_path, method):
 
 def test_frame_is_one_row_per_record_with_its_run_joined(run_args, tmp_path):
     """benchmark.report.frame.frame: the public table of results, the one the leaderboard is built from."""
+    from benchmark.config.suite import snapshots
     from benchmark.report.frame import frame
 
     assert main(["run", *run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25", "--max-images", "4"]) == 0
-    df = frame(tmp_path / "results", suite="tiny")
+    df = frame(tmp_path / "results", suite="tiny", snapshots=snapshots(["tiny"]))
     assert len(df) == lines_on_disk(tmp_path / "results") == 8
     assert {"idx", "correct", "radius", "n_used", "mode", "base", "precision", "status", "ranked"} <= set(df.columns)
     assert df.ranked.all() and (df.status == "complete").all() and set(df.method) == {"vanilla", "gaussian"}
-    rows, _ = leaderboard_rows(tmp_path / "results", "tiny")
+    rows, _ = leaderboard_rows(tmp_path / "results", snapshot("tiny"))
     for row in rows:
         assert df[df.method == row["method"]].correct.mean() == pytest.approx(row["acc@0"])
-    assert frame(tmp_path / "results", suite="other").empty
+    assert frame(tmp_path / "results", suite="other", snapshots={}).empty
 
 
 def test_method_settings_by_sigma_change_only_that_sigma(tiny_suite):

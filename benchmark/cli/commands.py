@@ -35,7 +35,9 @@ def out_dir(args, results: str | Path) -> Path:
 
 def write_leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
     """Tables (and plots) of every suite under ``results``, or one; the README's summary when the committed
-    leaderboards were regenerated from the committed results."""
+    leaderboards were regenerated from the committed results. The suite files and the registry are read here, once,
+    into snapshots the reports are given (they read neither)."""
+    from benchmark.config.suite import methods_rows, snapshots
     from benchmark.report.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
     from benchmark.report.plots import write_plots
     from benchmark.run.records import suites_in
@@ -45,18 +47,21 @@ def write_leaderboards(results: Path, out: Path, suite: str | None, command: str
     suites = [suite] if suite else suites_in(results)
     if not suites:
         raise BenchmarkError(f"no runs found under {results}")
+    snaps = snapshots(suites)
     for name in suites:
         if plots_only:
-            paths = write_plots(*leaderboard_rows(results, name), out, name)
+            paths = write_plots(*leaderboard_rows(results, snaps[name]), out, snaps[name])
         else:
-            paths = write_leaderboard(results, out, name, command)
-            write_attack_pages(results, out, name, command)
+            paths = write_leaderboard(results, out, snaps[name], command)
+            write_attack_pages(results, out, snaps[name], command)
         for path in paths:
             print(path)
     if not plots_only and out.resolve() == (PROJECT_ROOT / "leaderboards").resolve():
         from benchmark.report.methods_table import refresh_readme
 
-        if refresh_readme(PROJECT_ROOT / "README.md", PROJECT_ROOT / "results", results):
+        committed = PROJECT_ROOT / "results"
+        summarised = snapshots(suites_in(committed))
+        if refresh_readme(PROJECT_ROOT / "README.md", committed, results, methods_rows(), summarised):
             print(PROJECT_ROOT / "README.md")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.cli.commands import build_run_config, check_clean, out_dir, overrides
+from benchmark.config.suite import snapshot
 from benchmark.errors import BenchmarkError
 from benchmark.report.leaderboard import write_attack_pages
 
@@ -30,7 +31,8 @@ def audit(args) -> None:
                       f"flipped inside their radius (a sound certificate allows {stats['allowed']:.2f} in "
                       f"expectation); mean vote share {stats['mean_p_before']:.3f} -> {stats['mean_p_after']:.3f} "
                       f"-> {directory}")  # fmt: skip
-    write_attack_pages(Path(cfg.results), out_dir(args, cfg.results), cfg.suite, "python -m benchmark leaderboard")
+    out = out_dir(args, cfg.results)
+    write_attack_pages(Path(cfg.results), out, snapshot(cfg.suite), "python -m benchmark leaderboard")
 
 
 def attack(args) -> None:
@@ -58,4 +60,5 @@ def attack(args) -> None:
                 directory, c = run_attack(cfg, method, base, sigma, settings)
                 print(f"{method} {base} sigma={sigma:g} {settings.label()}: clean {c['clean']}/{c['images']}, "
                       f"robust {c['robust']}/{c['images']} -> {directory}")  # fmt: skip
-    write_attack_pages(Path(cfg.results), out_dir(args, cfg.results), cfg.suite, "python -m benchmark leaderboard")
+    out = out_dir(args, cfg.results)
+    write_attack_pages(Path(cfg.results), out, snapshot(cfg.suite), "python -m benchmark leaderboard")

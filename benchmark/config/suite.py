@@ -1,5 +1,6 @@
 """Suite files: ``benchmark/config/suites/<name>.toml`` (or a path), read as raw tables; whether a suite's results
-are published; the method pairs a suite asks to compare."""
+are published; the method pairs a suite asks to compare; and :func:`snapshot`, all of that (with the methods'
+families) frozen for the reports, which read no suite file themselves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.errors import BenchmarkError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +71,48 @@ def parse_pairs(value, suite: str, key: str = "comparisons") -> list[tuple[str, 
         raise BenchmarkError(f"suite {suite!r}: {key} must be a list of [method, other method] pairs, e.g. "
                              f'[["caf", "gaussian"]], got {value!r}')  # fmt: skip
     return list(dict.fromkeys((a, b) for a, b in value))
+
+
+def preferred_precision(suite: str) -> str:
+    """The precision whose runs a suite ranks first: its ``preferred_precision`` key, else its fixed precision, else
+    bf16 (the precision most committed rows were certified in where a suite says "auto")."""
+    table = load_suite(suite)[1] if suite in suite_names() else {}
+    return str(table.get("preferred_precision") or (table.get("precision") if table.get("precision") != "auto" else "")
+               or "bf16")  # fmt: skip
+
+
+def method_families() -> dict[str, str]:
+    """Every registered method's family (its class's ``family``), read from the registry here so that no report
+    imports a method class."""
+    from benchmark.config.registry import METHODS  # lazily: it imports every method's module
+
+    return {name: METHODS.get(name).family for name in METHODS.in_order()}
+
+
+def methods_rows() -> list[tuple[str, str, str]]:
+    """``(name, summary, paper)`` of every registered method, in registration order (the README's Methods table)."""
+    from benchmark.config.registry import METHODS  # lazily, as in method_families
+
+    return [(name, METHODS.get(name).summary, METHODS.get(name).paper) for name in METHODS.in_order()]
+
+
+def snapshot(suite: str, families: dict[str, str] | None = None) -> SuiteSnapshot:
+    """What the reports of ``suite`` need, from its file (if it has one here) and the registry (or ``families``).
+    A suite known by no file (results made elsewhere) ranks by the defaults: bf16 first, every complete run, no
+    comparison pairs, and counts as published."""
+    known = suite in suite_names()
+    return SuiteSnapshot(
+        name=suite,
+        preferred_precision=preferred_precision(suite),
+        published=is_published(suite),
+        whole_subset_only=known and is_published(suite),
+        comparisons=tuple(suite_pairs(suite)),
+        attack_comparisons=tuple(suite_pairs(suite, "attack_comparisons")),
+        families=method_families() if families is None else families,
+    )
+
+
+def snapshots(suites: list[str]) -> dict[str, SuiteSnapshot]:
+    """:func:`snapshot` of each of ``suites``, keyed by name (the registry read once)."""
+    families = method_families() if suites else {}
+    return {name: snapshot(name, families) for name in suites}

@@ -173,13 +173,18 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
 
 def _ranked_run(cfg, session, method: str, base: str, sigma: float):
     """The ranked run of the cell and its stored fit, refused unless the suite's settings now made it."""
+    from benchmark.config.suite import snapshot
     from benchmark.errors import BenchmarkError
     from benchmark.run.plan import cell
-    from benchmark.run.ranking import ranked_runs, ranking_rules
+    from benchmark.run.ranking import ranked_runs
     from benchmark.run.records import latest_runs
 
+    # the run the leaderboard ranks, by the same snapshot of the suite the tables are built with (ranking needs no
+    # families, so the registry is not read for them)
+    rules = snapshot(cfg.suite, families={})
     latest = [r for r in latest_runs(session.results, cfg.suite) if (r.info.base, r.info.method) == (base, method)]
-    chosen = [r for r in ranked_runs(latest, *ranking_rules(cfg.suite)) if float(r.info.sigma) == float(sigma)]
+    ranked = ranked_runs(latest, rules.preferred_precision, rules.whole_subset_only)
+    chosen = [r for r in ranked if float(r.info.sigma) == float(sigma)]
     if not chosen:
         raise BenchmarkError(f"no ranked {method} run on {base} at sigma {sigma:g} under {session.results}/"
                              f"{cfg.suite}: certify it first (python -m benchmark run)")  # fmt: skip

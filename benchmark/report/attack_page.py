@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmark.config.suite import suite_pairs
+from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.evaluate.attack import AttackRecord, counts, read_attack
 from benchmark.files import read_json
 from benchmark.report.stats import paired_difference, proportion_interval
 
 
-def attack_markdown(results: Path, suite: str, command: str) -> str | None:
-    """The attack table of ``suite`` from its attack directories (None when it has none)."""
+def attack_markdown(results: Path, snapshot: SuiteSnapshot, command: str) -> str | None:
+    """The attack table of a suite from its attack directories (None when it has none); the pairs compared are the
+    snapshot's ``attack_comparisons``."""
+    suite = snapshot.name
     dirs = sorted(p.parent for p in (results / suite / "attack").glob("*/*/sigma_*/*/attack.json"))
     if not dirs:
         return None
@@ -42,8 +44,7 @@ def attack_markdown(results: Path, suite: str, command: str) -> str | None:
         done = "" if n == meta["images"] else f" of {meta['images']}"
         lines.append(f"| {meta['method']} | {meta['base']} | {meta['sigma']:g} | {meta['label']} | {n}{done} | "
                      f"{cells[0]} | {cells[1]} | {meta.get('trained') or '—'} | {seconds:.2f} |")  # fmt: skip
-    return "\n".join([*lines, *paired_markdown([e for e in entries if e[1]], suite_pairs(suite, "attack_comparisons")),
-                      ""])  # fmt: skip
+    return "\n".join([*lines, *paired_markdown([e for e in entries if e[1]], list(snapshot.attack_comparisons)), ""])
 
 
 def _attack_key(meta: dict) -> tuple:

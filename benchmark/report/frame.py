@@ -1,7 +1,8 @@
 """Results as a table: one row per certified image, its run's metadata joined (the public way to analyse results).
 
+>>> from benchmark.config.suite import snapshots
 >>> from benchmark.report.frame import frame
->>> df = frame("results", suite="cifar10-cpu")
+>>> df = frame("results", suite="cifar10-cpu", snapshots=snapshots(["cifar10-cpu"]))
 >>> df[df.ranked].groupby(["base", "sigma", "method"]).correct.mean()
 
 Columns: every :class:`~benchmark.run.records.Record` field, then per run ``suite, base, precision, status, run``
@@ -15,17 +16,23 @@ fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; Non
 published), ``latest``
 (the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
 leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
+
+How a suite ranks comes from the :class:`~benchmark.config.snapshot.SuiteSnapshot` given for it, not from its
+suite file: the frame is a function of the results folder and the snapshots.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.config.snapshot import SuiteSnapshot
+from benchmark.errors import BenchmarkError
 from benchmark.files import read_json, safe_name
-from benchmark.run.ranking import fit_published, ranked_runs, ranking_rules
+from benchmark.run.ranking import fit_published, ranked_runs
 from benchmark.run.records import Record, Run, iter_runs, latest_runs, newest
 
 RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
@@ -68,22 +75,33 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
     }  # fmt: skip
 
 
-def frame(results: str | Path, suite: str | None = None) -> pd.DataFrame:
-    """Every record under ``results`` (one suite, or all), one row each, with its run's metadata (module docstring)."""
+def snapshot_of(snapshots: Mapping[str, SuiteSnapshot], suite: str) -> SuiteSnapshot:
+    """The snapshot given for ``suite``; a suite without one is an error, never a silent default ranking."""
+    if suite not in snapshots:
+        raise BenchmarkError(f"no suite snapshot given for {suite!r} (build one with "
+                             "benchmark.config.suite.snapshot, or by hand as a SuiteSnapshot)")  # fmt: skip
+    return snapshots[suite]
+
+
+def frame(results: str | Path, suite: str | None = None, *, snapshots: Mapping[str, SuiteSnapshot]) -> pd.DataFrame:
+    """Every record under ``results`` (one suite, or all), one row each, with its run's metadata (module docstring);
+    ``snapshots`` (suite name -> snapshot) say how each suite found there ranks."""
     results = Path(results)
     runs = list(iter_runs(results, suite))
     latest = newest(runs)
     ranked: set[int] = set()
-    rules = {name: ranking_rules(name) for name in {r.info.suite for r in runs}}  # per suite, not per row
+    rules = {name: snapshot_of(snapshots, name) for name in {r.info.suite for r in runs}}  # per suite, not per row
     for name in sorted(rules):
-        ranked |= {id(r) for r in ranked_runs([r for r in latest if r.info.suite == name], *rules[name])}
+        chosen = ranked_runs([r for r in latest if r.info.suite == name], rules[name].preferred_precision,
+                             rules[name].whole_subset_only)  # fmt: skip
+        ranked |= {id(r) for r in chosen}
     latest = {id(r) for r in latest}
     fields = [f.name for f in dataclasses.fields(Record)]
     rows = []
     for run in runs:
         meta = {
             **run_metadata(run, id(run) in latest, id(run) in ranked),
-            "whole_subset_only": rules[run.info.suite][1],
+            "whole_subset_only": rules[run.info.suite].whole_subset_only,
         }
         rows += [{**dataclasses.asdict(record), **meta} for record in run.records]
     return pd.DataFrame(rows, columns=[*fields, *(c for c in RUN_COLUMNS if c not in fields)])

@@ -1,5 +1,6 @@
 """The README's Methods table, generated from the registry: one row per registered method, in registration order,
-from its class's ``summary`` (what is trained; everything else is frozen) and ``paper`` (the source).
+from its class's ``summary`` (what is trained; everything else is frozen) and ``paper`` (the source). The rows are
+read from the registry by :func:`benchmark.config.suite.methods_rows` and passed in: no report imports a method class.
 
 ``python -m benchmark leaderboard`` rewrites it between the methods markers whenever it writes the committed
 leaderboards, beside the leaderboard summary; a test checks the committed README matches.
@@ -7,22 +8,18 @@ leaderboards, beside the leaderboard summary; a test checks the committed README
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from benchmark.config.snapshot import SuiteSnapshot
 
 METHODS_START, METHODS_END = "<!-- methods:start -->", "<!-- methods:end -->"
 
 
-def methods_rows() -> list[tuple[str, str, str]]:
-    """``(name, summary, paper)`` of every registered method, in registration order."""
-    from benchmark.config.registry import METHODS
-
-    return [(name, METHODS.get(name).summary, METHODS.get(name).paper) for name in METHODS.in_order()]
-
-
-def methods_block() -> str:
-    """The markdown table between the methods markers."""
+def methods_block(rows: Sequence[tuple[str, str, str]]) -> str:
+    """The markdown table between the methods markers, of ``(name, summary, paper)`` rows."""
     lines = [METHODS_START, "", "| name | what is trained (frozen: everything else) | source |", "|---|---|---|"]
-    for name, summary, paper in methods_rows():
+    for name, summary, paper in rows:
         lines.append(f"| `{name}` | {_cell(summary)} | {_cell(paper)} |")
     return "\n".join([*lines, "", METHODS_END])
 
@@ -31,7 +28,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def update_methods_table(readme: Path) -> bool:
+def update_methods_table(readme: Path, rows: Sequence[tuple[str, str, str]]) -> bool:
     """Rewrite the table between the methods markers of ``readme``; False when the file or the markers are absent."""
     if not readme.is_file():
         return False
@@ -39,17 +36,18 @@ def update_methods_table(readme: Path) -> bool:
     if METHODS_START not in text or METHODS_END not in text:
         return False
     head, rest = text.split(METHODS_START, 1)
-    readme.write_text(head + methods_block() + rest.split(METHODS_END, 1)[1])
+    readme.write_text(head + methods_block(rows) + rest.split(METHODS_END, 1)[1])
     return True
 
 
-def refresh_readme(readme: Path, committed: Path, results: Path) -> bool:
-    """The README's generated blocks: the Methods table, and the leaderboard summary when ``results`` are the
-    ``committed`` results; whether any was written."""
+def refresh_readme(readme: Path, committed: Path, results: Path, methods: Sequence[tuple[str, str, str]],
+                   snapshots: Mapping[str, SuiteSnapshot]) -> bool:  # fmt: skip
+    """The README's generated blocks: the Methods table of ``methods`` rows, and the leaderboard summary when
+    ``results`` are the ``committed`` results (``snapshots``: one per suite found there); whether any was written."""
     from benchmark.report.leaderboard import readme_block, readme_suites, update_readme
 
-    changed = update_methods_table(readme)
+    changed = update_methods_table(readme, methods)
     if results.resolve() == committed.resolve():
-        block = readme_block(committed, "python -m benchmark leaderboard", readme_suites(committed))
+        block = readme_block(committed, "python -m benchmark leaderboard", readme_suites(committed, snapshots))
         changed = update_readme(readme, block) or changed
     return changed

@@ -8,24 +8,25 @@ per base, method and sigma); a row's precision is named in the legend only where
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.files import inside, safe_name
 from benchmark.report.metrics import certified_accuracy, envelope
 
+Family = Callable[[str], str]  # method -> its family (the snapshot's), which sets its hue
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
-FAMILY_HUES = {"baseline": "tab:gray", "peft": "tab:blue", "denoiser": "tab:orange", "adapter": "tab:purple",
-               "cascade": "tab:red", "other": "tab:green"}
-
-
-def family(method: str) -> str:
-    """A method's family (its class's ``family``; "other" for a name the registry does not know, e.g. imported)."""
-    from benchmark.config.registry import METHODS
-
-    return METHODS.get(method).family if method in METHODS else "other"
+FAMILY_HUES = {
+    "baseline": "tab:gray",
+    "peft": "tab:blue",
+    "denoiser": "tab:orange",
+    "adapter": "tab:purple",
+    "cascade": "tab:red",
+    "other": "tab:green",
+}
 
 
 def _axes(title: str):
@@ -43,8 +44,9 @@ def _axes(title: str):
     return plt, fig, ax
 
 
-def _draw(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str, by_family: bool) -> Path:
-    """One figure: a curve per row, hue by family; line style by method within a family (or by family)."""
+def _draw(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str, by_family: bool, family: Family) -> Path:
+    """One figure: a curve per row, hue by ``family`` (method -> family); line style by method within a family (or
+    by family)."""
     mixed = len({r["precision"] for r in rows}) > 1
     plt, fig, ax = _axes(title if mixed else f"{title} [{rows[0]['precision']}]")
     seen: dict[str, int] = {}
@@ -58,9 +60,10 @@ def _draw(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str, by_fam
     return save_figure(plt, fig, path)
 
 
-def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, suite: str) -> list[Path]:
+def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, snapshot: SuiteSnapshot) -> list[Path]:
     """The figures of the module docstring for one suite's leaderboard ``rows``; stale figures of the suite's
     folder are removed (denoised previews, made by their own command, stay)."""
+    suite, family = snapshot.name, snapshot.family
     ranked = [r for r in rows if r["ranked"]]
     folder = inside(out_dir, out_dir / safe_name(suite, "suite"))
     for stale in folder.glob("*.png") if folder.is_dir() else []:
@@ -76,18 +79,19 @@ def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, sui
             for fam in sorted({family(r["method"]) for r in sig_rows}):
                 members = [r for r in sig_rows if family(r["method"]) == fam]
                 title = f"{suite} / {base} / sigma = {sigma:g} / {fam}"
-                written.append(_draw(members, grid, folder / f"{stem}_sigma_{sigma:g}_{fam}.png", title, False))
+                path = folder / f"{stem}_sigma_{sigma:g}_{fam}.png"
+                written.append(_draw(members, grid, path, title, False, family))
             best = [max((r for r in sig_rows if family(r["method"]) == f), key=lambda r: r["acr"])
                     for f in sorted({family(r["method"]) for r in sig_rows})]  # fmt: skip
             title = f"{suite} / {base} / sigma = {sigma:g} / best of each family (by ACR)"
-            written.append(_draw(best, grid, folder / f"{stem}_sigma_{sigma:g}_best.png", title, True))
+            written.append(_draw(best, grid, folder / f"{stem}_sigma_{sigma:g}_best.png", title, True, family))
         singles = [r for r in base_rows if not r.get("stage_sigmas")]
         if singles:
-            written.append(_envelope(singles, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}"))
+            written.append(_envelope(singles, grid, folder / f"{stem}_envelope.png", f"{suite} / {base}", family))
         for cascade in (r for r in base_rows if r.get("stage_sigmas")):
             path = folder / f"{stem}_{safe_name(cascade['method'])}.png"
             title = f"{suite} / {base} / {cascade['method']}"
-            written.append(_cascade(cascade, singles, _grid([cascade]), path, title))
+            written.append(_cascade(cascade, singles, _grid([cascade]), path, title, family))
     return written
 
 
@@ -98,7 +102,7 @@ def _grid(rows: Sequence[dict]) -> np.ndarray:
     return np.linspace(0.0, top * 1.02, 300)
 
 
-def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, title: str) -> Path:
+def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, title: str, family: Family) -> Path:
     """A cascade beside the single-sigma rows of the method it composes, at the sigmas of its set."""
     levels = {float(s) for s in row["stage_sigmas"].split("/")}
     composed = set((row.get("composes") or "").split(","))
@@ -106,8 +110,13 @@ def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, t
     parts = sorted((r for r in singles if r["method"] in composed and r["sigma"] in levels), key=lambda r: r["sigma"])
     mixed = len({r["precision"] for r in [row, *parts]}) > 1
     plt, fig, ax = _axes(f"{title} (sigma {row['stage_sigmas']}) beside its stages")
-    ax.plot(grid, certified_accuracy(row["records"], grid), color=FAMILY_HUES["cascade"], linewidth=2.2,
-            label=f"{row['method']} (sigma {row['stage_sigmas']})" + (f" [{row['precision']}]" if mixed else ""))
+    ax.plot(
+        grid,
+        certified_accuracy(row["records"], grid),
+        color=FAMILY_HUES["cascade"],
+        linewidth=2.2,
+        label=f"{row['method']} (sigma {row['stage_sigmas']})" + (f" [{row['precision']}]" if mixed else ""),
+    )
     for i, part in enumerate(parts):
         # a row of the composed method whose fit is not the stage's (another DDPM, another precision) says so
         other = "" if part.get("fit_hash") is None or part["fit_hash"] in fits else " (another fit than the stage's)"
@@ -119,7 +128,7 @@ def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, t
     return save_figure(plt, fig, path)
 
 
-def _envelope(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str) -> Path:
+def _envelope(rows: Sequence[dict], grid: np.ndarray, path: Path, title: str, family: Family) -> Path:
     sigmas = ", ".join(f"{s:g}" for s in sorted({r["sigma"] for r in rows}))
     precisions = {r["precision"] for r in rows}
     precision = f" [{precisions.pop()}]" if len(precisions) == 1 else " (precision per row: see the tables)"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from benchmark.certificates.registry import certifier_class
 from benchmark.config.run_config import DEFAULT_RADII
+from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.report.frame import frame
 from benchmark.report.metrics import (
     abstain_rate,
@@ -137,9 +138,9 @@ def _paired(row: dict, other: dict | None, outcome, test):
     return test(outcome(a.loc[common]), outcome(b.loc[common]))
 
 
-def leaderboard_rows(results, suite: str) -> tuple[list[dict], list[float]]:
+def leaderboard_rows(results, suite: SuiteSnapshot) -> tuple[list[dict], list[float]]:
     """Every run of ``suite`` as a row (ranked ones first within a base and sigma, by ACR) and the radius grid."""
-    df = frame(results, suite)
+    df = frame(results, suite.name, snapshots={suite.name: suite})
     radii = sorted({float(r) for grid in df["radii"] for r in grid}) if len(df) else list(DEFAULT_RADII)
     rows = [run_row(group, radii) for _, group in df.groupby(["base", "method", "sigma", "run"], sort=True)]
     compare(rows, radii)

@@ -1,9 +1,9 @@
 """Which run stands for a cell: of the newest run of each configuration and precision, the one a leaderboard ranks
-(and an audit audits) for its base, method and sigma, under its suite's ranking rules."""
+(and an audit audits) for its base, method and sigma, under its suite's ranking rules (given: see
+:class:`~benchmark.config.snapshot.SuiteSnapshot`, never read here from the suite files)."""
 
 from __future__ import annotations
 
-from benchmark.config.suite import is_published, load_suite, suite_names
 from benchmark.files import safe_name
 from benchmark.run.records import Run
 
@@ -38,17 +38,3 @@ def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False)
         if cell not in chosen or rank > (chosen[cell].precision == preferred, chosen[cell].info.updated):
             chosen[cell] = run
     return [chosen[k] for k in sorted(chosen)]
-
-
-def ranking_rules(suite: str) -> tuple[str, bool]:
-    """How a suite ranks: its preferred precision, and whether a ranked run's fit must be published (a suite with a
-    file here whose results are committed)."""
-    return preferred_precision(suite), suite in suite_names() and is_published(suite)
-
-
-def preferred_precision(suite: str) -> str:
-    """The precision whose runs a suite ranks first: its ``preferred_precision`` key, else its fixed precision, else
-    bf16 (the precision most committed rows were certified in where a suite says "auto")."""
-    table = load_suite(suite)[1] if suite in suite_names() else {}
-    return str(table.get("preferred_precision") or (table.get("precision") if table.get("precision") != "auto" else "")
-               or "bf16")  # fmt: skip
