@@ -32,13 +32,14 @@ import pandas as pd
 from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.errors import BenchmarkError
 from benchmark.files import read_json, safe_name
+from benchmark.report.budget import BUDGET_COLUMNS, budget_of
 from benchmark.run.ranking import fit_published, ranked_runs
 from benchmark.run.records import Record, Run, iter_runs, latest_runs, newest
 
 RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
                "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s",
                "composed_fit_time_s", "queries", "fit_hash", "notes", "latest", "ranked", "fit_published",
-               "stage_sigmas", "composes", "composed_fits", "whole_subset_only")  # fmt: skip
+               "stage_sigmas", "composes", "composed_fits", "whole_subset_only", *BUDGET_COLUMNS[:4])  # fmt: skip
 
 
 def composed_fit_time(run: Run) -> float | None:
@@ -72,6 +73,7 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
         "stage_sigmas": "/".join(f"{s:g}" for s in info.stage_sigmas) if info.stage_sigmas else None,
         "composes": ",".join(sorted({part.get("method", name) for name, part in composes.items()})) or None,
         "composed_fits": ",".join(sorted({part["fit_hash"] for part in composes.values()})) or None,
+        **budget_of(info),
     }  # fmt: skip
 
 

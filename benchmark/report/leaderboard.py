@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.files import inside, safe_name
+from benchmark.report.budget import BUDGET_COLUMNS, budget_cell
 from benchmark.report.comparisons import pairs_markdown
 from benchmark.report.frame import snapshot_of
 from benchmark.report.labels import envelope_sources, run_label, subset_note, unfinished
@@ -31,7 +32,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 EXTRA_COLUMNS = ("ranked", "unranked", "vs_best", "abstain_rate", "r_max", "stored_bytes", "queries", "notes",
                  "dataset", "config_hash", "status", "precision", "stage_sigmas", "stage_shares",
-                 "composed_fit_time_s")  # fmt: skip
+                 "composed_fit_time_s", *BUDGET_COLUMNS)  # fmt: skip
 DASH = "—"
 
 
@@ -119,13 +120,14 @@ def write_csv(rows: Sequence[dict], radii: Sequence[float], path: Path) -> None:
 
 def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float]) -> list[str]:
     header = ["vs best", "method", *(f"r={r:g}" for r in radii), "ACR", "abstain %", "images", "trainable %",
-              "stored KB", "fit s", "certify s/img", "queries", "notes"]  # fmt: skip
+              "stored KB", "fit s", "training", "certify s/img", "queries", "notes"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["vs_best"], row_name(r, base_rows), *(_with_interval(r, radius_label(x), "pct") for x in radii),
                  _with_interval(r, "acr", ""), _fmt(r["abstain_rate"], "pct"), str(r["n_images"]), _share(r),
                  DASH if r["stored_bytes"] is None else f"{r['stored_bytes'] / 1024:,.1f}",
-                 _fmt(r["fit_time_s"], "s"), _fmt(r["certify_s_per_image"], "s"), _fmt(r["queries"], "int"),
+                 _fmt(r["fit_time_s"], "s"), budget_cell(r), _fmt(r["certify_s_per_image"], "s"),
+                 _fmt(r["queries"], "int"),
                  _notes(r)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -160,7 +162,9 @@ def markdown(suite: str, rows: Sequence[dict], radii: Sequence[float], plots: Se
         "over images (Clopper-Pearson; ACR: bootstrap). One ranked row per method, sorted by ACR; \"tied\": the "
         "paired 95% interval of its ACR difference to the best row contains 0, so the two are not ranked against "
         f"each other. The CSV adds exact McNemar p-values against `{REFERENCE}` at each radius. All numbers are "
-        "measured by this suite; published numbers are not mixed in.",
+        "measured by this suite; published numbers are not mixed in. Training: the epochs, optimizer steps, "
+        f"optimizer and learning rate of the row's own fit, in bold where the budget differs from `{REFERENCE}`'s at "
+        "the same base and sigma (not like for like in training compute; — : no fit of its own).",
         "",
     ]  # fmt: skip
     for base in sorted({r["base"] for r in rows}):

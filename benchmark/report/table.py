@@ -20,6 +20,7 @@ import pandas as pd
 from benchmark.certificates.registry import certifier_class
 from benchmark.config.run_config import DEFAULT_RADII
 from benchmark.config.snapshot import SuiteSnapshot
+from benchmark.report.budget import flag_budgets
 from benchmark.report.frame import frame
 from benchmark.report.metrics import (
     abstain_rate,
@@ -85,7 +86,8 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
         subset_size=_int(meta["subset_size"]), ranked=bool(meta["ranked"]),
         unranked=_unranked_reason(meta, n_images),
-        vs_best="", records=group,
+        vs_best="", records=group, train_epochs=_float(meta.get("train_epochs")),
+        train_steps=_int(meta.get("train_steps")), optimizer=_text(meta.get("optimizer")), lr=_float(meta.get("lr")),
     )  # fmt: skip
     return row
 
@@ -115,6 +117,7 @@ def compare(rows: list[dict], radii: Sequence[float]) -> None:
     for key in {(r["base"], r["sigma"]) for r in rows}:
         ranked = [r for r in rows if (r["base"], r["sigma"]) == key and r["ranked"]]
         reference = next((r for r in ranked if r["method"] == REFERENCE), None)
+        flag_budgets(ranked, reference)
         for row in ranked:
             for r in radii:
                 row[f"p_vs_{REFERENCE}@{r:g}"] = _paired(row, reference, lambda g, r=r: certified(g, r), mcnemar_p)
