@@ -262,7 +262,8 @@ def test_a_run_in_another_precision_stands_beside_the_first(run_args, tmp_path, 
     assert "| best | vanilla (2 of 8 images) |" in md and "| vanilla | fp32 | other precision |" in md
     assert "Precision: every `small_cnn` row ran in bf16." in md
     csv = (tmp_path / "lb" / "tiny.csv").read_text()
-    assert csv.splitlines()[0].endswith(",stage_shares,composed_fit_time_s,train_epochs,train_steps,optimizer,lr,budget_differs")
+    header = csv.splitlines()[0]
+    assert header.endswith(",stage_shares,composed_fit_time_s,train_epochs,train_steps,optimizer,lr,budget_differs")
     assert ",bf16" in csv and ",fp32" in csv
     # "running" left in run.json by a killed process, with no writer alive, is what its records are, "partial":
     # the bf16 run is then not ranked, and the complete fp32 run is.
