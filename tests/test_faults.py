@@ -321,11 +321,9 @@ def test_a_row_of_fewer_images_than_the_subset_says_so(run_args, tmp_path):
 
 def test_a_published_suite_refuses_uncommitted_code_unless_told(run_args, tmp_path, capsys, monkeypatch):
     import benchmark.run.provenance as provenance
-    import benchmark.run.runner as runner
 
     dirty = lambda: {"sha": "abc", "dirty": True}  # noqa: E731
-    monkeypatch.setattr(provenance, "git_state", dirty)  # what the check reads
-    monkeypatch.setattr(runner, "git_state", dirty)  # what run.json records
+    monkeypatch.setattr(provenance, "git_state", dirty)  # what the check reads and run.json records
     clean = [a for a in run_args if a != "--allow-dirty"]
     assert main(["run", *clean, "--methods", "vanilla", "--sigma", "0.25", "--max-images", "1"]) == 2
     assert "uncommitted code changes" in error_line(capsys) and not (tmp_path / "results").exists()

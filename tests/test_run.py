@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.certificates.device import Precision
 from benchmark.cli.parser import main
 from benchmark.config.hashing import config_hash
 from benchmark.config.registry import METHODS
@@ -483,8 +484,8 @@ def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
     cnn = method_config(per_base, "peft_lora", "small_cnn")
     assert cnn.lora_rank == 1 and cnn.train == method_config(plain, "peft_lora", "small_cnn").train
     assert method_config(per_base, "peft_lora", "small_vit") == method_config(plain, "peft_lora", "small_vit")
-    before = {(p.base, p.sigma): p.chash for p in plan(plain, 400, bf16=False)}
-    after = {(p.base, p.sigma): p.chash for p in plan(per_base, 400, bf16=False)}
+    before = {(p.base, p.sigma): p.chash for p in plan(plain, 400, Precision.FP32)}
+    after = {(p.base, p.sigma): p.chash for p in plan(per_base, 400, Precision.FP32)}
     assert all(after[k] == before[k] for k in before if k[0] == "small_vit")
     assert all(after[k] != before[k] for k in before if k[0] == "small_cnn") and len(before) == 4
     # A misspelt base or setting fails with the table to fix, not silently.

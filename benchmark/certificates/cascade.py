@@ -183,6 +183,10 @@ class CascadeCertifier(Certifier):
         return max_radius(max(sigmas), n, alpha / (2 * len(sigmas) - 1))
 
     @classmethod
+    def row_label(cls, sigmas: str | None) -> str:
+        return f" (cascade over sigma {sigmas})"
+
+    @classmethod
     def row_notes(cls, records) -> str | None:
         """Where the certified images were decided: per sigma, the share of all images certified there, and the
         share certified there *correctly* (a stage that certifies a wrong class still ends the cascade)."""

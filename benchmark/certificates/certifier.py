@@ -62,6 +62,12 @@ class Certifier:
         return max_radius(max(sigmas), n, alpha)
 
     @classmethod
+    def row_label(cls, sigmas: str | None) -> str:
+        """What a table adds to the method's name of a row of this certificate (``sigmas``: the noise levels it
+        voted over, "0.25/0.5/1", or None for one)."""
+        return ""
+
+    @classmethod
     def row_notes(cls, records) -> str | None:
         """What a table row of this certificate's records adds beside the numbers (``records``: rows of the results
         frame, with their ``details``); None: nothing."""

@@ -58,8 +58,7 @@ def precision_note(rows: Sequence[dict]) -> str:
 def row_name(row: dict, rows: Sequence[dict]) -> str:
     """The name of ``row`` among ``rows`` (those of its table): its label, and its status unless complete."""
     base_rows = [r for r in rows if r["base"] == row["base"]]
-    cascade = f" (cascade over sigma {row['stage_sigmas']})" if row.get("stage_sigmas") else ""
-    return label(row, base_rows) + cascade + unfinished(row["status"]) + subset_note(
+    return label(row, base_rows) + row.get("certificate_label", "") + unfinished(row["status"]) + subset_note(
         row["status"], row["n_images"], row["subset_size"])  # fmt: skip
 
 

@@ -81,6 +81,7 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         stage_sigmas=stages, composes=_text(meta.get("composes")), composed_fits=_text(meta.get("composed_fits")),
         composed_fit_time_s=_float(meta.get("composed_fit_time_s")),
         fit_hash=_text(meta.get("fit_hash")), stage_shares=certifier.row_notes(group),
+        certificate_label=certifier.row_label(stages),
         stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
         dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
         config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
