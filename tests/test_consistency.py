@@ -59,3 +59,22 @@ def test_a_record_of_another_run_is_refused(tmp_path, capsys, changes):
     assert main(["leaderboard", "--results", str(results), "--out", str(tmp_path / "lb")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_imported_log_is_its_own_kind_of_row_and_never_supersedes_a_measured_run(tmp_path):
+    """import-tsv of our own method, base and sigma beside our run: ours stays ranked, the log is listed apart as
+    imported, and no table prints "nan" for what a log does not record (issue 41, item 8)."""
+    from benchmark.run.interop import import_tsv
+
+    results, directory = _run(tmp_path)
+    (directory / "run.json").write_text((directory / "run.json").read_text().replace('"dataset": null',
+                                                                                    '"dataset": "digits"'))
+    log = tmp_path / "log.tsv"
+    log.write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t1\t1\t0.3\t1\t0:00:01.5\n1\t1\t0\t0.0\t0\t0:00:01\n")
+    import_tsv(log, method="gaussian", sigma=0.25, suite="s", results=results, base="small_cnn")
+    assert main(["leaderboard", "--results", str(results), "--out", str(tmp_path / "lb")]) == 0
+    md, csv = ((tmp_path / "lb" / f"s.{ext}").read_text() for ext in ("md", "csv"))
+    ranked = [line for line in md.splitlines() if line.startswith("| best |")]
+    assert len(ranked) == 1 and "| gaussian |" in ranked[0] and "superseded" not in md
+    assert "| gaussian | fp32 | imported |" in md
+    assert "nan" not in md and "nan" not in csv.replace("nan_", "")

@@ -67,6 +67,8 @@ def data_names(rows: Sequence[dict]) -> str:
     labels only grew more precise (early runs called the JPEG q75 copy plain "CIFAR-10")."""
     newest: dict[str, dict] = {}
     for r in rows:
+        if not isinstance(r["dataset"], str) or not r["dataset"]:  # an imported log may name no data
+            continue
         key = r["dataset_name"]
         if key not in newest or r["updated"] > newest[key]["updated"]:
             newest[key] = r
@@ -114,7 +116,12 @@ def write_csv(rows: Sequence[dict], radii: Sequence[float], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+            writer.writerow({k: _csv_cell(row.get(k)) for k in columns})
+
+
+def _csv_cell(value):
+    """An empty cell for a missing number (None, or NaN from a column an imported log lacks): never "nan"."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def _ranked_table(rows: list[dict], base_rows: list[dict], radii: Sequence[float]) -> list[str]:

@@ -224,12 +224,14 @@ class Run:
         return str(self.info.config.get("certify", "fixed"))
 
     @property
-    def key(self) -> tuple[str, str, str, float, str, str]:
+    def key(self) -> tuple[str, str, str, float, str, str, bool]:
         # Precision is part of the key: "auto" resolves to bf16 or fp32 by CPU, and a run on a machine without
-        # native bf16 must stand beside the bf16 rows, not hide them as if it were a newer configuration; so is the
-        # certificate's mode: a sequential run stands beside the fixed-n one.
+        # native bf16 must stand beside the bf16 rows, not hide them as if it were a newer configuration; so are the
+        # certificate's mode (a sequential run stands beside the fixed-n one) and whether the run was imported from
+        # a log (its own kind of row: it never supersedes a run this suite measured).
         info = self.info
-        return (info.suite, info.method, info.base, float(info.sigma), self.precision, self.mode)
+        imported = info.status == "imported"
+        return (info.suite, info.method, info.base, float(info.sigma), self.precision, self.mode, imported)
 
 
 def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
