@@ -20,13 +20,26 @@ uses (:mod:`benchmark.run.jsonl`): a killed attack resumes, identical processes 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from benchmark.certificates.smoothing import add_noise
+from benchmark.certificates.registry import certifier_for
+from benchmark.certificates.smoothing import add_noise, image_generator
+from benchmark.config.hashing import config_hash, to_jsonable
+from benchmark.config.registry import METHODS
+from benchmark.data.datasets import subset_indices
+from benchmark.errors import BenchmarkError
 from benchmark.evaluate.pgd import cross_entropy, pgd, smoothed_loss
+from benchmark.files import now, read_json
+from benchmark.method import white_box
+from benchmark.run.jsonl import RERUN, JsonlWriter, claiming, read_jsonl, typed_row
+from benchmark.run.plan import cell
+from benchmark.run.provenance import write_stamped
+from benchmark.run.records import run_dir
+from benchmark.run.session import Session
 
 NOISE_OFFSET = 3 * 10**9
 
@@ -77,8 +90,6 @@ class AttackRecord:
 
     @classmethod
     def from_json(cls, row: object) -> AttackRecord:
-        from benchmark.run.jsonl import typed_row
-
         return typed_row(cls, row)
 
     @property
@@ -100,8 +111,6 @@ def predictions(model, x: torch.Tensor, sigma: float, votes: int, generator) -> 
 def evaluate(model, source, x, y, sigma: float, settings: AttackSettings, generator) -> tuple[torch.Tensor, ...]:
     """(clean predictions, attacked predictions, the perturbation's size in the attack's norm) of ``model`` on the
     batch (x, y), the attack crafted on ``source`` (``model`` itself for the adaptive attack)."""
-    from benchmark.method import white_box
-
     loss = cross_entropy(source, y) if sigma == 0 else smoothed_loss(source, y, sigma, settings.eot, generator)
     with white_box():
         x_adv = pgd(loss, x, norm=settings.norm, eps=settings.eps, step=settings.step, steps=settings.steps,
@@ -112,21 +121,34 @@ def evaluate(model, source, x, y, sigma: float, settings: AttackSettings, genera
     return clean, predictions(model, x_adv, sigma, settings.votes, generator), moved
 
 
+def attack_settings(norm: str, eps: float, step: float | None, steps: int, restarts: int, eot: int, votes: int,
+                    non_adaptive: bool, batch: int) -> AttackSettings:  # fmt: skip
+    """The settings ``attack`` was given, checked (a :class:`BenchmarkError` names the bad one); ``step`` None is
+    ADAPT's 2/255 for 8/255 in linf (eps / 4), Madry et al.'s 2.5 eps / steps in l2."""
+    if step is None:
+        step = eps / 4 if norm == "linf" else 2.5 * eps / max(1, steps)
+    try:
+        return AttackSettings(norm, eps, step, steps, restarts, eot, votes, non_adaptive, batch)
+    except ValueError as err:
+        raise BenchmarkError(str(err)) from None
+
+
+def attack_suite(cfg, methods: list[str], sigmas: list[float], settings: AttackSettings) -> Iterator[str]:
+    """:func:`run_attack` for each of ``methods`` (names or 'all') on each base of ``cfg`` at each of ``sigmas`` (0:
+    the classifier without smoothing), yielding a line per attack as it is done."""
+    if any(s < 0 for s in sigmas):
+        raise BenchmarkError("--sigma must be >= 0 (0: the classifier without smoothing)")
+    for method in METHODS.resolve(methods):
+        for base in cfg.bases:
+            for sigma in sigmas:
+                directory, c = run_attack(cfg, method, base, sigma, settings)
+                yield (f"{method} {base} sigma={sigma:g} {settings.label()}: clean {c['clean']}/{c['images']}, "
+                       f"robust {c['robust']}/{c['images']} -> {directory}")  # fmt: skip
+
+
 def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettings) -> tuple[Path, dict]:
     """Attack ``method`` on ``base`` at ``sigma`` over ``cfg``'s subset (its first ``max_images``); its fit comes
     from the store or is made now. Returns the attack directory and its counts."""
-    from benchmark.certificates.registry import certifier_for
-    from benchmark.config.hashing import config_hash, to_jsonable
-    from benchmark.config.registry import METHODS
-    from benchmark.data.datasets import subset_indices
-    from benchmark.errors import BenchmarkError
-    from benchmark.files import now
-    from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
-    from benchmark.run.plan import cell
-    from benchmark.run.provenance import write_stamped
-    from benchmark.run.records import run_dir
-    from benchmark.run.session import Session
-
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
         raise BenchmarkError(f"{method} votes over several noise levels, so its prediction is no single classifier's:"
                              " attack single-sigma methods")  # fmt: skip
@@ -163,9 +185,6 @@ def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettin
 
 def _fit(session, target, directory: Path, done: int):
     """The method's fit, refused when it is not the state the ``done`` records of ``directory`` came from."""
-    from benchmark.errors import BenchmarkError
-    from benchmark.files import read_json
-
     before = (read_json(directory / "attack.json", "attack.json") or {}).get("fit", {}).get("state_sha256")
 
     def refuse(now_state: str) -> BenchmarkError:
@@ -187,8 +206,6 @@ def _fit(session, target, directory: Path, done: int):
 def _attack_chunk(model, source, data, chunk: list[int], done: set[int], sigma: float, settings: AttackSettings,
                   seed: int, device) -> list[AttackRecord]:  # fmt: skip
     """The records of ``chunk``'s images not ``done``, the chunk attacked whole with its own generator."""
-    from benchmark.certificates.smoothing import image_generator
-
     x = torch.stack([data[i][0] for i in chunk]).to(device)
     y = torch.tensor([int(data[i][1]) for i in chunk], device=device)
     t0 = time.perf_counter()
@@ -218,8 +235,6 @@ def trained_with(method, sigma: float) -> str | None:
 
 def read_attack(directory: Path) -> list[AttackRecord]:
     """The records of an attack directory, one per image, in file order; strict (see :mod:`benchmark.run.jsonl`)."""
-    from benchmark.run.jsonl import RERUN, read_jsonl
-
     return read_jsonl(directory, AttackRecord, "records.jsonl", RERUN)
 
 

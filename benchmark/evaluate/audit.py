@@ -21,13 +21,28 @@ identical processes share the images;
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from benchmark.certificates.device import Precision, SmoothingClassifier
+from benchmark.certificates.registry import certifier_for
 from benchmark.certificates.smoothing import ABSTAIN, image_generator, predict_from_counts, sample_counts
+from benchmark.config.hashing import config_hash, to_jsonable
+from benchmark.config.registry import METHODS
+from benchmark.config.suite import snapshot
+from benchmark.errors import BenchmarkError
 from benchmark.evaluate.pgd import pgd, smoothed_loss
+from benchmark.files import now
+from benchmark.method import white_box
+from benchmark.run.jsonl import RERUN, JsonlWriter, claiming, read_jsonl, typed_row
+from benchmark.run.plan import cell
+from benchmark.run.provenance import write_stamped
+from benchmark.run.ranking import ranked_runs
+from benchmark.run.records import latest_runs, run_dir
+from benchmark.run.session import Session
 
 # Audit noise comes from streams of its own, away from the certification streams of the same image index.
 NOISE_OFFSET = 2 * 10**9
@@ -67,8 +82,6 @@ class AuditRecord:
 
     @classmethod
     def from_json(cls, row: object) -> AuditRecord:
-        from benchmark.run.jsonl import typed_row
-
         return typed_row(cls, row)
 
 
@@ -81,8 +94,6 @@ def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, 
     run's precision, so PREDICT decides with the classifier that was certified)."""
     voter = model if voter is None else voter
     target = torch.tensor([c], device=x.device)
-    from benchmark.method import white_box
-
     loss = smoothed_loss(model, target, sigma, settings.m, generator)
     with white_box():
         x_adv = pgd(loss, x.unsqueeze(0), norm="l2", eps=radius, step=2.5 * radius / settings.steps,
@@ -100,8 +111,6 @@ def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, 
 
 def read_audit(directory: Path) -> list[AuditRecord]:
     """The records of an audit directory, one per image, in file order; strict (see :mod:`benchmark.run.jsonl`)."""
-    from benchmark.run.jsonl import RERUN, read_jsonl
-
     return read_jsonl(directory, AuditRecord, "records.jsonl", RERUN)
 
 
@@ -125,21 +134,31 @@ def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
     }
 
 
+def audit_settings(steps: int, m: int, n: int, alpha: float) -> AuditSettings:
+    """The settings ``audit`` was given, checked (a :class:`BenchmarkError` names the bad one)."""
+    try:
+        return AuditSettings(steps, m, n, alpha)
+    except ValueError as err:
+        raise BenchmarkError(str(err)) from None
+
+
+def audit_suite(cfg, methods: list[str], max_images: int | None, settings: AuditSettings) -> Iterator[str]:
+    """:func:`run_audit` for each of ``methods`` (names or 'all') on each base and sigma of ``cfg``, yielding a line
+    per audit as it is done."""
+    for method in METHODS.resolve(methods):
+        for base in cfg.bases:
+            for sigma in cfg.sigmas:
+                directory, stats = run_audit(cfg, method, base, sigma, max_images, settings)
+                yield (f"{method} {base} sigma={sigma:g}: {stats['flipped']} of {stats['attacked']} certified images "
+                       f"flipped inside their radius (a sound certificate allows {stats['allowed']:.2f} in "
+                       f"expectation); mean vote share {stats['mean_p_before']:.3f} -> {stats['mean_p_after']:.3f} "
+                       f"-> {directory}")  # fmt: skip
+
+
 def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
               settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
     """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
-    from benchmark.certificates.device import Precision, SmoothingClassifier
-    from benchmark.certificates.registry import certifier_for
-    from benchmark.config.hashing import config_hash, to_jsonable
-    from benchmark.config.registry import METHODS
-    from benchmark.errors import BenchmarkError
-    from benchmark.files import now
-    from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
-    from benchmark.run.provenance import write_stamped
-    from benchmark.run.records import run_dir
-    from benchmark.run.session import Session
-
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
         raise BenchmarkError(f"{method} votes over several noise levels: the audit re-decides with single-sigma "
                              "PREDICT, so it audits single-sigma methods only")  # fmt: skip
@@ -173,12 +192,6 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
 
 def _ranked_run(cfg, session, method: str, base: str, sigma: float):
     """The ranked run of the cell and its stored fit, refused unless the suite's settings now made it."""
-    from benchmark.config.suite import snapshot
-    from benchmark.errors import BenchmarkError
-    from benchmark.run.plan import cell
-    from benchmark.run.ranking import ranked_runs
-    from benchmark.run.records import latest_runs
-
     # the run the leaderboard ranks, by the same snapshot of the suite the tables are built with (ranking needs no
     # families, so the registry is not read for them)
     rules = snapshot(cfg.suite, families={})

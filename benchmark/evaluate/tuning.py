@@ -23,6 +23,7 @@ images, right both clean and attacked; the largest wins, then the larger clean a
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 from scipy.stats import norm
@@ -31,12 +32,14 @@ from benchmark.certificates.device import SmoothingClassifier
 from benchmark.certificates.smoothing import image_generator, sample_counts
 from benchmark.config.hashing import config_hash, to_jsonable
 from benchmark.config.overrides import override_dataclass
+from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.data.splits import VAL_SEED, labels_of, stratified_sample
 from benchmark.errors import BenchmarkError
-from benchmark.files import inside, now, safe_name, write_json_atomic
+from benchmark.evaluate.attack import AttackSettings, evaluate
+from benchmark.files import check_writable, inside, now, safe_name, write_json_atomic
 from benchmark.run.plan import cell, method_config
-from benchmark.run.provenance import command_line, git_state, package_versions
+from benchmark.run.provenance import check_clean, command_line, git_state, package_versions
 from benchmark.run.session import Session
 
 VERSION = 1
@@ -74,8 +77,6 @@ def score(classifier, data, picked: list[int], sigma: float, radii, samples: int
 
 def score_attack(model, data, picked: list[int], device, seed: int, batch: int = 32) -> dict:
     """The sigma-0 proxy (module docstring): clean and robust accuracy of ``model`` on the images ``picked``."""
-    from benchmark.evaluate.attack import AttackSettings, evaluate
-
     settings = AttackSettings()
     clean = robust = 0
     for start in range(0, len(picked), batch):
@@ -144,3 +145,25 @@ def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int
     write_json_atomic(path, record)
     say(f"{method}/{base} sigma={sigma:g}: chosen candidate {best} {listed[best]} -> {path}")
     return record
+
+
+def run_sigmas(sigmas: list[float] | None) -> list[float] | None:
+    """The noise levels of ``tune --sigma`` that a run certifies at (None: the suite's); sigma 0 is tune's own level
+    (a method trained without noise, scored by robust accuracy), a negative one an error."""
+    if sigmas is not None and any(s < 0 for s in sigmas):
+        raise BenchmarkError("--sigma must be >= 0 (0: a method trained without noise, scored by robust accuracy)")
+    return [s for s in sigmas or [] if s > 0] or None
+
+
+def tune_suite(cfg: RunConfig, methods: list[str] | None, sigmas: list[float] | None, val_images: int, samples: int,
+               allow_dirty: bool) -> None:  # fmt: skip
+    """:func:`search` for each of ``methods`` (default: every method ``cfg``'s suite has a search for), each base of
+    ``cfg`` and each of ``sigmas`` (default: the suite's); refused for a published suite on uncommitted code unless
+    ``allow_dirty``."""
+    methods = METHODS.resolve(methods or list(cfg.tuning) or ["none"])
+    check_clean(cfg.suite, allow_dirty)
+    check_writable(Path(cfg.results))
+    for method in methods:
+        for base in cfg.bases:
+            for sigma in sigmas or cfg.sigmas:
+                search(cfg, method, base, sigma, val_images, samples)

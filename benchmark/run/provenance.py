@@ -9,7 +9,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from benchmark.config.suite import PROJECT_ROOT
+import torch
+
+from benchmark.config.suite import PROJECT_ROOT, is_published
+from benchmark.errors import BenchmarkError
+from benchmark.files import write_json_atomic
 
 PACKAGES = ("torch", "torchvision", "timm", "peft", "diffusers", "numpy", "scipy", "safetensors")
 
@@ -34,6 +38,14 @@ def git_state() -> dict:
     return {"sha": sha, "dirty": bool(status) if status is not None else None}
 
 
+def check_clean(suite: str, allow_dirty: bool) -> None:
+    """Results of a published suite come from committed code: refuse a checkout with uncommitted code changes
+    unless ``allow_dirty`` (``--allow-dirty``, which run.json records)."""
+    if not allow_dirty and is_published(suite) and git_state()["dirty"]:
+        raise BenchmarkError(f"the checkout has uncommitted code changes and suite {suite!r} publishes its results: "
+                             "commit them first, or pass --allow-dirty (run.json records it)")  # fmt: skip
+
+
 def package_versions() -> dict:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -51,8 +63,6 @@ def command_line() -> list[str]:
 def stamp(device) -> dict:
     """The provenance block every result file carries, as run.json has it: the command, the code, the packages and
     the device (``device`` a torch.device)."""
-    import torch
-
     return {
         "argv": command_line(), "git": git_state(), "packages": package_versions(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -63,6 +73,4 @@ def stamp(device) -> dict:
 def write_stamped(path: Path, meta: dict, device) -> None:
     """``meta`` and its provenance (:func:`stamp`) as the JSON file ``path``, replaced atomically: attack.json and
     audit.json."""
-    from benchmark.files import write_json_atomic
-
     write_json_atomic(path, {**meta, **stamp(device)})
