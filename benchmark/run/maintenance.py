@@ -89,7 +89,7 @@ def _elsewhere(cfg: RunConfig, cell: Cell, latest: dict[tuple, Run]) -> str:
     resume those), so a user can pass --precision to continue one instead."""
     found = []
     for precision in sorted({"bf16", "fp32"} - {cell.precision}):
-        run = latest.get((cfg.suite, cell.method, cell.base, float(cell.sigma), precision, cfg.certify))
+        run = latest.get((cfg.suite, cell.method, cell.base, float(cell.sigma), precision, cfg.certify, False))
         if run is None:
             continue
         done = f"{len(run.records)}/{len(cell.indices)}"
