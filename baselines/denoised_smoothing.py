@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 
 class DnCNN(nn.Module):
@@ -86,7 +86,7 @@ class DnCNNConfig:
             schedule="step",
             step_epochs=30,
             gamma=0.1,
-        )  # fmt: skip
+        )
     )
 
     def __post_init__(self):

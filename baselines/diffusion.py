@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.config.train_config import TrainConfig
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 
 def timestep_for_sigma(alphas_cumprod: torch.Tensor, sigma: float) -> int:
@@ -109,8 +109,10 @@ class DiffusionDenoised(Method):
 
         @classmethod
         def tiny(cls):
-            return cls(block_out_channels=(4, 8), train=TrainConfig(epochs=1, batch_size=16, optimizer="adamw",
-                                                                    lr=1e-3, max_steps_per_epoch=2))  # fmt: skip
+            return cls(
+                block_out_channels=(4, 8),
+                train=TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, max_steps_per_epoch=2),
+            )
 
     def __init__(self, config, base, ctx):
         super().__init__(config, base, ctx)
@@ -132,11 +134,15 @@ class DiffusionDenoised(Method):
             groups = math.gcd(*config.block_out_channels)
             n = len(config.block_out_channels)
             self.unet = UNet2DModel(
-                sample_size=side, in_channels=channels, out_channels=channels,
-                block_out_channels=config.block_out_channels, layers_per_block=config.layers_per_block,
-                down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
+                sample_size=side,
+                in_channels=channels,
+                out_channels=channels,
+                block_out_channels=config.block_out_channels,
+                layers_per_block=config.layers_per_block,
+                down_block_types=("DownBlock2D",) * n,
+                up_block_types=("UpBlock2D",) * n,
                 norm_num_groups=min(groups, 32),
-            )  # fmt: skip
+            )
             scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps)
         if scheduler.config.prediction_type != "epsilon":
             raise BenchmarkError(
@@ -178,5 +184,7 @@ class DiffusionDenoised(Method):
         return Classify(self.denoiser(sigma), self.base.eval()).eval()
 
     def report(self, sigma: float) -> dict:
-        return {"ddpm": self.config.checkpoint or f"own UNet {list(self.config.block_out_channels)}",
-                "timestep": timestep_for_sigma(self.alphas_cumprod, sigma)}  # fmt: skip
+        return {
+            "ddpm": self.config.checkpoint or f"own UNet {list(self.config.block_out_channels)}",
+            "timestep": timestep_for_sigma(self.alphas_cumprod, sigma),
+        }

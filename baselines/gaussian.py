@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 
 class Gaussian(Method):

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 
 def _check_cascade(sigmas: tuple[float, ...], p0: float) -> None:
@@ -182,8 +182,10 @@ class MultiscaleCalibrated(_Cascade):
 
         @classmethod
         def tiny(cls):
-            return cls(sigmas=(0.25, 0.5), train=TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3,
-                                                             max_steps_per_epoch=2))  # fmt: skip
+            return cls(
+                sigmas=(0.25, 0.5),
+                train=TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, max_steps_per_epoch=2),
+            )
 
     def __init__(self, config, base, ctx):
         super().__init__(config, base, ctx)
@@ -233,6 +235,9 @@ class MultiscaleCalibrated(_Cascade):
         return cfg.brier_weight * brier_term + cfg.anti_weight * anti_term + cfg.mse_weight * mse
 
     def report(self, sigma: float) -> dict:
-        return {**super().report(sigma), "over": "diffusion (calibrated)",
-                "loss": f"{self.config.brier_weight:g} Brier + {self.config.anti_weight:g} anti-consistency + "
-                        f"{self.config.mse_weight:g} MSE"}  # fmt: skip
+        return {
+            **super().report(sigma),
+            "over": "diffusion (calibrated)",
+            "loss": f"{self.config.brier_weight:g} Brier + {self.config.anti_weight:g} anti-consistency + "
+            f"{self.config.mse_weight:g} MSE",
+        }

@@ -188,8 +188,11 @@ class Method:
         module = self.fit_module()
         trainable = {id(p) for p in self.trainable_parameters()}
         params = {k: p for k, p in module.named_parameters()}
-        return {k: t.detach() for k, t in module.state_dict(keep_vars=True).items()
-                if k not in params or id(params[k]) in trainable}  # fmt: skip
+        return {
+            k: t.detach()
+            for k, t in module.state_dict(keep_vars=True).items()
+            if k not in params or id(params[k]) in trainable
+        }
 
     def load_fit(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(state) - set(self.fit_module().state_dict())
@@ -206,8 +209,17 @@ class Method:
         return {}
 
 
-def fit_method(method: Method, sigma: float, data, *, device: torch.device, precision: Precision = Precision.FP32, seed: int = 0,
-               checkpoint=None, augment=None) -> FitResult:  # fmt: skip
+def fit_method(
+    method: Method,
+    sigma: float,
+    data,
+    *,
+    device: torch.device,
+    precision: Precision = Precision.FP32,
+    seed: int = 0,
+    checkpoint=None,
+    augment=None,
+) -> FitResult:
     """Train ``method`` at ``sigma`` on ``data`` through the one training loop, with the method's hooks and its
     ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says. Bases arrive
     frozen: gradients are enabled here on exactly what ``trainable_parameters()`` returns, so a method need not."""
@@ -215,11 +227,19 @@ def fit_method(method: Method, sigma: float, data, *, device: torch.device, prec
     for p in params:
         p.requires_grad_(True)
     return fit(
-        method.fit_module(), params,
-        lambda batch, gen: method.training_loss(batch, sigma, gen), data, method.config.train, device=device,
-        bf16=precision is Precision.BF16 and "precision" not in method.fit_ignores, seed=seed, checkpoint=checkpoint, augment=augment,
-        train_mode=method.train_mode, desc=f"fit {method.name} sigma={sigma:g}",
-    )  # fmt: skip
+        method.fit_module(),
+        params,
+        lambda batch, gen: method.training_loss(batch, sigma, gen),
+        data,
+        method.config.train,
+        device=device,
+        bf16=precision is Precision.BF16 and "precision" not in method.fit_ignores,
+        seed=seed,
+        checkpoint=checkpoint,
+        augment=augment,
+        train_mode=method.train_mode,
+        desc=f"fit {method.name} sigma={sigma:g}",
+    )
 
 
 def cost(method: Method) -> dict:

@@ -23,59 +23,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from benchmark.config.train_config import TrainConfig
 from benchmark.data.datasets import UInt8Images
 from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "step", "constant")
-
 LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Generator], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of the shared loop.
-
-    Attributes:
-        epochs: passes over the training set.
-        batch_size: images per step.
-        optimizer: "sgd" (with momentum), "adam" or "adamw".
-        lr: peak learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum for SGD.
-        weight_decay: L2 / decoupled weight decay.
-        schedule: "cosine" (to 0), "step" (x ``gamma`` every ``step_epochs``) or "constant".
-        step_epochs: step schedule period.
-        gamma: step schedule factor.
-        warmup_epochs: linear warm-up length (fractions allowed).
-        grad_clip: clip the gradient norm to this (None: no clipping).
-        max_steps_per_epoch: cap on steps per epoch (None: the whole training set), for CPU-scale budgets.
-        augment: apply the dataset's training augmentation (crops and flips on CIFAR).
-    """
-
-    epochs: int = 1
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    step_epochs: int = 30
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    grad_clip: float | None = None
-    max_steps_per_epoch: int | None = None
-    augment: bool = True
-
-    def __post_init__(self):
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("train: epochs must be >= 0, batch_size >= 1 and lr > 0")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
 
 @dataclass
@@ -177,9 +130,14 @@ def _resume(checkpoint: Path | None, module: nn.Module, optimizer: torch.optim.O
 
 
 def _save_checkpoint(checkpoint: Path, module: nn.Module, optimizer: torch.optim.Optimizer, progress: _Progress):
-    state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": progress.epoch,
-             "time_s": progress.time_s, "loss": progress.loss,
-             "loss_history": torch.tensor(progress.history, dtype=torch.float64)}  # fmt: skip
+    state = {
+        "module": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": progress.epoch,
+        "time_s": progress.time_s,
+        "loss": progress.loss,
+        "loss_history": torch.tensor(progress.history, dtype=torch.float64),
+    }
     write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
 
 
@@ -273,11 +231,7 @@ def fit(
     Returns:
         A :class:`FitResult`; ``module`` is left in eval mode with the trained weights.
     """
-    if getattr(data, "split", None) in ("test", "val"):  # what is reported, or what recipes are chosen on
-        raise BenchmarkError(f"{desc}: fitting on the {data.split} split is refused; fit on train (or tune_train)")
-    params = [p for p in params if p.requires_grad]
-    if not params:
-        raise ValueError(f"{desc}: nothing to train (no parameter requires grad)")
+    params = _trainable(params, data, desc)
     optimizer = _make_optimizer(params, cfg)
     n_batches = math.ceil(len(data) / cfg.batch_size)
     steps_per_epoch = min(n_batches, cfg.max_steps_per_epoch or n_batches)
@@ -296,5 +250,14 @@ def fit(
         if checkpoint is not None:
             _save_checkpoint(checkpoint, module, optimizer, progress)
     module.eval()
-    return FitResult(time_s=progress.time_s, steps=steps, epochs=cfg.epochs, final_loss=progress.loss,
-                     resumed_from_epoch=start_epoch, loss_history=progress.history)  # fmt: skip
+    return FitResult(progress.time_s, steps, cfg.epochs, progress.loss, start_epoch, progress.history)
+
+
+def _trainable(params: Sequence[nn.Parameter], data: Dataset, desc: str) -> list[nn.Parameter]:
+    """The parameters to step, refusing the splits that are reported or chosen on, and an empty set."""
+    if getattr(data, "split", None) in ("test", "val"):  # what is reported, or what recipes are chosen on
+        raise BenchmarkError(f"{desc}: fitting on the {data.split} split is refused; fit on train (or tune_train)")
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"{desc}: nothing to train (no parameter requires grad)")
+    return params

@@ -47,9 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.evaluate.pgd import pgd, smoothed_loss
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 from methods.peft_smoothing import PaddingPrompt, PromptedClassifier, VPTNet, head_of
 
 
@@ -92,8 +92,11 @@ class AdaptConfig:
 
     @classmethod
     def tiny(cls):
-        return cls(tokens=2, steps=2, train=TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.1,
-                                                        max_steps_per_epoch=3))  # fmt: skip
+        return cls(
+            tokens=2,
+            steps=2,
+            train=TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.1, max_steps_per_epoch=3),
+        )
 
 
 class WithoutPrompt(nn.Module):
@@ -159,15 +162,29 @@ class Adapt(Method):
         x, y = batch
         c = self.config
         if sigma == 0:
-            x_adv = pgd(lambda z: F.cross_entropy(self.attacked_model()(z).float(), y, reduction="none"), x,
-                        norm="linf", eps=c.eps, step=c.step, steps=c.steps, generator=generator)  # fmt: skip
+            x_adv = pgd(
+                lambda z: F.cross_entropy(self.attacked_model()(z).float(), y, reduction="none"),
+                x,
+                norm="linf",
+                eps=c.eps,
+                step=c.step,
+                steps=c.steps,
+                generator=generator,
+            )
             return self.objective(x, x_adv, y)
         # SmoothAdv: m noise draws per image, fixed over the attack's steps and reused by the loss
         m = c.smooth_m
         noise = add_noise(torch.zeros((m, *x.shape), device=x.device, dtype=x.dtype), sigma, generator)
         soft_loss = smoothed_loss(self.attacked_model(), y, sigma, m, None, noise=noise)
-        x_adv = pgd(soft_loss, x, norm="l2", eps=c.smooth_eps, step=2 * c.smooth_eps / max(1, c.steps),
-                    steps=c.steps, generator=generator)  # fmt: skip
+        x_adv = pgd(
+            soft_loss,
+            x,
+            norm="l2",
+            eps=c.smooth_eps,
+            step=2 * c.smooth_eps / max(1, c.steps),
+            steps=c.steps,
+            generator=generator,
+        )
         return torch.stack([self.objective(x + n, x_adv + n, y) for n in noise]).mean()
 
     def objective(self, x, x_adv, y) -> torch.Tensor:
@@ -183,10 +200,18 @@ class Adapt(Method):
     def report(self, sigma: float) -> dict:
         c = self.config
         loss = f"adapt {c.loss}, beta={c.beta:g}" if self.name == "adapt" else "ce on the attacked input"
-        attack = (f"linf {c.eps * 255:.3g}/255, {c.steps} x {c.step * 255:.3g}/255" if sigma == 0 else
-                  f"SmoothAdv l2 {c.smooth_eps:g}, {c.steps} steps, m={c.smooth_m}")  # fmt: skip
-        return {"loss": loss, "train_attack": attack, "epochs": c.train.epochs, "tokens": c.tokens,
-                "train_patch": c.train_patch}  # fmt: skip
+        attack = (
+            f"linf {c.eps * 255:.3g}/255, {c.steps} x {c.step * 255:.3g}/255"
+            if sigma == 0
+            else f"SmoothAdv l2 {c.smooth_eps:g}, {c.steps} steps, m={c.smooth_m}"
+        )
+        return {
+            "loss": loss,
+            "train_attack": attack,
+            "epochs": c.train.epochs,
+            "tokens": c.tokens,
+            "train_patch": c.train_patch,
+        }
 
 
 class PromptAT(Adapt):

@@ -46,9 +46,9 @@ from torch import nn
 
 from benchmark.bases import BaseClassifier
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.errors import BenchmarkError
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 
 def split_head(base: BaseClassifier, image_shape: tuple[int, ...]) -> tuple[BaseClassifier, nn.Linear]:
@@ -78,8 +78,11 @@ class Adapter(nn.Module):
         self.normalize = copy.deepcopy(base.normalize)
         layers, channels = [], base.normalize.mean.shape[1]
         for i, width in enumerate(widths):
-            layers += [nn.Conv2d(channels, width, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
-                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]  # fmt: skip
+            layers += [
+                nn.Conv2d(channels, width, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
             channels = width
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(channels, features)
@@ -123,8 +126,9 @@ class CAFConfig:
 
     @classmethod
     def tiny(cls):
-        return cls(widths=(4, 4), train=TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-2,
-                                                    max_steps_per_epoch=3))  # fmt: skip
+        return cls(
+            widths=(4, 4), train=TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-2, max_steps_per_epoch=3)
+        )
 
 
 class CAF(Method):
@@ -213,8 +217,10 @@ class CAFEnsemble(CAF):
     def adapter_for(self, sigma: float) -> nn.Module:
         if _key(sigma) not in self.adapters:
             have = ", ".join(f"{s:g}" for s in sorted(self.config.sigmas))
-            raise BenchmarkError(f"caf_ensemble has adapters for sigma {have}, not {sigma:g}: add it to "
-                                 "[method_settings.caf_ensemble] sigmas")  # fmt: skip
+            raise BenchmarkError(
+                f"caf_ensemble has adapters for sigma {have}, not {sigma:g}: add it to "
+                "[method_settings.caf_ensemble] sigmas"
+            )
         return self.adapters[_key(sigma)]
 
     def training_loss(self, batch, sigma, generator):

@@ -16,8 +16,8 @@ from torch import nn
 
 from benchmark.bases import BaseClassifier
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.method import Method
-from benchmark.train import TrainConfig
 
 BN_STATS = ("reestimate", "frozen")
 

@@ -54,8 +54,8 @@ from torch import nn
 
 from benchmark.bases import BaseClassifier
 from benchmark.certificates.smoothing import add_noise
+from benchmark.config.train_config import TrainConfig
 from benchmark.method import Method, QueryOnly
-from benchmark.train import TrainConfig
 
 # Config.trainable -> the terms of the prompt that SPSA trains; the others are zero by construction, so the
 # coordinator computes only these (it runs on every certified sample).
@@ -65,24 +65,34 @@ TRAINABLE = {"coordinator": ("decoder", "skip"), "filter": ("skip",), "shared_fi
 class Coordinator(nn.Module):
     """Frozen encoder (seeded random convs, 1/4 resolution) + trainable decoder -> prompt in [-scale, scale]."""
 
-    def __init__(self, channels: int, width: int, prompt_scale: float, seed: int, kernel: int = 5,
-                 terms: tuple[str, ...] = ("decoder", "skip", "shared")):  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        width: int,
+        prompt_scale: float,
+        seed: int,
+        kernel: int = 5,
+        terms: tuple[str, ...] = ("decoder", "skip", "shared"),
+    ):
         super().__init__()
         self.terms = terms
         gen = torch.Generator().manual_seed(seed)
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(channels, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
         for m in self.encoder:
             if isinstance(m, nn.Conv2d):  # a fixed, reproducible random feature map
                 nn.init.kaiming_normal_(m.weight, generator=gen)
                 nn.init.zeros_(m.bias)
         self.encoder.requires_grad_(False)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
-        )  # fmt: skip
+        )
         # Full-resolution skip: a 5x5 conv of the input itself, so the prompt can also be a local filter of the
         # image (e.g. blur(z) - z); the 1/4-resolution path alone cannot follow pixel-level noise.
         self.skip = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
@@ -95,8 +105,11 @@ class Coordinator(nn.Module):
         self.prompt_scale = prompt_scale
 
     def term_parameters(self, term: str) -> list[nn.Parameter]:
-        return {"decoder": [*self.decoder.parameters()], "skip": [*self.skip.parameters()],
-                "shared": [self.shared_kernel]}[term]  # fmt: skip
+        return {
+            "decoder": [*self.decoder.parameters()],
+            "skip": [*self.skip.parameters()],
+            "shared": [self.shared_kernel],
+        }[term]
 
     def _term(self, term: str, z: torch.Tensor) -> torch.Tensor:
         if term == "decoder":
@@ -160,7 +173,7 @@ class PEFTBlackBox(Method):
         train: TrainConfig = field(
             default_factory=lambda: TrainConfig(
                 epochs=1, batch_size=128, optimizer="adam", lr=1e-3, max_steps_per_epoch=300
-            )  # fmt: skip
+            )
         )
 
         def __post_init__(self):
@@ -173,16 +186,27 @@ class PEFTBlackBox(Method):
 
         @classmethod
         def tiny(cls):
-            return cls(width=4, spsa_directions=2,
-                       train=TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=0.01, momentum=0.9,
-                                         nesterov=True, max_steps_per_epoch=3))  # fmt: skip
+            return cls(
+                width=4,
+                spsa_directions=2,
+                train=TrainConfig(
+                    epochs=1,
+                    batch_size=16,
+                    optimizer="sgd",
+                    lr=0.01,
+                    momentum=0.9,
+                    nesterov=True,
+                    max_steps_per_epoch=3,
+                ),
+            )
 
     def __init__(self, config, base: BaseClassifier, ctx):
         super().__init__(config, base, ctx)
         channels = ctx.dataset.image_shape[0]
         self.queried = ctx.query_only(base)
-        self.coordinator = Coordinator(channels, config.width, config.prompt_scale, ctx.seed, config.kernel,
-                                       TRAINABLE[config.trainable])  # fmt: skip
+        self.coordinator = Coordinator(
+            channels, config.width, config.prompt_scale, ctx.seed, config.kernel, TRAINABLE[config.trainable]
+        )
         self.coordinator.to(ctx.device)
         self.model = PromptedBlackBox(self.coordinator, self.queried)
 
@@ -218,8 +242,9 @@ class PEFTBlackBox(Method):
         grads = [torch.zeros_like(p) for p in params]
         losses = []
         for _ in range(q):
-            deltas = [torch.randint(0, 2, p.shape, generator=generator, device=p.device).to(p.dtype) * 2 - 1
-                      for p in params]  # fmt: skip
+            deltas = [
+                torch.randint(0, 2, p.shape, generator=generator, device=p.device).to(p.dtype) * 2 - 1 for p in params
+            ]
             with torch.no_grad():
                 for p, d in zip(params, deltas, strict=True):
                     p.add_(c * d)

@@ -76,10 +76,18 @@ class PEFTLoRA(_WhiteBoxPEFT):
             targets = [n for n, _ in base.net.named_modules() if n.startswith("blocks.") and n.endswith(suffixes)]
         else:
             skip_head = self.config.train_head  # a fully trained head needs no low-rank update
-            targets = [n for n, m in base.net.named_modules()
-                       if isinstance(m, nn.Conv2d | nn.Linear) and not (skip_head and m is head)]  # fmt: skip
-        lora = LoraConfig(r=self.config.lora_rank, lora_alpha=self.config.lora_alpha, lora_dropout=0.0,
-                          target_modules=targets, bias="none")  # fmt: skip
+            targets = [
+                n
+                for n, m in base.net.named_modules()
+                if isinstance(m, nn.Conv2d | nn.Linear) and not (skip_head and m is head)
+            ]
+        lora = LoraConfig(
+            r=self.config.lora_rank,
+            lora_alpha=self.config.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=targets,
+            bias="none",
+        )
         inject_adapter_in_model(lora, base.net)
         return base
 
@@ -136,8 +144,10 @@ class PEFTAdapter(_WhiteBoxPEFT):
             return base
         sites = cnn_adapter_sites(base.net)
         channels: dict[str, int] = {}
-        hooks = [base.net.get_submodule(s).register_forward_hook(
-                 lambda m, i, o, s=s: channels.__setitem__(s, o.shape[1])) for s in sites]  # fmt: skip
+        hooks = [
+            base.net.get_submodule(s).register_forward_hook(lambda m, i, o, s=s: channels.__setitem__(s, o.shape[1]))
+            for s in sites
+        ]
         with torch.no_grad():  # a dry run finds each site's channel count
             base(torch.zeros(1, *self.ctx.dataset.image_shape, device=next(base.parameters()).device))
         for h in hooks:

@@ -140,5 +140,15 @@ def tiny_suite(tmp_path: Path) -> Path:
 @pytest.fixture
 def run_args(tmp_path: Path, tiny_suite: Path) -> list[str]:
     # --allow-dirty: tests run from a developer's checkout, which may hold uncommitted code
-    return ["--suite", str(tiny_suite), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "lb"),
-            "--cache-dir", str(tmp_path / "cache"), "--quiet", "--allow-dirty"]  # fmt: skip
+    return [
+        "--suite",
+        str(tiny_suite),
+        "--results",
+        str(tmp_path / "results"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+        "--allow-dirty",
+    ]

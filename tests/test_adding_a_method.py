@@ -69,9 +69,26 @@ def test_the_readme_method_runs_in_the_quick_suite_with_its_own_settings(example
         commands, "build_run_config", lambda suite, values: cheap_base(build_run_config(suite, values))
     )
     results = tmp_path / "results"
-    argv = ["run", "--suite", "quick", "--methods", example, "--sigma", "0.25", "--max-images", "3", "--n", "100",
-            "--results", str(results), "--out", str(tmp_path / "lb"), "--cache-dir", str(tmp_path / "cache"),
-            "--quiet"]  # fmt: skip
+    argv = [
+        "run",
+        "--suite",
+        "quick",
+        "--methods",
+        example,
+        "--sigma",
+        "0.25",
+        "--max-images",
+        "3",
+        "--n",
+        "100",
+        "--results",
+        str(results),
+        "--out",
+        str(tmp_path / "lb"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    ]
     assert main(argv) == 0
     (run,) = latest_runs(results, "quick")
     assert run.info.method == example and run.info.status == "complete" and len(run.records) == 3
@@ -81,8 +98,10 @@ def test_the_readme_method_runs_in_the_quick_suite_with_its_own_settings(example
 
 
 def cheap_base(cfg):
-    settings = {name: {**table, "train": {**table.get("train", {}), "max_steps_per_epoch": 2}}
-                for name, table in cfg.base_settings.items()}  # fmt: skip
+    settings = {
+        name: {**table, "train": {**table.get("train", {}), "max_steps_per_epoch": 2}}
+        for name, table in cfg.base_settings.items()
+    }
     return dataclasses.replace(cfg, base_settings=settings)
 
 

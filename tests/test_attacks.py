@@ -24,8 +24,16 @@ def test_pgd_stays_in_the_ball_and_the_box(norm):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
     eps = 0.1 if norm == "linf" else 0.5
-    x_adv = pgd(cross_entropy(model, y), x, norm=norm, eps=eps, step=eps / 4, steps=10, restarts=2,
-                generator=torch.Generator().manual_seed(1))  # fmt: skip
+    x_adv = pgd(
+        cross_entropy(model, y),
+        x,
+        norm=norm,
+        eps=eps,
+        step=eps / 4,
+        steps=10,
+        restarts=2,
+        generator=torch.Generator().manual_seed(1),
+    )
     delta = (x_adv - x).flatten(1)
     size = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
     assert (size <= eps + 1e-6).all() and x_adv.min() >= 0 and x_adv.max() <= 1
@@ -99,8 +107,9 @@ def test_audit_catches_an_unsound_certifier(scale, flips):
     cert = certify(clf, x, sigma, 100, 10_000, 0.001, 2_000, torch.Generator().manual_seed(0), precision=None)
     assert cert.prediction == 1 and 0.1 < cert.radius <= 0.2
     settings = AuditSettings(steps=20, m=16, n=2_000, alpha=0.001)
-    result = audit_image(clf, x, cert.prediction, scale * cert.radius, sigma, settings, 2_000,
-                         torch.Generator().manual_seed(1))  # fmt: skip
+    result = audit_image(
+        clf, x, cert.prediction, scale * cert.radius, sigma, settings, 2_000, torch.Generator().manual_seed(1)
+    )
     assert bool(result["flipped"]) == flips and result["p_after"] < result["p_before"]
     assert result["moved"] <= scale * cert.radius + 1e-6
 
@@ -118,13 +127,33 @@ def test_audit_and_attack_commands_end_to_end(run_args, tmp_path):
     """run, then audit the ranked gaussian run and attack vanilla: records, pages, and a rerun that resumes."""
     assert main(["run", *run_args, "--methods", "gaussian,vanilla", "--sigma", "0.25"]) == 0
     common = [a for a in run_args if a not in ("--quiet",)]
-    assert main(["audit", *common, "--methods", "gaussian", "--sigma", "0.25", "--max-images", "2", "--steps", "3",
-                 "--samples", "4", "--predict-n", "200"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "audit",
+                *common,
+                "--methods",
+                "gaussian",
+                "--sigma",
+                "0.25",
+                "--max-images",
+                "2",
+                "--steps",
+                "3",
+                "--samples",
+                "4",
+                "--predict-n",
+                "200",
+            ]
+        )
+        == 0
+    )
     audit_dirs = list((tmp_path / "results" / "tiny" / "audit").glob("gaussian/*/sigma_0.25/*"))
     assert len(audit_dirs) == 1
     lines = (audit_dirs[0] / "records.jsonl").read_text().splitlines()
-    assert 1 <= len(lines) <= 2 and all(json.loads(line)["moved"] <= json.loads(line)["radius"] + 1e-6
-                                        for line in lines)  # fmt: skip
+    assert 1 <= len(lines) <= 2 and all(
+        json.loads(line)["moved"] <= json.loads(line)["radius"] + 1e-6 for line in lines
+    )
     page = (tmp_path / "lb" / "tiny-audit.md").read_text()
     assert "| gaussian | small_cnn | 0.25 |" in page and "allowed (expected)" in page
     args = ["attack", *common, "--methods", "vanilla", "--max-images", "4", "--eps", "8/255", "--steps", "2"]
@@ -225,9 +254,30 @@ def test_a_resumed_attack_records_what_an_uncut_one_does(run_args, tmp_path):
     """An image's random start and noise come from its chunk of the subset: a resumed attack redoes the cut chunk."""
     common = [a for a in run_args if a not in ("--quiet",)]
     # l2 with a small step: the size moved is the random start's, a continuous trace of the generator used
-    args = ["attack", *common, "--methods", "vanilla", "--max-images", "5", "--norm", "l2", "--eps", "0.5",
-            "--step", "0.01", "--steps", "1", "--batch-images", "3", "--sigma", "0.25", "--eot", "2",
-            "--votes", "5"]  # fmt: skip
+    args = [
+        "attack",
+        *common,
+        "--methods",
+        "vanilla",
+        "--max-images",
+        "5",
+        "--norm",
+        "l2",
+        "--eps",
+        "0.5",
+        "--step",
+        "0.01",
+        "--steps",
+        "1",
+        "--batch-images",
+        "3",
+        "--sigma",
+        "0.25",
+        "--eot",
+        "2",
+        "--votes",
+        "5",
+    ]
     assert main(args) == 0
     (directory,) = (tmp_path / "results" / "tiny" / "attack").glob("vanilla/*/sigma_0.25/*")
     records = directory / "records.jsonl"
@@ -247,14 +297,27 @@ def test_the_attack_page_pairs_rows_only_on_the_same_attack_and_images():
     def entry(method, robust, non_adaptive=False, steps=10, batch=32, images=10, state="s"):
         settings = {"norm": "linf", "eps": 8 / 255, "steps": steps, "non_adaptive": non_adaptive, "batch": batch}
         label = f"PGD-{steps}" + (" (non-adaptive: crafted without the method's prompts)" * non_adaptive)
-        meta = {"method": method, "base": "vit", "sigma": 0, "settings": settings, "fit": {"state_sha256": state},
-                "label": label}  # fmt: skip
+        meta = {
+            "method": method,
+            "base": "vit",
+            "sigma": 0,
+            "settings": settings,
+            "fit": {"state_sha256": state},
+            "label": label,
+        }
         return meta, [AttackRecord(i, 1, 1, int(i < robust), 0.0, 0.0) for i in range(images)]
 
     # beside each full row, a 3-image try of the same attack (none robust): never the one paired
-    entries = [entry("p", 0, images=3), entry("p", 3), entry("p", 8, non_adaptive=True, batch=16),
-               entry("p", 0, non_adaptive=True, images=3), entry("a", 6), entry("a", 0, images=3),
-               entry("a", 9, steps=50), entry("q", 9, non_adaptive=True, steps=50)]  # fmt: skip
+    entries = [
+        entry("p", 0, images=3),
+        entry("p", 3),
+        entry("p", 8, non_adaptive=True, batch=16),
+        entry("p", 0, non_adaptive=True, images=3),
+        entry("a", 6),
+        entry("a", 0, images=3),
+        entry("a", 9, steps=50),
+        entry("q", 9, non_adaptive=True, steps=50),
+    ]
     lines = paired_markdown(entries, [("a", "p"), ("p", "a"), ("q", "a")])
     body = [line for line in lines if line.startswith("| ") and "difference" not in line]
     # the interval is a seeded bootstrap: only its bracketing of the difference is a known answer

@@ -1,4 +1,5 @@
-"""The cascaded certificate (benchmark.certificates.cascade): analytic cases, the alpha split, and soundness by simulation."""
+"""The cascaded certificate (benchmark.certificates.cascade): analytic cases, the alpha split, and soundness by
+simulation."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ N0, N, ALPHA = 100, 10_000, 0.001
 def _detail(cert, name: str):
     """A field the cascade certificate adds to its records (absent: None)."""
     return (cert.details or {}).get(name)
+
+
 X = torch.full((1, 4, 4), 0.5)
 
 
@@ -57,7 +60,12 @@ def cascade(stages, **kw):
 
 def test_confident_large_sigma_certifies_there_beyond_the_small_sigma_limit():
     cert = cascade([(0.25, ConstantClassifier(7)), (0.5, ConstantClassifier(7)), (1.0, ConstantClassifier(7))])
-    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used"), _detail(cert, "r_neg")) == (7, 0, 1.0, None)
+    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used"), _detail(cert, "r_neg")) == (
+        7,
+        0,
+        1.0,
+        None,
+    )
     # all 10,000 votes at sigma 1 with the first stage's alpha share (alpha / 5)
     assert cert.radius == pytest.approx(1.0 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5)))
     assert cert.radius > max_radius(0.25, N, ALPHA) and cert.n_used == N0 + N and cert.mode == "cascade"
@@ -65,7 +73,11 @@ def test_confident_large_sigma_certifies_there_beyond_the_small_sigma_limit():
 
 def test_spread_large_sigma_falls_back_to_the_smaller_with_the_cap():
     cert = cascade([(1.0, Spread(4)), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
-    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (2, 1, 0.5) and cert.n_used == 2 * (N0 + N)
+    assert (cert.prediction, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (
+        2,
+        1,
+        0.5,
+    ) and cert.n_used == 2 * (N0 + N)
     uncapped = 0.5 * norm.ppf(clopper_pearson_lower(N, N, ALPHA / 5))
     # the stage at sigma 1 gave classes 0-3 about 1/4 each: the cap is sigma_1 (Phi^-1(1/2) - Phi^-1(u)), u ~ 1/4
     assert _detail(cert, "r_neg") is not None and -_detail(cert, "r_neg") < uncapped
@@ -79,7 +91,12 @@ def test_undecided_stage_abstains_without_trying_smaller_sigmas():
 
 def test_every_stage_abstaining_abstains():
     cert = cascade([(1.0, Spread(4)), (0.5, Spread(5)), (0.25, Spread(3))])
-    assert (cert.prediction, cert.radius, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (ABSTAIN, 0.0, 2, None)
+    assert (cert.prediction, cert.radius, _detail(cert, "stage"), _detail(cert, "sigma_used")) == (
+        ABSTAIN,
+        0.0,
+        2,
+        None,
+    )
     assert cert.n_used == 3 * (N0 + N)
 
 
@@ -120,8 +137,9 @@ def _simulate(probs, sigmas, n0, n, alpha, trials, seed, cap=True):
     for _ in range(trials):
         stages = []
         for k, sigma in enumerate(sigmas):
-            stage = measure_stage(lambda m, p=probs[k]: torch.from_numpy(rng.multinomial(m, p)), sigma, n0, n,
-                                  lows[k], ups[k])  # fmt: skip
+            stage = measure_stage(
+                lambda m, p=probs[k]: torch.from_numpy(rng.multinomial(m, p)), sigma, n0, n, lows[k], ups[k]
+            )
             if not cap and stage.p_low < 0.5:  # a cascade without the cap: earlier stages bound nothing
                 stage = Stage(sigma, stage.selected, stage.p_low, stage.n_top, (0.0,) * len(probs[k]), stage.samples)
             stages.append(stage)
@@ -191,8 +209,14 @@ def test_an_unranked_cascade_run_says_why_by_its_run_not_by_its_record_mode():
 
     from benchmark.report.table import _unranked_reason
 
-    meta = {"ranked": False, "latest": True, "mode": "cascade", "run_mode": "fixed", "status": "complete",
-            "fit_published": False}
+    meta = {
+        "ranked": False,
+        "latest": True,
+        "mode": "cascade",
+        "run_mode": "fixed",
+        "status": "complete",
+        "fit_published": False,
+    }
     assert _unranked_reason(pd.Series(meta)) == "fit not published"
     assert _unranked_reason(pd.Series({**meta, "fit_published": True})) == "other precision"
     assert _unranked_reason(pd.Series({**meta, "status": "partial"})) == "partial"
@@ -222,7 +246,9 @@ def test_the_cap_uses_the_upper_bound_at_its_alpha_share():
     cert = cascade([(1.0, Quarters()), (0.5, ConstantClassifier(2)), (0.25, ConstantClassifier(5))])
     u = clopper_pearson_upper(N // 4, N, ALPHA / 5 / 10)
     assert (cert.prediction, _detail(cert, "stage")) == (2, 1)
-    assert _detail(cert, "r_neg") == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(-_detail(cert, "r_neg"))
+    assert _detail(cert, "r_neg") == pytest.approx(1.0 * norm.ppf(u)) and cert.radius == pytest.approx(
+        -_detail(cert, "r_neg")
+    )
     # the released split's level for the same bound (alpha / 1, Goodman aside) would give a larger radius
     assert -1.0 * norm.ppf(clopper_pearson_upper(N // 4, N, ALPHA / 10)) > cert.radius
 
@@ -232,8 +258,12 @@ def test_stage_shares_separate_certified_from_correctly_certified():
 
     from benchmark.certificates.cascade import CascadeCertifier
 
-    details = [{"stage": 0, "sigma_used": 1.0}, {"stage": 0, "sigma_used": 1.0}, {"stage": 1, "sigma_used": 0.5},
-               {"stage": 2}]  # fmt: skip
+    details = [
+        {"stage": 0, "sigma_used": 1.0},
+        {"stage": 0, "sigma_used": 1.0},
+        {"stage": 1, "sigma_used": 0.5},
+        {"stage": 2},
+    ]
     group = pd.DataFrame({"details": details, "correct": [1, 0, 1, 0]})
     assert CascadeCertifier.row_notes(group) == "50.0% at 1 (25.0% correctly), 25.0% at 0.5 (25.0% correctly)"
     assert CascadeCertifier.row_notes(group.assign(details=[None] * 4)) == "none certified"
@@ -253,8 +283,11 @@ def test_a_cascades_fit_cost_counts_each_published_fit_it_composes_once(tmp_path
     for fhash, seconds in (("d1", 100.0), ("d2", 40.0)):
         (tmp_path / "checkpoints" / "diffusion" / fhash).mkdir(parents=True)
         (tmp_path / "checkpoints" / "diffusion" / fhash / "fit.json").write_text(json.dumps({"fit_time_s": seconds}))
-    stages = {"diffusion": {"fit_hash": "d1"}, "diffusion@0.5": {"fit_hash": "d1", "method": "diffusion"},
-              "diffusion@1": {"fit_hash": "d2", "method": "diffusion"}}  # fmt: skip
+    stages = {
+        "diffusion": {"fit_hash": "d1"},
+        "diffusion@0.5": {"fit_hash": "d1", "method": "diffusion"},
+        "diffusion@1": {"fit_hash": "d2", "method": "diffusion"},
+    }
     run = Run(directory, RunInfo("cifar10-cpu", "multiscale", "resnet20", 0.25, fit={"composes": stages}), [])
     assert composed_fit_time(run) == 140.0  # d1 serves two stages: one fit, counted once
     assert _fit_time(pd.Series({"fit_time_s": 0.0, "composed_fit_time_s": 140.0})) == 140.0

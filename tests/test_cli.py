@@ -95,8 +95,11 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     """The real entry point: exit status 2 and a single stderr line."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--methods", "vanila", "--results", str(tmp_path / "r")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "did you mean vanilla" in proc.stderr
     assert not (tmp_path / "r").exists()

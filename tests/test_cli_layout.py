@@ -48,8 +48,11 @@ def test_precision_is_declared_once_with_the_config_choices():
     declared = [p.name for p in _modules() for _ in range(p.read_text().count('"--precision"'))]
     assert declared == ["args.py"], declared
     for name in PRECISION_COMMANDS:
-        (action,) = [a for a in build_parser()._subparsers._group_actions[0].choices[name]._actions
-                     if "--precision" in a.option_strings]  # fmt: skip
+        (action,) = [
+            a
+            for a in build_parser()._subparsers._group_actions[0].choices[name]._actions
+            if "--precision" in a.option_strings
+        ]
         assert tuple(action.choices) == PRECISIONS and action.default is None
 
 

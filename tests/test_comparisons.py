@@ -55,11 +55,33 @@ def test_only_pairs_with_both_rows_ranked_are_shown_in_the_suites_order():
 def test_the_leaderboard_page_carries_the_pairs_of_its_sigma():
     from benchmark.report.leaderboard import markdown
 
-    base = {"base": "small_cnn", "sigma": 0.25, "precision": "fp32", "status": "complete", "n_images": 3,
-            "subset_size": 3, "stage_sigmas": None, "dataset": "Digits", "dataset_name": "digits", "updated": "1",
-            "r_max": 0.5, "n": 100, "alpha": 0.001, "vs_best": "best", "abstain_rate": 0.0, "trainable_pct": 1.0,
-            "stored_bytes": 1, "fit_time_s": 1.0, "certify_s_per_image": 1.0, "queries": None, "notes": None,
-            "acr": 0.5, "acr_lo": 0.4, "acr_hi": 0.6, "unranked": ""}  # fmt: skip
+    base = {
+        "base": "small_cnn",
+        "sigma": 0.25,
+        "precision": "fp32",
+        "status": "complete",
+        "n_images": 3,
+        "subset_size": 3,
+        "stage_sigmas": None,
+        "dataset": "Digits",
+        "dataset_name": "digits",
+        "updated": "1",
+        "r_max": 0.5,
+        "n": 100,
+        "alpha": 0.001,
+        "vs_best": "best",
+        "abstain_rate": 0.0,
+        "trainable_pct": 1.0,
+        "stored_bytes": 1,
+        "fit_time_s": 1.0,
+        "certify_s_per_image": 1.0,
+        "queries": None,
+        "notes": None,
+        "acr": 0.5,
+        "acr_lo": 0.4,
+        "acr_hi": 0.6,
+        "unranked": "",
+    }
     rows = [{**base, **row("gaussian", [(1, 0.5)] * 3)}, {**base, **row("caf", [(1, 0.4)] * 3)}]
     for r in rows:
         r.update({f"acc@{x:g}": 1.0 for x in RADII})

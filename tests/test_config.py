@@ -9,7 +9,7 @@ from benchmark.config.registry import METHODS, Registry
 from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import is_published, snapshots, suite_names
 from benchmark.errors import BenchmarkError
-from benchmark.report.leaderboard import readme_suites
+from benchmark.report.readme import readme_suites
 
 
 def test_precedence_defaults_suite_cli():

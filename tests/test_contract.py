@@ -44,8 +44,9 @@ def context(tmp_path, family: str = "cnn") -> MethodContext:
             fit_tiny(method, sigma)
         return method
 
-    ctx = MethodContext(dataset=Digits(), device=torch.device("cpu"), seed=0,
-                        build_base=lambda name: tiny_base("cnn"), fit=fit)  # fmt: skip
+    ctx = MethodContext(
+        dataset=Digits(), device=torch.device("cpu"), seed=0, build_base=lambda name: tiny_base("cnn"), fit=fit
+    )
     return ctx
 
 
@@ -154,10 +155,13 @@ def check_fit(cls, method, config, family: str, ctx) -> None:
     fresh.load_fit(state)
     with torch.no_grad():
         torch.testing.assert_close(
-            fresh.noisy_classifier(sigma)(x), trained,
-            msg=lambda m: f"a fresh method after load_fit(fit_state()) differs from the fitted one: fit_module() must "
-            f"hold all that training changed ({m})",
-        )  # fmt: skip
+            fresh.noisy_classifier(sigma)(x),
+            trained,
+            msg=lambda m: (
+                f"a fresh method after load_fit(fit_state()) differs from the fitted one: fit_module() must "
+                f"hold all that training changed ({m})"
+            ),
+        )
 
 
 def check_cost(method, family: str) -> None:
@@ -176,7 +180,9 @@ def check_cost(method, family: str) -> None:
     assert own <= spent["trainable_params"] <= own + sum(parts.values()), (
         "cost counts trainable_parameters() and those of the fits ctx.fit handed a composition: each parameter once"
     )
-    assert (spent["trainable_params"] > own) == bool(parts), "a method that trains nothing must get its parts from ctx.fit"
+    assert (spent["trainable_params"] > own) == bool(parts), (
+        "a method that trains nothing must get its parts from ctx.fit"
+    )
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -217,8 +223,11 @@ def test_base_contract(name, tmp_path):
     config_hash(config)
     ctx = BuildContext(device=torch.device("cpu"), store=FitStore(tmp_path))
     if name in ("small_cnn", "small_vit"):
-        tiny = override_dataclass(config, {"width": 16, "depth": 2, "patch_size": 4,
-                                           "train": {"epochs": 1, "max_steps_per_epoch": 2}}, "test")  # fmt: skip
+        tiny = override_dataclass(
+            config,
+            {"width": 16, "depth": 2, "patch_size": 4, "train": {"epochs": 1, "max_steps_per_epoch": 2}},
+            "test",
+        )
         model = spec.build(tiny, Digits(), ctx)
         again = spec.build(tiny, Digits(), ctx)  # cached: same weights, no retraining
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
@@ -251,8 +260,14 @@ def test_timm_prefix_builds_any_timm_model(tmp_path):
 def test_methods_on_a_tiny_random_timm_vit(name, tmp_path):
     """The GPU suites' ViT-B/16 path, exercised with a tiny randomly initialised timm ViT (nothing downloaded)."""
     spec = base_spec("timm:vit_tiny_patch16_224")
-    cfg = override_dataclass(spec.Config(), {"pretrained": False, "model_kwargs": {
-        "img_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2}}, "test")  # fmt: skip
+    cfg = override_dataclass(
+        spec.Config(),
+        {
+            "pretrained": False,
+            "model_kwargs": {"img_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2},
+        },
+        "test",
+    )
     base = spec.build(cfg, Digits(), BuildContext(device=torch.device("cpu"), store=FitStore(tmp_path)))
     base.requires_grad_(False)
     assert base.family == "vit" and base.input_size == 8

@@ -62,8 +62,15 @@ def test_surrogate_never_touches_the_target(tmp_path):
 
 
 def test_denoisers_cached_once_and_stab_starts_from_mse(tiny_suite, run_args, tmp_path):
-    args = [*run_args, "--methods", "dncnn,dncnn_stab,diffusion", "--bases", "small_cnn,small_vit",
-            "--max-images", "2"]  # fmt: skip
+    args = [
+        *run_args,
+        "--methods",
+        "dncnn,dncnn_stab,diffusion",
+        "--bases",
+        "small_cnn,small_vit",
+        "--max-images",
+        "2",
+    ]
     assert main(["run", *args]) == 0
     fits = tmp_path / "cache" / "fits"
     assert len(list((fits / "dncnn").glob("*/state.safetensors"))) == 2  # per sigma, shared by both bases
@@ -72,8 +79,20 @@ def test_denoisers_cached_once_and_stab_starts_from_mse(tiny_suite, run_args, tm
     reports = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("tiny/diffusion/*/*/*/run.json")]
     assert len(reports) == 4
     assert all("denoised_mse" in r["measurements"] and "timestep" in r["notes"] for r in reports)
-    preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn,diffusion",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "3"]  # fmt: skip
+    preview = [
+        "plot",
+        "--denoised",
+        "--suite",
+        str(tiny_suite),
+        "--methods",
+        "dncnn,diffusion",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--images",
+        "3",
+    ]
     assert main(preview) == 0
     assert (tmp_path / "lb" / "tiny" / "denoised_dncnn.png").stat().st_size > 1000
     assert (tmp_path / "lb" / "tiny" / "denoised_diffusion.png").stat().st_size > 1000
@@ -87,8 +106,22 @@ def test_preview_shows_a_fit_of_either_precision_without_fitting_again(tiny_suit
         assert main(["run", *one]) == 0
     fits = sorted((tmp_path / "cache" / "fits" / "dncnn").glob("*/state.safetensors"))
     assert len(fits) == 2
-    preview = ["plot", "--denoised", "--suite", str(tiny_suite), "--methods", "dncnn", "--precision", "fp32",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), "--images", "2"]  # fmt: skip
+    preview = [
+        "plot",
+        "--denoised",
+        "--suite",
+        str(tiny_suite),
+        "--methods",
+        "dncnn",
+        "--precision",
+        "fp32",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--images",
+        "2",
+    ]
     titles = []
     real = previews.denoised_preview
     monkeypatch.setattr(previews, "denoised_preview", lambda *a: titles.append(a[4]) or real(*a))

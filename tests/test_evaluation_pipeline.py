@@ -76,8 +76,13 @@ def test_an_attack_killed_by_sigkill_resumes_to_the_uncut_records(run_args, tmp_
     assert main(_command("attack", reference, *slow)) == 0
     expected = _rows(_records(tmp_path / "uncut", "attack"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *_command("attack", run_args, *slow)], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", *_command("attack", run_args, *slow)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     path = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -101,13 +106,28 @@ def test_an_attack_killed_by_sigkill_resumes_to_the_uncut_records(run_args, tmp_
 @pytest.mark.parametrize("kind", ["attack", "audit"])
 def test_two_identical_processes_at_once_do_each_image_once(kind, run_args, tmp_path):
     _prepare(kind, run_args)
-    slow = {"attack": ["--sigma", "0.25", "--eot", "16", "--votes", "200", "--max-images", "16", "--batch-images",
-                       "1", "--steps", "4"],
-            "audit": ["--steps", "20", "--samples", "32", "--predict-n", "4000"]}[kind]  # fmt: skip
+    slow = {
+        "attack": [
+            "--sigma",
+            "0.25",
+            "--eot",
+            "16",
+            "--votes",
+            "200",
+            "--max-images",
+            "16",
+            "--batch-images",
+            "1",
+            "--steps",
+            "4",
+        ],
+        "audit": ["--steps", "20", "--samples", "32", "--predict-n", "4000"],
+    }[kind]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "benchmark", *_command(kind, run_args, *slow)]
-    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in "ab"]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in "ab"
+    ]
     errors = [p.communicate(timeout=300)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     path = _records(tmp_path / "results", kind)
@@ -122,10 +142,10 @@ def test_two_identical_processes_at_once_do_each_image_once(kind, run_args, tmp_
 
 
 @pytest.mark.parametrize("kind", ["attack", "audit"])
-@pytest.mark.parametrize("line, says", [("not json", "is corrupt"), ("42", "is not a record"),
-                                        ('{"foo": 1}', "is not a record")])  # fmt: skip
-def test_a_damaged_line_is_one_error_in_the_command_and_the_leaderboard(kind, line, says, run_args, tmp_path,
-                                                                       capsys):  # fmt: skip
+@pytest.mark.parametrize(
+    "line, says", [("not json", "is corrupt"), ("42", "is not a record"), ('{"foo": 1}', "is not a record")]
+)
+def test_a_damaged_line_is_one_error_in_the_command_and_the_leaderboard(kind, line, says, run_args, tmp_path, capsys):
     _certify(run_args)  # the leaderboard needs a run beside the attack
     assert main(_command(kind, run_args)) == 0
     path = _records(tmp_path / "results", kind)
@@ -148,5 +168,9 @@ def test_evaluation_folders_are_built_by_run_dir():
     for path in metas:
         meta = json.loads(path.read_text())
         kind = path.stem
-        assert run_dir(results, meta["suite"], meta["method"], meta["base"], meta["sigma"], path.parent.name,
-                       evaluation=kind) == path.parent  # fmt: skip
+        assert (
+            run_dir(
+                results, meta["suite"], meta["method"], meta["base"], meta["sigma"], path.parent.name, evaluation=kind
+            )
+            == path.parent
+        )

@@ -172,8 +172,20 @@ def test_run_with_results_elsewhere_leaves_the_committed_leaderboards_alone(run_
 
 
 def test_two_identical_runs_at_once_certify_each_image_once(run_args, tmp_path):
-    slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10", "--max-images",
-            "16", "--no-leaderboard"]  # fmt: skip
+    slow = [
+        *run_args,
+        "--methods",
+        "vanilla",
+        "--sigma",
+        "0.25",
+        "--n",
+        "20000",
+        "--skip",
+        "10",
+        "--max-images",
+        "16",
+        "--no-leaderboard",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env) for _ in "ab"]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
@@ -252,8 +264,22 @@ def test_a_bad_image_is_named(tiny_suite, tmp_path, capsys, kind):
     else:
         Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(bad, quality=75)
     tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
-    args = ["--suite", str(tiny_suite), "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-            "--data-root", str(data), "--methods", "vanilla", "--skip", "5", "--quiet", "--allow-dirty"]  # fmt: skip
+    args = [
+        "--suite",
+        str(tiny_suite),
+        "--results",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--data-root",
+        str(data),
+        "--methods",
+        "vanilla",
+        "--skip",
+        "5",
+        "--quiet",
+        "--allow-dirty",
+    ]
     assert main(["run", *args]) == 2
     assert f"image {bad}" in error_line(capsys)
 
@@ -335,9 +361,26 @@ def test_a_published_suite_refuses_uncommitted_code_unless_told(run_args, tmp_pa
 def test_a_run_resumed_on_other_data_is_refused(tiny_suite, tmp_path, capsys):
     data = _jpeg_cifar_tree(tmp_path / "cifar")
     tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
-    args = ["run", "--suite", str(tiny_suite), "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-            "--data-root", str(data), "--methods", "vanilla", "--sigma", "0.25", "--skip", "5", "--quiet",
-            "--allow-dirty", "--no-leaderboard"]  # fmt: skip
+    args = [
+        "run",
+        "--suite",
+        str(tiny_suite),
+        "--results",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--data-root",
+        str(data),
+        "--methods",
+        "vanilla",
+        "--sigma",
+        "0.25",
+        "--skip",
+        "5",
+        "--quiet",
+        "--allow-dirty",
+        "--no-leaderboard",
+    ]
     assert main([*args, "--max-images", "2"]) == 0
     (run,) = latest_runs(tmp_path / "r", "tiny")
     assert run.info.data_fingerprint

@@ -48,9 +48,27 @@ def _rehearsal(suite: str, tmp_path):
 @pytest.mark.parametrize("suite", ["cifar10", "imagenet"])
 def test_a_gpu_suite_runs_its_own_configuration_on_cpu(suite, tmp_path, capsys):
     path, data = _rehearsal(suite, tmp_path)
-    args = ["run", "--suite", str(path), "--data-root", str(data), "--device", "cpu", "--max-images", "1", "--n",
-            "100", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "lb"),
-            "--quiet", "--allow-dirty"]  # fmt: skip
+    args = [
+        "run",
+        "--suite",
+        str(path),
+        "--data-root",
+        str(data),
+        "--device",
+        "cpu",
+        "--max-images",
+        "1",
+        "--n",
+        "100",
+        "--results",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--quiet",
+        "--allow-dirty",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     runs = latest_runs(tmp_path / "r", suite)
     assert {r.info.method for r in runs} == {"vanilla", "gaussian"} and all(len(r.records) == 1 for r in runs)

@@ -8,11 +8,13 @@ from benchmark.cli.parser import main
 from benchmark.run.interop import format_time, parse_time
 from benchmark.run.records import latest_runs
 
-COHEN_LOG = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n" \
-    "0\t3\t3\t0.524\t1\t0:00:15.123456\n" \
-    "20\t8\t8\t0.977\t2\t0:00:15.000001\n" \
-    "40\t8\t-1\t0.0\t2\t14.5\n" \
-    "60\t0\t6\t0.25\t2\t0:00:15\n"  # fmt: skip
+COHEN_LOG = (
+    "idx\tlabel\tpredict\tradius\tcorrect\ttime\n"
+    "0\t3\t3\t0.524\t1\t0:00:15.123456\n"
+    "20\t8\t8\t0.977\t2\t0:00:15.000001\n"
+    "40\t8\t-1\t0.0\t2\t14.5\n"
+    "60\t0\t6\t0.25\t2\t0:00:15\n"
+)
 
 
 def test_parse_time():
@@ -27,8 +29,22 @@ def test_import_recomputes_correct_and_tabulates(tmp_path):
     log = tmp_path / "sigma_0.25"
     log.write_text(COHEN_LOG)
     results = tmp_path / "results"
-    args = ["import-tsv", str(log), "--method", "dds", "--sigma", "0.25", "--suite", "pub", "--n", "100000",
-            "--alpha", "0.001", "--results", str(results)]  # fmt: skip
+    args = [
+        "import-tsv",
+        str(log),
+        "--method",
+        "dds",
+        "--sigma",
+        "0.25",
+        "--suite",
+        "pub",
+        "--n",
+        "100000",
+        "--alpha",
+        "0.001",
+        "--results",
+        str(results),
+    ]
     assert main(args) == 0
     assert main(args) == 0  # re-import: no duplicates
     (run,) = latest_runs(results, "pub")
@@ -45,12 +61,32 @@ def test_round_trip(tmp_path, run_args):
     assert main(["run", *run_args, "--methods", "vanilla", "--sigma", "0.25"]) == 0
     results = run_args[run_args.index("--results") + 1]
     out = tmp_path / "exported.tsv"
-    assert main(["export-tsv", "--suite", "tiny", "--method", "vanilla", "--sigma", "0.25", "--results", results,
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export-tsv",
+                "--suite",
+                "tiny",
+                "--method",
+                "vanilla",
+                "--sigma",
+                "0.25",
+                "--results",
+                results,
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_text().splitlines()[0].split("\t") == ["idx", "label", "predict", "radius", "correct", "time"]
     r2 = tmp_path / "r2"
-    assert main(["import-tsv", str(out), "--method", "vanilla", "--sigma", "0.25", "--suite", "tiny",
-                 "--results", str(r2)]) == 0  # fmt: skip
+    assert (
+        main(
+            ["import-tsv", str(out), "--method", "vanilla", "--sigma", "0.25", "--suite", "tiny", "--results", str(r2)]
+        )
+        == 0
+    )
     (orig,) = latest_runs(__import__("pathlib").Path(results), "tiny")
     (back,) = latest_runs(r2, "tiny")
     keys = ("idx", "label", "prediction", "radius", "correct")

@@ -13,9 +13,29 @@ from benchmark.run.records import Record
 def rows():
     # (label, radius, prediction): correct follows from label and prediction
     data = [(1, 0.5, 1), (2, 0.2, 2), (4, 0.9, 3), (5, 0.0, -1)]
-    return [Record.of(label=y, prediction=p, radius=r, time_s=2.0 * i, method="m", config_hash="h", dataset=None,
-                      split="test", idx=i, sigma=0.25, seed=0, n0=10, n=100, alpha=0.001, p_a_lower=None, n_top=None,
-                      n_used=110, mode="fixed") for i, (y, r, p) in enumerate(data)]  # fmt: skip
+    return [
+        Record.of(
+            label=y,
+            prediction=p,
+            radius=r,
+            time_s=2.0 * i,
+            method="m",
+            config_hash="h",
+            dataset=None,
+            split="test",
+            idx=i,
+            sigma=0.25,
+            seed=0,
+            n0=10,
+            n=100,
+            alpha=0.001,
+            p_a_lower=None,
+            n_top=None,
+            n_used=110,
+            mode="fixed",
+        )
+        for i, (y, r, p) in enumerate(data)
+    ]
 
 
 def test_certified_accuracy_and_acr():

@@ -81,8 +81,12 @@ def test_train_norm_adds_exactly_the_norm_affine_parameters(family, tmp_path):
     names = {n for n, p in plain.model.named_parameters() if p.requires_grad}
     extra = {n for n, p in normed.model.named_parameters() if p.requires_grad} - names
     norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)
-    expected = {f"{m}.{p}" for m, mod in normed.model.named_modules() if isinstance(mod, norms)
-                for p, _ in mod.named_parameters(recurse=False)}  # fmt: skip
+    expected = {
+        f"{m}.{p}"
+        for m, mod in normed.model.named_modules()
+        if isinstance(mod, norms)
+        for p, _ in mod.named_parameters(recurse=False)
+    }
     assert extra and extra == expected - names
     assert normed.report(0.25)["train_norm"] is True and "train_norm" not in plain.report(0.25)
 
@@ -188,8 +192,11 @@ def test_spsa_estimate_follows_the_true_gradient(tmp_path):
     """On average over directions, the SPSA estimate points along the true gradient (positive cosine)."""
     cls = METHODS.get("peft_blackbox")
     ctx = context(tmp_path)
-    method = cls(__import__("dataclasses").replace(cls.Config.tiny(), spsa_directions=64, prompt_scale=2.0),
-                 tiny_base("cnn"), ctx)  # fmt: skip
+    method = cls(
+        __import__("dataclasses").replace(cls.Config.tiny(), spsa_directions=64, prompt_scale=2.0),
+        tiny_base("cnn"),
+        ctx,
+    )
     for p in method.trainable_parameters():  # move off the zero initialisation so every layer has a gradient
         nn.init.normal_(p, std=0.1)
     x, y = next(iter(torch.utils.data.DataLoader(train_data(), batch_size=64)))
@@ -201,8 +208,9 @@ def test_spsa_estimate_follows_the_true_gradient(tmp_path):
     z = x + torch.randn(x.shape, generator=noise_gen) * 0.25
     loss = nn.functional.cross_entropy(method.queried.model(z + method.coordinator(z)), y)
     true = torch.autograd.grad(loss, method.trainable_parameters())
-    cos = nn.functional.cosine_similarity(torch.cat([g.flatten() for g in est]),
-                                          torch.cat([g.flatten() for g in true]), dim=0)  # fmt: skip
+    cos = nn.functional.cosine_similarity(
+        torch.cat([g.flatten() for g in est]), torch.cat([g.flatten() for g in true]), dim=0
+    )
     assert cos > 0.1
 
 

@@ -13,9 +13,26 @@ from benchmark.run.records import Record, RecordWriter, Run, RunInfo, read_recor
 
 
 def _record(idx: int) -> Record:
-    return Record.of(label=3, prediction=3, method="m", config_hash="h", dataset="digits", split="test", idx=idx,
-                     sigma=0.25, seed=0, n0=10, n=100, alpha=0.001, radius=0.123456789012345, p_a_lower=0.9,
-                     n_top=95, n_used=110, time_s=0.5, mode="fixed")  # fmt: skip
+    return Record.of(
+        label=3,
+        prediction=3,
+        method="m",
+        config_hash="h",
+        dataset="digits",
+        split="test",
+        idx=idx,
+        sigma=0.25,
+        seed=0,
+        n0=10,
+        n=100,
+        alpha=0.001,
+        radius=0.123456789012345,
+        p_a_lower=0.9,
+        n_top=95,
+        n_used=110,
+        time_s=0.5,
+        mode="fixed",
+    )
 
 
 def test_append_and_resume(tmp_path):

@@ -93,13 +93,21 @@ def test_the_pages_follow_the_snapshot_and_read_no_suite_file_or_registry(from_f
     def refuse(*args, **kwargs):
         raise AssertionError("a report read a suite file or the registry")
 
-    for name in ("load_suite", "suite_names", "is_published", "suite_pairs", "preferred_precision", "snapshot",
-                 "method_families"):  # fmt: skip
+    for name in (
+        "load_suite",
+        "suite_names",
+        "is_published",
+        "suite_pairs",
+        "preferred_precision",
+        "snapshot",
+        "method_families",
+    ):
         monkeypatch.setattr(suite_files, name, refuse)
     for name in ("get", "__contains__", "in_order"):
         monkeypatch.setattr(registry.Registry, name, refuse)
-    hand = dataclasses.replace(from_file, comparisons=(), attack_comparisons=(),
-                               families={m: "peft" for m, _ in from_file.families})  # fmt: skip
+    hand = dataclasses.replace(
+        from_file, comparisons=(), attack_comparisons=(), families={m: "peft" for m, _ in from_file.families}
+    )
     write_leaderboard(RESULTS, tmp_path, hand, "cmd")
     write_attack_pages(RESULTS, tmp_path, hand, "cmd")
 

@@ -21,14 +21,35 @@ from benchmark.config.suite import snapshot
 from benchmark.data.datasets import subset_indices
 from benchmark.files import sha256_file
 from benchmark.report import plots
-from benchmark.report.leaderboard import data_names, leaderboard_rows, precision_note, readme_block
+from benchmark.report.cells import data_names, precision_note
+from benchmark.report.leaderboard import leaderboard_rows
+from benchmark.report.readme import readme_block
 from benchmark.run.records import latest_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STABLE = ("idx", "label", "prediction", "correct", "radius", "p_a_lower", "n_top", "config_hash")
 # the fields of a record line of a certificate without details (fixed-n CERTIFY)
-FIXED_RECORD_KEYS = {"method", "config_hash", "dataset", "split", "idx", "sigma", "seed", "n0", "n", "alpha", "label",
-                     "prediction", "correct", "radius", "p_a_lower", "n_top", "n_used", "time_s", "mode"}  # fmt: skip
+FIXED_RECORD_KEYS = {
+    "method",
+    "config_hash",
+    "dataset",
+    "split",
+    "idx",
+    "sigma",
+    "seed",
+    "n0",
+    "n",
+    "alpha",
+    "label",
+    "prediction",
+    "correct",
+    "radius",
+    "p_a_lower",
+    "n_top",
+    "n_used",
+    "time_s",
+    "mode",
+}
 
 
 def records(results: Path, suite: str = "tiny") -> dict:
@@ -68,8 +89,9 @@ def test_tiny_suite_run_writes_everything(run_args, tmp_path):
             # 20 + 100 samples per stage tried; the stage, the sigma certified at and the cap are recorded
             levels = run.info.stage_sigmas
             assert levels == sorted(levels) and levels[0] == 0.25 and len(levels) >= 2
-            assert all(r.mode == "cascade" and r.n_used in {120 * k for k in range(1, len(levels) + 1)}
-                       for r in run.records)  # fmt: skip
+            assert all(
+                r.mode == "cascade" and r.n_used in {120 * k for k in range(1, len(levels) + 1)} for r in run.records
+            )
             # every line on disk: the common fields, and the cascade's own in its details (the deciding stage; the
             # sigma it certified at unless it abstained; the cap r_neg only where an earlier, larger sigma gave one)
             for x in lines:
@@ -407,8 +429,20 @@ def test_resume_after_a_kill_matches_uninterrupted(run_args, tmp_path, sig):
     """Kill a real run mid-way, rerun the same command: the records equal an uninterrupted run. SIGTERM is an
     orderly stop: exit 130, run.json says "partial" and counts the records kept; SIGKILL leaves it as the run
     wrote it on starting, "partial", and readers say "running" only while the process lives."""
-    slow = [*run_args, "--methods", "vanilla", "--sigma", "0.25", "--n", "20000", "--skip", "10",
-            "--max-images", "12", "--no-leaderboard"]  # fmt: skip
+    slow = [
+        *run_args,
+        "--methods",
+        "vanilla",
+        "--sigma",
+        "0.25",
+        "--n",
+        "20000",
+        "--skip",
+        "10",
+        "--max-images",
+        "12",
+        "--no-leaderboard",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "run", *slow], cwd=ROOT, env=env)
     results = tmp_path / "results"
@@ -475,8 +509,12 @@ def test_method_settings_by_base_change_only_that_base(tiny_suite, tmp_path):
     from benchmark.errors import BenchmarkError
     from benchmark.run.plan import method_config, plan
 
-    overrides = {"results": str(tmp_path / "r"), "cache_dir": str(tmp_path / "c"), "bases": ["small_cnn", "small_vit"],
-                 "methods": ["peft_lora"]}  # fmt: skip
+    overrides = {
+        "results": str(tmp_path / "r"),
+        "cache_dir": str(tmp_path / "c"),
+        "bases": ["small_cnn", "small_vit"],
+        "methods": ["peft_lora"],
+    }
     plain = build_run_config(str(tiny_suite), overrides)
     text = tiny_suite.read_text() + "\n[method_settings.peft_lora.by_base.small_cnn]\nlora_rank = 1\n"
     tiny_suite.write_text(text)
@@ -511,8 +549,15 @@ def test_recount_divides_by_the_base_alone(run_args, tmp_path, capsys):
     legacy["trainable_pct"] = 100 * cost["trainable_params"] / legacy["base_params"]
     path = run.directory / "run.json"
     path.write_text(json.dumps({**original, "cost": legacy}))
-    recount = ["recount", "--suite", run_args[1], "--results", str(tmp_path / "results"),
-               "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    recount = [
+        "recount",
+        "--suite",
+        run_args[1],
+        "--results",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(recount) == 0
     assert f"of {cost['base_params']:,})" in capsys.readouterr().out
     assert json.loads(path.read_text()) == original
@@ -543,9 +588,29 @@ def test_recount_relabels_data_only_where_it_was_read(tiny_suite, tmp_path, caps
     tiny_suite.write_text(tiny_suite.read_text().replace('dataset = "digits"', 'dataset = "cifar10"'))
     store = ["--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     args = ["--suite", str(tiny_suite), *store, "--data-root", str(data)]
-    assert main(["run", *args, "--out", str(tmp_path / "lb"), "--quiet", "--allow-dirty", "--methods", "vanilla",
-                 "--sigma", "0.25",
-                 "--n", "20", "--n0", "10", "--skip", "5"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                *args,
+                "--out",
+                str(tmp_path / "lb"),
+                "--quiet",
+                "--allow-dirty",
+                "--methods",
+                "vanilla",
+                "--sigma",
+                "0.25",
+                "--n",
+                "20",
+                "--n0",
+                "10",
+                "--skip",
+                "5",
+            ]
+        )
+        == 0
+    )
     (run,) = latest_runs(tmp_path / "results", "tiny")
     assert run.info.dataset_label == "CIFAR-10 (JPEG q75 copy)"
     path = run.directory / "run.json"
@@ -607,8 +672,9 @@ def test_the_same_config_refits_the_same_state(tiny_suite, tmp_path, method):
 
     def state_hash(cache: str, seed: int = 0) -> str:
         torch.manual_seed(len(cache))  # a different global RNG state before each fit: it must not matter
-        cfg = build_run_config(str(tiny_suite), {"cache_dir": str(tmp_path / cache), "results": str(tmp_path / "r"),
-                                                 "seed": seed})  # fmt: skip
+        cfg = build_run_config(
+            str(tiny_suite), {"cache_dir": str(tmp_path / cache), "results": str(tmp_path / "r"), "seed": seed}
+        )
         session = Session(cfg)
         return session.fit(session.cell(method, "small_cnn", 0.25))[1]["state_sha256"]
 
@@ -662,8 +728,18 @@ def test_torchrun_splits_the_images_over_ranks_and_fits_once(run_args, tmp_path)
     other = [a if a != str(tmp_path / "results") else str(tmp_path / "single") for a in one]
     assert main(["run", *other]) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "benchmark",
-           "run", *one]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "benchmark",
+        "run",
+        *one,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert records(tmp_path / "results") == records(tmp_path / "single")

@@ -19,11 +19,11 @@ from tests.test_run import lines_on_disk
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-
 def certified_level(bound: float, sigma: float, radii) -> float:
     """The largest grid radius a bound on p_A certifies (NaN when it certifies none)."""
     reached = [r for r in radii if bound >= norm.cdf(r / sigma)]
     return max(reached) if reached else math.nan
+
 
 def test_looks_and_alphas_are_fixed_in_advance():
     assert looks(10_000) == [100, 200, 300, 400, 600, 800, 1100, 1600, 2300, 3200, 4500, 6400, 9100, 10_000]
@@ -80,9 +80,28 @@ def test_run_certify_sequential_writes_its_own_rows_beside_the_fixed_ones(run_ar
 
 
 def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys):
-    args = ["perf", "--suite", str(tiny_suite), "--method", "vanilla", "--sigma", "0.25", "--images", "3",
-            "--slow-images", "2", "--n", "300", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-            "--out", str(tmp_path / "lb"), "--allow-dirty"]  # fmt: skip
+    args = [
+        "perf",
+        "--suite",
+        str(tiny_suite),
+        "--method",
+        "vanilla",
+        "--sigma",
+        "0.25",
+        "--images",
+        "3",
+        "--slow-images",
+        "2",
+        "--n",
+        "300",
+        "--results",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "lb"),
+        "--allow-dirty",
+    ]
     assert main(args) == 0
     text = (tmp_path / "lb" / "perf.md").read_text()
     for path in ("reference", "certify[fp32]", "certify[auto]", "sequential"):

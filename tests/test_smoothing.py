@@ -114,9 +114,16 @@ def test_predict():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"sigma": 0.0}, "sigma"), ({"sigma": -1.0}, "sigma"), ({"n0": 0}, "n0"), ({"n": 0}, "n"),
-     ({"alpha": 0.0}, "alpha"), ({"alpha": 1.0}, "alpha"), ({"sigma": math.nan}, "sigma")],
-)  # fmt: skip
+    [
+        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"n0": 0}, "n0"),
+        ({"n": 0}, "n"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.0}, "alpha"),
+        ({"sigma": math.nan}, "sigma"),
+    ],
+)
 def test_invalid_arguments(kwargs, match):
     args = {"sigma": 0.25, "n0": 10, "n": 10, "alpha": 0.01} | kwargs
     with pytest.raises(ValueError, match=match):
@@ -149,6 +156,7 @@ def test_auto_precision_needs_native_bf16(monkeypatch, native, expected):
     """oneDNN calls bf16 supported on plain AVX-512, where it is emulated and slower than fp32: "auto" follows the
     CPU's bf16 instructions, not oneDNN's flag."""
     import benchmark.certificates.device as device_module
+
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)

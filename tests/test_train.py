@@ -9,7 +9,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from benchmark.certificates.smoothing import add_noise
-from benchmark.train import TrainConfig, fit
+from benchmark.config.train_config import TrainConfig
+from benchmark.train import fit
 
 
 def problem():
@@ -42,11 +43,19 @@ def test_resume_gives_identical_weights(tmp_path, optimizer):
     model, data = problem()
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):  # killed in the middle of epoch 2 (4 steps per epoch)
-        fit(model, list(model.parameters()), loss_for(model, interrupt_at=6), data, cfg,
-            device=torch.device("cpu"), checkpoint=ckpt)  # fmt: skip
+        fit(
+            model,
+            list(model.parameters()),
+            loss_for(model, interrupt_at=6),
+            data,
+            cfg,
+            device=torch.device("cpu"),
+            checkpoint=ckpt,
+        )
     model2, _ = problem()  # a new process: fresh module, state from the checkpoint
-    result = fit(model2, list(model2.parameters()), loss_for(model2), data, cfg, device=torch.device("cpu"),
-                 checkpoint=ckpt)  # fmt: skip
+    result = fit(
+        model2, list(model2.parameters()), loss_for(model2), data, cfg, device=torch.device("cpu"), checkpoint=ckpt
+    )
     assert result.resumed_from_epoch == 1
     # the per-epoch loss curve survives the interruption: epoch 1 from the checkpoint, epochs 2-3 re-run
     assert len(ref.loss_history) == 3 and ref.final_loss == ref.loss_history[-1]
@@ -58,8 +67,14 @@ def test_resume_gives_identical_weights(tmp_path, optimizer):
 def test_loss_decreases_and_refuses_empty():
     model, data = problem()
     cfg = TrainConfig(epochs=20, batch_size=16, optimizer="adam", lr=0.01)
-    first = fit(model, list(model.parameters()), loss_for(model), data, TrainConfig(epochs=1, batch_size=16,
-                optimizer="adam", lr=0.01), device=torch.device("cpu"))  # fmt: skip
+    first = fit(
+        model,
+        list(model.parameters()),
+        loss_for(model),
+        data,
+        TrainConfig(epochs=1, batch_size=16, optimizer="adam", lr=0.01),
+        device=torch.device("cpu"),
+    )
     last = fit(model, list(model.parameters()), loss_for(model), data, cfg, device=torch.device("cpu"))
     assert last.final_loss < first.final_loss
     frozen = nn.Linear(2, 2).requires_grad_(False)

@@ -45,9 +45,24 @@ def test_fitting_on_the_test_or_validation_split_is_refused(tmp_path, split):
 
 def test_tune_fits_candidates_on_train_without_val_and_records_the_search(tiny_suite, tmp_path, capsys):
     tiny_suite.write_text(tiny_suite.read_text() + SEARCH)
-    args = ["tune", "--suite", str(tiny_suite), "--methods", "gaussian", "--sigma", "0.25", "--val-images", "30",
-            "--samples", "20", "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
-            "--allow-dirty"]  # fmt: skip
+    args = [
+        "tune",
+        "--suite",
+        str(tiny_suite),
+        "--methods",
+        "gaussian",
+        "--sigma",
+        "0.25",
+        "--val-images",
+        "30",
+        "--samples",
+        "20",
+        "--results",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--allow-dirty",
+    ]
     assert main(args) == 0
     (path,) = (tmp_path / "results" / "tiny" / "tuning" / "gaussian" / "small_cnn" / "sigma_0.25").glob("*.json")
     record = json.loads(path.read_text())
@@ -65,8 +80,23 @@ def test_tune_fits_candidates_on_train_without_val_and_records_the_search(tiny_s
 
 
 def test_tune_without_a_search_says_what_to_add(tiny_suite, tmp_path, capsys):
-    assert main(["tune", "--suite", str(tiny_suite), "--methods", "gaussian", "--allow-dirty",
-                 "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "tune",
+                "--suite",
+                str(tiny_suite),
+                "--methods",
+                "gaussian",
+                "--allow-dirty",
+                "--results",
+                str(tmp_path / "r"),
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "add [tuning.gaussian]" in capsys.readouterr().err
 
 
@@ -81,9 +111,22 @@ def test_tune_at_sigma_0_scores_robust_accuracy(tiny_suite, tmp_path):
     from benchmark.evaluate.tuning import objective
 
     tiny_suite.write_text(tiny_suite.read_text() + ADAPT_SEARCH)
-    args = ["tune", "--suite", str(tiny_suite), "--methods", "adapt", "--sigma", "0", "--val-images", "20",
-            "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
-            "--allow-dirty"]  # fmt: skip
+    args = [
+        "tune",
+        "--suite",
+        str(tiny_suite),
+        "--methods",
+        "adapt",
+        "--sigma",
+        "0",
+        "--val-images",
+        "20",
+        "--results",
+        str(tmp_path / "results"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--allow-dirty",
+    ]
     assert main(args) == 0
     (path,) = (tmp_path / "results" / "tiny" / "tuning" / "adapt" / "small_cnn" / "sigma_0").glob("*.json")
     record = json.loads(path.read_text())

@@ -14,10 +14,11 @@ from torch import nn
 from benchmark.bases.core import BaseClassifier, BaseSpec, BuildContext
 from benchmark.certificates.device import Precision
 from benchmark.config.hashing import config_hash, to_jsonable
+from benchmark.config.train_config import TrainConfig
 from benchmark.data.datasets import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.files import now
-from benchmark.train import TrainConfig, autocast, fit, seeded_init
+from benchmark.train import autocast, fit, seeded_init
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class Pretrained(BaseSpec):
             raise BenchmarkError(f"{self.name} is trained by the suite: building it needs a fit store (a cache dir)")
         model = self.make_model(config, dataset)
         name, fhash = self.fit_slot(config, dataset, ctx.seed)
-        stored = ctx.store.get_or_fit(name, fhash, lambda d: self.pretrain(config, dataset, ctx, d), ctx.device,
-                                      kind="bases")  # fmt: skip
+        stored = ctx.store.get_or_fit(
+            name, fhash, lambda d: self.pretrain(config, dataset, ctx, d), ctx.device, kind="bases"
+        )
         try:
             model.load_state_dict(stored.state)
         except RuntimeError as err:
@@ -85,10 +87,18 @@ class Pretrained(BaseSpec):
             return F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
 
         result = fit(
-            model, list(model.parameters()), loss_fn, train_set, config.train, device=ctx.device, bf16=ctx.precision is Precision.BF16,
-            seed=ctx.seed, checkpoint=directory / "checkpoint.pt", augment=dataset.augment,
+            model,
+            list(model.parameters()),
+            loss_fn,
+            train_set,
+            config.train,
+            device=ctx.device,
+            bf16=ctx.precision is Precision.BF16,
+            seed=ctx.seed,
+            checkpoint=directory / "checkpoint.pt",
+            augment=dataset.augment,
             desc=f"pretrain {self.name}",
-        )  # fmt: skip
+        )
         test_set = dataset.load("test", ctx.data_root, ctx.store.cache_dir, ctx.download)
         info = {
             "base": self.name,
@@ -145,7 +155,12 @@ class SmallViT(Pretrained):
 
         channels, side, _ = dataset.image_shape
         return VisionTransformer(
-            img_size=side, patch_size=config.patch_size, in_chans=channels, num_classes=dataset.num_classes,
-            embed_dim=config.width, depth=config.depth, num_heads=config.heads or max(1, config.width // 16),
+            img_size=side,
+            patch_size=config.patch_size,
+            in_chans=channels,
+            num_classes=dataset.num_classes,
+            embed_dim=config.width,
+            depth=config.depth,
+            num_heads=config.heads or max(1, config.width // 16),
             mlp_ratio=config.mlp_ratio,
-        )  # fmt: skip
+        )

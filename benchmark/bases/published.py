@@ -133,6 +133,13 @@ class ViTTinyP4(_Published):
         import timm
 
         return timm.create_model(
-            "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=4, embed_dim=192, depth=6,
-            num_heads=3, mlp_ratio=2.0, num_classes=num_classes,
-        )  # fmt: skip
+            "vit_tiny_patch16_224",
+            pretrained=False,
+            img_size=32,
+            patch_size=4,
+            embed_dim=192,
+            depth=6,
+            num_heads=3,
+            mlp_ratio=2.0,
+            num_classes=num_classes,
+        )

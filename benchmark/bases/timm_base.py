@@ -9,9 +9,9 @@ from torch import nn
 
 from benchmark.bases.core import BaseClassifier, BuildContext
 from benchmark.bases.pretrained import Pretrained
+from benchmark.config.train_config import TrainConfig
 from benchmark.data.datasets import DatasetSpec
 from benchmark.errors import BenchmarkError
-from benchmark.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,13 @@ class TimmBase(Pretrained):
         import timm
 
         try:
-            return timm.create_model(self.model_name, pretrained=config.pretrained, num_classes=dataset.num_classes,
-                                     in_chans=dataset.image_shape[0], **config.model_kwargs)  # fmt: skip
+            return timm.create_model(
+                self.model_name,
+                pretrained=config.pretrained,
+                num_classes=dataset.num_classes,
+                in_chans=dataset.image_shape[0],
+                **config.model_kwargs,
+            )
         except RuntimeError as err:
             raise BenchmarkError(f"timm could not build {self.model_name!r}: {err}") from None
         except Exception as err:  # noqa: BLE001 - hub / network failures

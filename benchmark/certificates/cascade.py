@@ -107,8 +107,9 @@ def decide_cascade(stages: Sequence[Stage], p0: float) -> tuple[int, float, int 
     return ABSTAIN, 0.0, None, None
 
 
-def measure_stage(counts_of: Callable[[int], torch.Tensor], sigma: float, n0: int, n: int, low_alpha: float,
-                  up_alpha: float) -> Stage:  # fmt: skip
+def measure_stage(
+    counts_of: Callable[[int], torch.Tensor], sigma: float, n0: int, n: int, low_alpha: float, up_alpha: float
+) -> Stage:
     """One stage: ``counts_of(m)`` classifies m fresh noisy samples at this stage's sigma and returns class counts."""
     selected = int(counts_of(n0).argmax())
     counts = counts_of(n).cpu().tolist()
@@ -118,9 +119,16 @@ def measure_stage(counts_of: Callable[[int], torch.Tensor], sigma: float, n0: in
     return Stage(float(sigma), selected, clopper_pearson_lower(n_top, n, low_alpha), n_top, uppers, n0 + n)
 
 
-def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torch.Tensor, n0: int, n: int,
-                    alpha: float, batch_size: int = 1000, generator: torch.Generator | None = None,
-                    p0: float = 0.5) -> Certificate:  # fmt: skip
+def certify_cascade(
+    stage_classifiers: Sequence[tuple[float, Callable]],
+    x: torch.Tensor,
+    n0: int,
+    n: int,
+    alpha: float,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    p0: float = 0.5,
+) -> Certificate:
     """Cascaded CERTIFY of one image ``x`` over ``stage_classifiers``: (sigma, classifier of noisy [0,1] images)
     pairs, in any order (tried from the largest sigma down). The certificate carries the stage it stopped at (0 =
     the largest sigma; the last stage when every stage abstained), the sigma it certified at (None on abstain), the
@@ -135,18 +143,37 @@ def certify_cascade(stage_classifiers: Sequence[tuple[float, Callable]], x: torc
     lows, ups = stage_alphas(len(ordered), alpha)
     stages: list[Stage] = []
     for (sigma, classifier), low_alpha, up_alpha in zip(ordered, lows, ups, strict=True):
-        stages.append(measure_stage(lambda m, c=classifier, s=sigma: sample_counts(c, x, s, m, batch_size, generator),
-                                    sigma, n0, n, low_alpha, up_alpha))  # fmt: skip
+        stages.append(
+            measure_stage(
+                lambda m, c=classifier, s=sigma: sample_counts(c, x, s, m, batch_size, generator),
+                sigma,
+                n0,
+                n,
+                low_alpha,
+                up_alpha,
+            )
+        )
         last = stages[-1]
         if last.p_low >= p0 or max(last.uppers) >= p0:  # decided or undecided: no further stage is needed
             break
     prediction, radius, k, r_neg = decide_cascade(stages, p0)
     used = sum(s.samples for s in stages)
     deciding = stages[k] if k is not None else stages[-1]
-    details = {"stage": k, "sigma_used": deciding.sigma if prediction != ABSTAIN else None,
-               "r_neg": None if r_neg is None else float(r_neg)}  # fmt: skip
-    return Certificate(prediction, radius, deciding.p_low, deciding.n_top, n, used, mode="cascade",
-                       details={key: v for key, v in details.items() if v is not None})  # fmt: skip
+    details = {
+        "stage": k,
+        "sigma_used": deciding.sigma if prediction != ABSTAIN else None,
+        "r_neg": None if r_neg is None else float(r_neg),
+    }
+    return Certificate(
+        prediction,
+        radius,
+        deciding.p_low,
+        deciding.n_top,
+        n,
+        used,
+        mode="cascade",
+        details={key: v for key, v in details.items() if v is not None},
+    )
 
 
 class CascadeCertifier(Certifier):
@@ -195,6 +222,7 @@ class CascadeCertifier(Certifier):
         parts = []
         for sigma in sorted({s for s in used if s is not None}, reverse=True):
             here = [c for s, c in zip(used, correct, strict=True) if s == sigma]
-            parts.append(f"{100 * len(here) / len(used):.1f}% at {sigma:g} ({100 * sum(here) / len(used):.1f}% "
-                         "correctly)")  # fmt: skip
+            parts.append(
+                f"{100 * len(here) / len(used):.1f}% at {sigma:g} ({100 * sum(here) / len(used):.1f}% correctly)"
+            )
         return ", ".join(parts) or "none certified"

@@ -47,9 +47,18 @@ class Certifier:
         takes them: the cell's own sigma by default."""
         return (float(sigma),)
 
-    def certify(self, classifiers: Sequence[tuple[float, Classifier]], x: torch.Tensor, *, n0: int, n: int,
-                alpha: float, batch_size: int, generator: torch.Generator,
-                radii: Sequence[float] = ()) -> Certificate:  # fmt: skip
+    def certify(
+        self,
+        classifiers: Sequence[tuple[float, Classifier]],
+        x: torch.Tensor,
+        *,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generator: torch.Generator,
+        radii: Sequence[float] = (),
+    ) -> Certificate:
         """The certificate of one image ``x`` ([C,H,W] in [0,1]) from ``(sigma, classifier)`` pairs, one per level of
         :meth:`sigmas`; all noise from ``generator``; ``radii``: the suite's grid (the levels a sequential test
         decides)."""

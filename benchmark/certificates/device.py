@@ -70,6 +70,7 @@ class SmoothingClassifier(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=self.device.type, dtype=self.dtype or torch.float32,
-                            enabled=self.dtype is not None):  # fmt: skip
+        with torch.autocast(
+            device_type=self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
             return self.model(x.contiguous(memory_format=torch.channels_last)).float()

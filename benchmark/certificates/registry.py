@@ -6,9 +6,7 @@ from benchmark.certificates.cascade import CascadeCertifier
 from benchmark.certificates.certifier import Certifier, FixedCertifier, SequentialCertifier
 from benchmark.errors import BenchmarkError
 
-CERTIFIERS: dict[str, type[Certifier]] = {
-    c.name: c for c in (FixedCertifier, SequentialCertifier, CascadeCertifier)
-}
+CERTIFIERS: dict[str, type[Certifier]] = {c.name: c for c in (FixedCertifier, SequentialCertifier, CascadeCertifier)}
 
 
 def certifier_class(name: str) -> type[Certifier]:
@@ -27,6 +25,7 @@ def certifier_for(method_config, mode: str = "fixed", method: str = "", check: b
     if own is None:
         return certifier_class(mode)()
     if check and mode != "fixed":
-        raise BenchmarkError(f"{method or own} certifies with its own certificate ({own}): run it without "
-                             f"--certify {mode}")  # fmt: skip
+        raise BenchmarkError(
+            f"{method or own} certifies with its own certificate ({own}): run it without --certify {mode}"
+        )
     return certifier_class(own).from_config(method_config)

@@ -71,8 +71,15 @@ def _needed(p: float, n: int, alpha: float) -> int | None:
     return lo
 
 
-def decide(draw: Callable[[int], int], sigma: float, n_max: int, alpha: float, radii: Sequence[float],
-           alphas: Sequence[float] | None = None, grow_eps: float | None = None) -> tuple[float, int, int]:  # fmt: skip
+def decide(
+    draw: Callable[[int], int],
+    sigma: float,
+    n_max: int,
+    alpha: float,
+    radii: Sequence[float],
+    alphas: Sequence[float] | None = None,
+    grow_eps: float | None = None,
+) -> tuple[float, int, int]:
     """The sequential decision on the top class's votes; ``draw(m)`` returns its votes among m new samples;
     ``alphas``: the level of each look (default :func:`look_alphas`: valid only if they sum to at most alpha).
 
@@ -107,9 +114,18 @@ def _could_grow(k: int, t: int, best: float, sigma: float, eps: float, alpha: fl
 
 
 @torch.no_grad()
-def certify_sequential(classifier, x: torch.Tensor, sigma: float, n0: int, n_max: int, alpha: float,
-                       radii: Sequence[float], batch_size: int = 1000, generator: torch.Generator | None = None,
-                       grow_eps: float | None = None) -> Certificate:  # fmt: skip
+def certify_sequential(
+    classifier,
+    x: torch.Tensor,
+    sigma: float,
+    n0: int,
+    n_max: int,
+    alpha: float,
+    radii: Sequence[float],
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    grow_eps: float | None = None,
+) -> Certificate:
     """Sequential CERTIFY (module docstring) of one image ``x`` ([C,H,W] in [0,1]); abstains when the bound never
     reaches 1/2. The certificate's ``n`` is the estimation samples used, ``n_used`` adds the selection samples."""
     _check(sigma, n_max, alpha, n0)

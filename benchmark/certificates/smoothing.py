@@ -230,8 +230,16 @@ def certify(
         return _certify(engine(classifier, x.device, precision), x, sigma, n0, n, alpha, batch_size, generator)
 
 
-def _certify(classifier: Classifier, x: torch.Tensor, sigma: float, n0: int, n: int, alpha: float, batch_size: int,
-             generator: torch.Generator | None) -> Certificate:  # fmt: skip
+def _certify(
+    classifier: Classifier,
+    x: torch.Tensor,
+    sigma: float,
+    n0: int,
+    n: int,
+    alpha: float,
+    batch_size: int,
+    generator: torch.Generator | None,
+) -> Certificate:
     selection = sample_counts(classifier, x, sigma, n0, batch_size, generator)
     c_a = int(selection.argmax())
     estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)
@@ -243,8 +251,16 @@ def _certify(classifier: Classifier, x: torch.Tensor, sigma: float, n0: int, n: 
     return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n_used)
 
 
-def predict(classifier: Classifier, x: torch.Tensor, sigma: float, n: int, alpha: float, batch_size: int = 1000,
-            generator: torch.Generator | None = None, precision: str | None = "auto") -> int:  # fmt: skip
+def predict(
+    classifier: Classifier,
+    x: torch.Tensor,
+    sigma: float,
+    n: int,
+    alpha: float,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    precision: str | None = "auto",
+) -> int:
     """PREDICT of Cohen et al. (2019), Algorithm 1: the smoothed prediction, or -1 (abstain).
 
     Abstains unless a two-sided binomial test rejects, at level ``alpha``, that the top two classes are equally

@@ -7,9 +7,13 @@ from benchmark.cli.args import add_bases, add_command, add_measure_args, add_sig
 
 
 def add_tune(sub) -> None:
-    tune = add_command(sub, "tune", "choose recipes on the validation split: fit the suite's candidates on train "
-                       "without val, score them on val, write the search to results/<suite>/tuning/",
-                       commands.tune)  # fmt: skip
+    tune = add_command(
+        sub,
+        "tune",
+        "choose recipes on the validation split: fit the suite's candidates on train "
+        "without val, score them on val, write the search to results/<suite>/tuning/",
+        commands.tune,
+    )
     tune.add_argument("--methods", default=None, help="comma list (default: every method the suite has a search for)")
     add_bases(tune)
     add_sigma(tune, "noise levels (default: the suite's); 0 scores robust accuracy under PGD instead")
@@ -19,9 +23,13 @@ def add_tune(sub) -> None:
 
 
 def add_audit(sub) -> None:
-    audit = add_command(sub, "audit", "attack each certified image of ranked runs inside its radius (SmoothAdv) and "
-                        "re-decide it with PREDICT; writes results/<suite>/audit/ and <out>/<suite>-audit.md",
-                        commands_attack.audit)  # fmt: skip
+    audit = add_command(
+        sub,
+        "audit",
+        "attack each certified image of ranked runs inside its radius (SmoothAdv) and "
+        "re-decide it with PREDICT; writes results/<suite>/audit/ and <out>/<suite>-audit.md",
+        commands_attack.audit,
+    )
     audit.add_argument("--methods", required=True, help="comma list of methods whose ranked runs are audited")
     add_bases(audit)
     add_sigma(audit)
@@ -35,13 +43,21 @@ def add_audit(sub) -> None:
 
 
 def add_attack(sub) -> None:
-    attack = add_command(sub, "attack", "clean and PGD accuracy of methods' classifiers (adaptive by default); "
-                         "writes results/<suite>/attack/ and <out>/<suite>-attack.md",
-                         commands_attack.attack)  # fmt: skip
+    attack = add_command(
+        sub,
+        "attack",
+        "clean and PGD accuracy of methods' classifiers (adaptive by default); "
+        "writes results/<suite>/attack/ and <out>/<suite>-attack.md",
+        commands_attack.attack,
+    )
     attack.add_argument("--methods", required=True, help="comma list of methods")
     add_bases(attack)
-    add_sigma(attack, "0 (default): the classifier fitted without noise, attacked as is; > 0: the smoothed "
-              "classifier (EOT attack, majority vote)", default=[0.0])  # fmt: skip
+    add_sigma(
+        attack,
+        "0 (default): the classifier fitted without noise, attacked as is; > 0: the smoothed "
+        "classifier (EOT attack, majority vote)",
+        default=[0.0],
+    )
     attack.add_argument("--max-images", type=int, default=None, help="the first K images of the subset's order")
     attack.add_argument("--norm", default="linf", choices=["linf", "l2"])
     attack.add_argument("--eps", type=fraction, default=8 / 255, help="radius in [0,1] units, e.g. 8/255 or 0.5")
@@ -50,17 +66,25 @@ def add_attack(sub) -> None:
     attack.add_argument("--restarts", type=int, default=1)
     attack.add_argument("--eot", type=int, default=8, help="noise draws per step at sigma > 0")
     attack.add_argument("--votes", type=int, default=100, help="noisy samples per prediction at sigma > 0")
-    attack.add_argument("--non-adaptive", action="store_true", help="craft the attack on the method's model "
-                        "without its prompts (the clean base for a method without prompts)")  # fmt: skip
+    attack.add_argument(
+        "--non-adaptive",
+        action="store_true",
+        help="craft the attack on the method's model "
+        "without its prompts (the clean base for a method without prompts)",
+    )
     attack.add_argument("--batch-images", type=int, default=32, help="images attacked together (recorded)")
     attack.add_argument("--out", default=None, help="where <suite>-attack.md goes (default: beside --results)")
     add_measure_args(attack)
 
 
 def add_perf(sub) -> None:
-    perf = add_command(sub, "perf", "certification speed of the reference loop, the public certify, the bare "
-                       "forward pass and sequential CERTIFY on one method; writes <out>/perf.md",
-                       commands.perf)  # fmt: skip
+    perf = add_command(
+        sub,
+        "perf",
+        "certification speed of the reference loop, the public certify, the bare "
+        "forward pass and sequential CERTIFY on one method; writes <out>/perf.md",
+        commands.perf,
+    )
     perf.add_argument("--method", default="gaussian")
     add_bases(perf, "the base (default: the suite's first)")
     add_sigma(perf, "the sigma (default: the suite's first)")

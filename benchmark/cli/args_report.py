@@ -34,8 +34,13 @@ def add_plot(sub) -> None:
 
 
 def add_preview_denoised(sub) -> None:
-    preview = add_command(sub, "preview-denoised", "a PNG grid of clean / noisy / denoised images per sigma for each "
-                          "denoiser method of the suite, as fitted for its rows (published or cached fits, fitted "
-                          "only where none is saved)", commands.preview_denoised)  # fmt: skip
+    preview = add_command(
+        sub,
+        "preview-denoised",
+        "a PNG grid of clean / noisy / denoised images per sigma for each "
+        "denoiser method of the suite, as fitted for its rows (published or cached fits, fitted "
+        "only where none is saved)",
+        commands.preview_denoised,
+    )
     preview.add_argument("--out", default="leaderboards", help="where to write the PNGs (default: leaderboards/)")
     _add_preview_args(preview)

@@ -28,34 +28,50 @@ def add_run(sub) -> None:
     run.add_argument("--n0", type=int, default=None, help="selection samples")
     run.add_argument("--n", type=int, default=None, help="estimation samples")
     run.add_argument("--alpha", type=float, default=None, help="failure probability of each certificate")
-    run.add_argument("--max-images", type=int, default=None,
-                     help="certify at most this many test images (a seeded random sample of the subset, the same "
-                          "for every method)")  # fmt: skip
+    run.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="certify at most this many test images (a seeded random sample of the subset, the same for every method)",
+    )
     run.add_argument("--skip", type=int, default=None, help="certify every skip-th test image")
     run.add_argument("--start", type=int, default=None, help="first test index")
     add_data_root(run)
     run.add_argument("--download", action="store_true", default=None, help="let torchvision download the data")
     run.add_argument("--results", default=None, help="results directory (default: results/)")
-    run.add_argument("--out", default=None,
-                     help="leaderboard directory (default: the leaderboards/ folder beside --results)")  # fmt: skip
+    run.add_argument(
+        "--out", default=None, help="leaderboard directory (default: the leaderboards/ folder beside --results)"
+    )
     add_cache_dir(run, text="cache of fitted states and bases (default: .cache/)")
     add_device(run)
     add_precision(run)
     add_seed(run)
     add_batch_size(run)
-    run.add_argument("--certify", default=None, choices=["fixed", "sequential"],
-                     help="fixed: CERTIFY with n0 + n samples; sequential: the same certificate, stopping once the "
-                          "suite's radius grid is decided (n is then the most it draws)")  # fmt: skip
+    run.add_argument(
+        "--certify",
+        default=None,
+        choices=["fixed", "sequential"],
+        help="fixed: CERTIFY with n0 + n samples; sequential: the same certificate, stopping once the "
+        "suite's radius grid is decided (n is then the most it draws)",
+    )
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
-    run.add_argument("--shard", type=shard, default=None, metavar="K/N",
-                     help="certify every N-th image from position K (0 <= K < N) into its own records file; "
-                          "start K = 0..N-1 as N processes (or one per GPU) and they make the whole run")  # fmt: skip
+    run.add_argument(
+        "--shard",
+        type=shard,
+        default=None,
+        metavar="K/N",
+        help="certify every N-th image from position K (0 <= K < N) into its own records file; "
+        "start K = 0..N-1 as N processes (or one per GPU) and they make the whole run",
+    )
     run.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard afterwards")
     add_allow_dirty(run, "run a published suite with uncommitted code changes (run.json records it)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--dry-run", action="store_true",
-                     help="only print what would run: per run the images done and left, where its fit comes from "
-                          "and the time left measured so far; nothing is fitted or written")  # fmt: skip
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only print what would run: per run the images done and left, where its fit comes from "
+        "and the time left measured so far; nothing is fitted or written",
+    )
 
 
 def add_pretrain(sub) -> None:

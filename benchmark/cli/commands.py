@@ -28,8 +28,23 @@ from benchmark.run.store import FitStore
 
 def overrides(args) -> dict:
     """The run settings given on the command line (None: not given, so the suite's value stands)."""
-    keys = ("n0", "n", "alpha", "max_images", "skip", "start", "data_root", "download", "results", "cache_dir",
-            "device", "precision", "seed", "batch_size", "certify")  # fmt: skip
+    keys = (
+        "n0",
+        "n",
+        "alpha",
+        "max_images",
+        "skip",
+        "start",
+        "data_root",
+        "download",
+        "results",
+        "cache_dir",
+        "device",
+        "precision",
+        "seed",
+        "batch_size",
+        "certify",
+    )
     values = {k: getattr(args, k, None) for k in keys}
     values["sigmas"] = getattr(args, "sigma", None)
     for key in ("methods", "bases"):
@@ -147,8 +162,9 @@ def preview_denoised(args) -> None:
     (see :mod:`benchmark.evaluate.denoised`)."""
     if not args.suite:
         raise BenchmarkError("preview-denoised needs --suite NAME")
-    for cfg, name, images, denoise, title in denoised_previews(args.suite, overrides(args) | {"results": None},
-                                                               args.images):  # fmt: skip
+    for cfg, name, images, denoise, title in denoised_previews(
+        args.suite, overrides(args) | {"results": None}, args.images
+    ):
         path = Path(args.out or "leaderboards") / safe_name(cfg.suite) / f"denoised_{name}.png"
         print(previews.denoised_preview(images, denoise, cfg.sigmas, path, title, cfg.seed))
 
@@ -191,12 +207,31 @@ def migrate(args) -> None:
 
 
 def import_tsv(args) -> None:
-    print(read_tsv(
-        Path(args.file), method=args.method, sigma=args.sigma, suite=args.suite, results=Path(args.results),
-        base=args.base, dataset=args.dataset, n0=args.n0, n=args.n, alpha=args.alpha, fresh=args.fresh,
-    ))  # fmt: skip
+    print(
+        read_tsv(
+            Path(args.file),
+            method=args.method,
+            sigma=args.sigma,
+            suite=args.suite,
+            results=Path(args.results),
+            base=args.base,
+            dataset=args.dataset,
+            n0=args.n0,
+            n=args.n,
+            alpha=args.alpha,
+            fresh=args.fresh,
+        )
+    )
 
 
 def export_tsv(args) -> None:
-    print(write_tsv(Path(args.results), suite=args.suite, method=args.method, sigma=args.sigma,
-                    out=Path(args.output), base=args.base))  # fmt: skip
+    print(
+        write_tsv(
+            Path(args.results),
+            suite=args.suite,
+            method=args.method,
+            sigma=args.sigma,
+            out=Path(args.output),
+            base=args.base,
+        )
+    )

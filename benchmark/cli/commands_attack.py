@@ -22,8 +22,9 @@ def audit(args) -> None:
     settings = audit_settings(args.steps, args.samples, args.predict_n, args.predict_alpha)
     for line in audit_suite(cfg, values["methods"], args.max_images, settings):
         print(line)
-    write_attack_pages(Path(cfg.results), out_dir(args, cfg.results), snapshot(cfg.suite),
-                       "python -m benchmark leaderboard")
+    write_attack_pages(
+        Path(cfg.results), out_dir(args, cfg.results), snapshot(cfg.suite), "python -m benchmark leaderboard"
+    )
 
 
 def attack(args) -> None:
@@ -32,9 +33,19 @@ def attack(args) -> None:
     # sigma 0 (no smoothing) is allowed here, so --sigma is checked by attack_suite, not validated as run's
     cfg = build_run_config(args.suite, values | {"sigmas": None})
     check_clean(cfg.suite, args.allow_dirty)
-    settings = attack_settings(args.norm, args.eps, args.step, args.steps, args.restarts, args.eot, args.votes,
-                               args.non_adaptive, args.batch_images)  # fmt: skip
+    settings = attack_settings(
+        args.norm,
+        args.eps,
+        args.step,
+        args.steps,
+        args.restarts,
+        args.eot,
+        args.votes,
+        args.non_adaptive,
+        args.batch_images,
+    )
     for line in attack_suite(cfg, values["methods"], args.sigma, settings):
         print(line)
-    write_attack_pages(Path(cfg.results), out_dir(args, cfg.results), snapshot(cfg.suite),
-                       "python -m benchmark leaderboard")
+    write_attack_pages(
+        Path(cfg.results), out_dir(args, cfg.results), snapshot(cfg.suite), "python -m benchmark leaderboard"
+    )

@@ -127,8 +127,18 @@ _SUITE_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"suite", *_TABL
 
 
 # Keys of a suite file that are not RunConfig fields: read by the suite's readers (reports, ranking) or below.
-_NOT_SETTINGS = ("name", "description", "published", "preferred_precision", "comparisons", "attack_comparisons",
-                 "methods", "bases", "method_defaults", *_TABLES)  # fmt: skip
+_NOT_SETTINGS = (
+    "name",
+    "description",
+    "published",
+    "preferred_precision",
+    "comparisons",
+    "attack_comparisons",
+    "methods",
+    "bases",
+    "method_defaults",
+    *_TABLES,
+)
 
 
 def _suite_values(name: str, table: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +188,9 @@ def build_run_config(suite: str, overrides: dict[str, Any]) -> RunConfig:
             values[key] = tuple(dict.fromkeys(values[key]))
     try:
         tuning = dict(table.get("tuning", {}))
-        return RunConfig(suite=name, method_settings=method_settings, base_settings=base_settings, tuning=tuning,
-                         **values)  # fmt: skip
+        return RunConfig(
+            suite=name, method_settings=method_settings, base_settings=base_settings, tuning=tuning, **values
+        )
     except (TypeError, ValueError) as err:
         raise BenchmarkError(f"invalid configuration for suite {name!r}: {err}") from None
 
@@ -189,8 +200,9 @@ def own_settings(kind: Any, suite: str, given: set[str]) -> dict[str, dict]:
     runs with its own ``Config.<kind>()`` (e.g. ``quick``), as the fields that differ from its defaults (a method
     whose Config has no such classmethod keeps its defaults). So a new method needs no suite edit."""
     if not (isinstance(kind, str) and kind.isidentifier()):
-        raise BenchmarkError(f'suite {suite!r}: method_defaults must name a Config classmethod, e.g. "quick"; '
-                             f"got {kind!r}")  # fmt: skip
+        raise BenchmarkError(
+            f'suite {suite!r}: method_defaults must name a Config classmethod, e.g. "quick"; got {kind!r}'
+        )
     from benchmark.config.registry import METHODS
 
     settings: dict[str, dict] = {}
@@ -201,6 +213,9 @@ def own_settings(kind: Any, suite: str, given: set[str]) -> dict[str, dict]:
         own, plain = getattr(config_cls, kind)(), config_cls()
         if type(own) is not config_cls:
             raise BenchmarkError(f"{method}: Config.{kind}() must return a {config_cls.__qualname__}")
-        settings[method] = {f.name: getattr(own, f.name) for f in dataclasses.fields(own)
-                            if getattr(own, f.name) != getattr(plain, f.name)}  # fmt: skip
+        settings[method] = {
+            f.name: getattr(own, f.name)
+            for f in dataclasses.fields(own)
+            if getattr(own, f.name) != getattr(plain, f.name)
+        }
     return settings

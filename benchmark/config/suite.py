@@ -66,10 +66,12 @@ def parse_pairs(value, suite: str, key: str = "comparisons") -> list[tuple[str, 
     ok = isinstance(value, list) and all(
         isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) and m for m in p) and p[0] != p[1]
         for p in value
-    )  # fmt: skip
+    )
     if not ok:
-        raise BenchmarkError(f"suite {suite!r}: {key} must be a list of [method, other method] pairs, e.g. "
-                             f'[["caf", "gaussian"]], got {value!r}')  # fmt: skip
+        raise BenchmarkError(
+            f"suite {suite!r}: {key} must be a list of [method, other method] pairs, e.g. "
+            f'[["caf", "gaussian"]], got {value!r}'
+        )
     return list(dict.fromkeys((a, b) for a, b in value))
 
 
@@ -77,8 +79,11 @@ def preferred_precision(suite: str) -> str:
     """The precision whose runs a suite ranks first: its ``preferred_precision`` key, else its fixed precision, else
     bf16 (the precision most committed rows were certified in where a suite says "auto")."""
     table = load_suite(suite)[1] if suite in suite_names() else {}
-    return str(table.get("preferred_precision") or (table.get("precision") if table.get("precision") != "auto" else "")
-               or "bf16")  # fmt: skip
+    return str(
+        table.get("preferred_precision")
+        or (table.get("precision") if table.get("precision") != "auto" else "")
+        or "bf16"
+    )
 
 
 def method_families() -> dict[str, str]:

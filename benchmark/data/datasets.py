@@ -117,8 +117,10 @@ def _decode(path: str, loader, shape: tuple[int, int, int]) -> torch.Tensor:
         raise BenchmarkError(f"image {path} cannot be decoded ({err}): replace or remove it") from None
     channels, height, width = shape
     if pixels.shape != (height, width, channels):
-        raise BenchmarkError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not {width}x{height} like the "
-                             "rest of the dataset: replace or remove it")  # fmt: skip
+        raise BenchmarkError(
+            f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not {width}x{height} like the "
+            "rest of the dataset: replace or remove it"
+        )
     return torch.from_numpy(pixels)
 
 

@@ -113,16 +113,33 @@ def evaluate(model, source, x, y, sigma: float, settings: AttackSettings, genera
     batch (x, y), the attack crafted on ``source`` (``model`` itself for the adaptive attack)."""
     loss = cross_entropy(source, y) if sigma == 0 else smoothed_loss(source, y, sigma, settings.eot, generator)
     with white_box():
-        x_adv = pgd(loss, x, norm=settings.norm, eps=settings.eps, step=settings.step, steps=settings.steps,
-                    restarts=settings.restarts, generator=generator)  # fmt: skip
+        x_adv = pgd(
+            loss,
+            x,
+            norm=settings.norm,
+            eps=settings.eps,
+            step=settings.step,
+            steps=settings.steps,
+            restarts=settings.restarts,
+            generator=generator,
+        )
     delta = (x_adv - x).flatten(1)
     moved = delta.abs().max(dim=1).values if settings.norm == "linf" else delta.norm(dim=1)
     clean = predictions(model, x, sigma, settings.votes, generator)
     return clean, predictions(model, x_adv, sigma, settings.votes, generator), moved
 
 
-def attack_settings(norm: str, eps: float, step: float | None, steps: int, restarts: int, eot: int, votes: int,
-                    non_adaptive: bool, batch: int) -> AttackSettings:  # fmt: skip
+def attack_settings(
+    norm: str,
+    eps: float,
+    step: float | None,
+    steps: int,
+    restarts: int,
+    eot: int,
+    votes: int,
+    non_adaptive: bool,
+    batch: int,
+) -> AttackSettings:
     """The settings ``attack`` was given, checked (a :class:`BenchmarkError` names the bad one); ``step`` None is
     ADAPT's 2/255 for 8/255 in linf (eps / 4), Madry et al.'s 2.5 eps / steps in l2."""
     if step is None:
@@ -142,43 +159,64 @@ def attack_suite(cfg, methods: list[str], sigmas: list[float], settings: AttackS
         for base in cfg.bases:
             for sigma in sigmas:
                 directory, c = run_attack(cfg, method, base, sigma, settings)
-                yield (f"{method} {base} sigma={sigma:g} {settings.label()}: clean {c['clean']}/{c['images']}, "
-                       f"robust {c['robust']}/{c['images']} -> {directory}")  # fmt: skip
+                yield (
+                    f"{method} {base} sigma={sigma:g} {settings.label()}: clean {c['clean']}/{c['images']}, "
+                    f"robust {c['robust']}/{c['images']} -> {directory}"
+                )
 
 
 def run_attack(cfg, method: str, base: str, sigma: float, settings: AttackSettings) -> tuple[Path, dict]:
     """Attack ``method`` on ``base`` at ``sigma`` over ``cfg``'s subset (its first ``max_images``); its fit comes
     from the store or is made now. Returns the attack directory and its counts."""
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
-        raise BenchmarkError(f"{method} votes over several noise levels, so its prediction is no single classifier's:"
-                             " attack single-sigma methods")  # fmt: skip
+        raise BenchmarkError(
+            f"{method} votes over several noise levels, so its prediction is no single classifier's:"
+            " attack single-sigma methods"
+        )
     session = Session(cfg)
     target = cell(cfg, method, base, sigma, session.precision)
     data = session.eval_data()
     indices = subset_indices(len(data), cfg.start, cfg.skip, None, cfg.seed)[: cfg.max_images]
     # the certificate's settings (n0, n, alpha, its procedure) move no attack: retuning them keeps these records
     certificate = ("n0", "n", "alpha", "certify")
-    key = {"cell": {k: v for k, v in target.key.items() if k not in certificate}, "attack": to_jsonable(settings),
-           "images": len(indices)}  # fmt: skip
+    key = {
+        "cell": {k: v for k, v in target.key.items() if k not in certificate},
+        "attack": to_jsonable(settings),
+        "images": len(indices),
+    }
     directory = run_dir(session.results, cfg.suite, method, base, sigma, config_hash(key), evaluation="attack")
     writer = JsonlWriter(directory, AttackRecord, remedy=RERUN)
     if not set(indices) <= writer.done:
         fitted, fit = _fit(session, target, directory, len(writer.done))
         model = fitted.noisy_classifier(sigma).eval()
         source = attack_source(fitted, model, settings.non_adaptive, lambda: session.build_base(base).eval())
-        write_stamped(directory / "attack.json", {
-            "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "settings": to_jsonable(settings),
-            "label": settings.label(), "images": len(indices), "precision": "fp32",
-            "fit_precision": session.precision, "fit": fit, "trained": trained_with(fitted, sigma),
-            "config": target.key, "updated": now(),
-        }, session.device)  # fmt: skip
+        write_stamped(
+            directory / "attack.json",
+            {
+                "suite": cfg.suite,
+                "method": method,
+                "base": base,
+                "sigma": sigma,
+                "settings": to_jsonable(settings),
+                "label": settings.label(),
+                "images": len(indices),
+                "precision": "fp32",
+                "fit_precision": session.precision,
+                "fit": fit,
+                "trained": trained_with(fitted, sigma),
+                "config": target.key,
+                "updated": now(),
+            },
+            session.device,
+        )
         # chunks of the whole subset, not of what is left: an image's random start and noise come from its chunk's
         # generator, so a resumed attack redoes a cut chunk whole and gets what an uncut one would
         chunks = [indices[start : start + settings.batch] for start in range(0, len(indices), settings.batch)]
         with claiming(writer, chunks) as work:
             for chunk in work:
-                writer.append_all(_attack_chunk(model, source, data, chunk, writer.done, sigma, settings, cfg.seed,
-                                                session.device))  # fmt: skip
+                writer.append_all(
+                    _attack_chunk(model, source, data, chunk, writer.done, sigma, settings, cfg.seed, session.device)
+                )
     writer.close()
     return directory, counts(read_attack(directory))
 
@@ -193,7 +231,7 @@ def _fit(session, target, directory: Path, done: int):
             f"{directory}: its {done} records came from fitted state {before[:12]}, but {now_state}: "
             f"restore that state under {session.store.published_root}/{target.method} (python -m benchmark "
             "publish-fits) or delete that directory to attack anew"
-        )  # fmt: skip
+        )
 
     if done and before and session.store.where(target.method, target.fit_hash) == "missing":
         raise refuse("it is in neither the cache nor the published fits")  # checked before a refit, not after
@@ -203,8 +241,9 @@ def _fit(session, target, directory: Path, done: int):
     return fitted, fit
 
 
-def _attack_chunk(model, source, data, chunk: list[int], done: set[int], sigma: float, settings: AttackSettings,
-                  seed: int, device) -> list[AttackRecord]:  # fmt: skip
+def _attack_chunk(
+    model, source, data, chunk: list[int], done: set[int], sigma: float, settings: AttackSettings, seed: int, device
+) -> list[AttackRecord]:
     """The records of ``chunk``'s images not ``done``, the chunk attacked whole with its own generator."""
     x = torch.stack([data[i][0] for i in chunk]).to(device)
     y = torch.tensor([int(data[i][1]) for i in chunk], device=device)
@@ -239,5 +278,4 @@ def read_attack(directory: Path) -> list[AttackRecord]:
 
 
 def counts(rows: list[AttackRecord]) -> dict:
-    return {"images": len(rows), "clean": sum(r.clean == r.label for r in rows),
-            "robust": sum(r.robust for r in rows)}  # fmt: skip
+    return {"images": len(rows), "clean": sum(r.clean == r.label for r in rows), "robust": sum(r.robust for r in rows)}

@@ -85,9 +85,17 @@ class AuditRecord:
         return typed_row(cls, row)
 
 
-def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, sigma: float, settings: AuditSettings,
-                batch_size: int, generator: torch.Generator, voter: torch.nn.Module | None = None,
-                ) -> dict:  # fmt: skip
+def audit_image(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    c: int,
+    radius: float,
+    sigma: float,
+    settings: AuditSettings,
+    batch_size: int,
+    generator: torch.Generator,
+    voter: torch.nn.Module | None = None,
+) -> dict:
     """Attack class ``c`` of the smoothed ``model`` at ``x`` ([C,H,W] in [0,1]) inside the l2 ball of ``radius``;
     the fields of an :class:`AuditRecord` but the image's index and label. ``model`` must be differentiable (the
     noisy classifier itself); ``voter`` counts the votes (default ``model``; the harness' inference wrapper at the
@@ -96,17 +104,28 @@ def audit_image(model: torch.nn.Module, x: torch.Tensor, c: int, radius: float, 
     target = torch.tensor([c], device=x.device)
     loss = smoothed_loss(model, target, sigma, settings.m, generator)
     with white_box():
-        x_adv = pgd(loss, x.unsqueeze(0), norm="l2", eps=radius, step=2.5 * radius / settings.steps,
-                    steps=settings.steps, generator=generator)[0]  # fmt: skip
+        x_adv = pgd(
+            loss,
+            x.unsqueeze(0),
+            norm="l2",
+            eps=radius,
+            step=2.5 * radius / settings.steps,
+            steps=settings.steps,
+            generator=generator,
+        )[0]
     with torch.no_grad():
         before = sample_counts(voter, x, sigma, settings.n, batch_size, generator)
         after = sample_counts(voter, x_adv, sigma, settings.n, batch_size, generator)
     decision = predict_from_counts(after, settings.alpha)
     return {
-        "certified": int(c), "radius": float(radius), "moved": float((x_adv - x).norm()),
-        "p_before": float(before[c]) / settings.n, "p_after": float(after[c]) / settings.n,
-        "predict_after": decision, "flipped": int(decision not in (c, ABSTAIN)),
-    }  # fmt: skip
+        "certified": int(c),
+        "radius": float(radius),
+        "moved": float((x_adv - x).norm()),
+        "p_before": float(before[c]) / settings.n,
+        "p_after": float(after[c]) / settings.n,
+        "predict_after": decision,
+        "flipped": int(decision not in (c, ABSTAIN)),
+    }
 
 
 def read_audit(directory: Path) -> list[AuditRecord]:
@@ -114,8 +133,9 @@ def read_audit(directory: Path) -> list[AuditRecord]:
     return read_jsonl(directory, AuditRecord, "records.jsonl", RERUN)
 
 
-def summary(records: list[AuditRecord], alpha_cert: float, alpha_predict: float,
-            run_images: int | None = None) -> dict:  # fmt: skip
+def summary(
+    records: list[AuditRecord], alpha_cert: float, alpha_predict: float, run_images: int | None = None
+) -> dict:
     """Counts and means of one audit, with the flips a sound certificate allows in expectation: alpha_cert per image
     of the run (a certificate's guarantee is over all its images, certified or not, so a certified image may fail
     more often than alpha_cert) plus alpha_predict per attacked image."""
@@ -149,19 +169,24 @@ def audit_suite(cfg, methods: list[str], max_images: int | None, settings: Audit
         for base in cfg.bases:
             for sigma in cfg.sigmas:
                 directory, stats = run_audit(cfg, method, base, sigma, max_images, settings)
-                yield (f"{method} {base} sigma={sigma:g}: {stats['flipped']} of {stats['attacked']} certified images "
-                       f"flipped inside their radius (a sound certificate allows {stats['allowed']:.2f} in "
-                       f"expectation); mean vote share {stats['mean_p_before']:.3f} -> {stats['mean_p_after']:.3f} "
-                       f"-> {directory}")  # fmt: skip
+                yield (
+                    f"{method} {base} sigma={sigma:g}: {stats['flipped']} of {stats['attacked']} certified images "
+                    f"flipped inside their radius (a sound certificate allows {stats['allowed']:.2f} in "
+                    f"expectation); mean vote share {stats['mean_p_before']:.3f} -> {stats['mean_p_after']:.3f} "
+                    f"-> {directory}"
+                )
 
 
-def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
-              settings: AuditSettings) -> tuple[Path, dict]:  # fmt: skip
+def run_audit(
+    cfg, method: str, base: str, sigma: float, max_images: int | None, settings: AuditSettings
+) -> tuple[Path, dict]:
     """Audit the ranked run of (``base``, ``method``, ``sigma``) under ``cfg.results``: its first ``max_images``
     certified images by index (all: None). Returns the audit directory and its :func:`summary`."""
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
-        raise BenchmarkError(f"{method} votes over several noise levels: the audit re-decides with single-sigma "
-                             "PREDICT, so it audits single-sigma methods only")  # fmt: skip
+        raise BenchmarkError(
+            f"{method} votes over several noise levels: the audit re-decides with single-sigma "
+            "PREDICT, so it audits single-sigma methods only"
+        )
     session = Session(cfg)
     run, model = _ranked_run(cfg, session, method, base, sigma)
     noisy = model.noisy_classifier(sigma).eval()
@@ -171,11 +196,23 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
     # one directory per run and audit settings: records made with other steps, m or n never mix
     audit_key = config_hash({"run": run.directory.name, "settings": to_jsonable(settings)})
     directory = run_dir(session.results, cfg.suite, method, base, sigma, audit_key, evaluation="audit")
-    write_stamped(directory / "audit.json", {
-        "suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "run": run.directory.name,
-        "precision": run.precision, "alpha_cert": run.info.alpha, "settings": to_jsonable(settings),
-        "images": [r.idx for r in certified], "run_images": len(run.records), "updated": now(),
-    }, session.device)  # fmt: skip
+    write_stamped(
+        directory / "audit.json",
+        {
+            "suite": cfg.suite,
+            "method": method,
+            "base": base,
+            "sigma": sigma,
+            "run": run.directory.name,
+            "precision": run.precision,
+            "alpha_cert": run.info.alpha,
+            "settings": to_jsonable(settings),
+            "images": [r.idx for r in certified],
+            "run_images": len(run.records),
+            "updated": now(),
+        },
+        session.device,
+    )
     writer = JsonlWriter(directory, AuditRecord, remedy=RERUN)
     data, by_idx = session.eval_data(), {r.idx: r for r in certified}
     with claiming(writer, [[r.idx] for r in certified]) as work:
@@ -184,8 +221,17 @@ def run_audit(cfg, method: str, base: str, sigma: float, max_images: int | None,
             x, label = data[idx]
             t0 = time.perf_counter()
             gen = image_generator(cfg.seed, NOISE_OFFSET + idx, session.device)
-            fields = audit_image(noisy, x.to(session.device), record.prediction, record.radius, sigma, settings,
-                                 cfg.batch_size, gen, voter=voter)  # fmt: skip
+            fields = audit_image(
+                noisy,
+                x.to(session.device),
+                record.prediction,
+                record.radius,
+                sigma,
+                settings,
+                cfg.batch_size,
+                gen,
+                voter=voter,
+            )
             writer.append(AuditRecord(idx=idx, label=int(label), time_s=time.perf_counter() - t0, **fields))
     return directory, summary(read_audit(directory), run.info.alpha or cfg.alpha, settings.alpha, len(run.records))
 
@@ -199,15 +245,21 @@ def _ranked_run(cfg, session, method: str, base: str, sigma: float):
     ranked = ranked_runs(latest, rules.preferred_precision, rules.whole_subset_only)
     chosen = [r for r in ranked if float(r.info.sigma) == float(sigma)]
     if not chosen:
-        raise BenchmarkError(f"no ranked {method} run on {base} at sigma {sigma:g} under {session.results}/"
-                             f"{cfg.suite}: certify it first (python -m benchmark run)")  # fmt: skip
+        raise BenchmarkError(
+            f"no ranked {method} run on {base} at sigma {sigma:g} under {session.results}/"
+            f"{cfg.suite}: certify it first (python -m benchmark run)"
+        )
     run = chosen[0]
     target = cell(cfg, method, base, sigma, run.precision)
     if target.chash != run.directory.name:
-        raise BenchmarkError(f"{run.directory} was certified under other settings than the suite's now ({target.chash}"
-                             "): audit it from the commit that made it")  # fmt: skip
+        raise BenchmarkError(
+            f"{run.directory} was certified under other settings than the suite's now ({target.chash}"
+            "): audit it from the commit that made it"
+        )
     model = session.stored(target)
     if model is None:
-        raise BenchmarkError(f"the fit of {run.directory} is neither published nor cached: run publish-fits where it "
-                             "was made, or refit it with run")  # fmt: skip
+        raise BenchmarkError(
+            f"the fit of {run.directory} is neither published nor cached: run publish-fits where it "
+            "was made, or refit it with run"
+        )
     return run, model

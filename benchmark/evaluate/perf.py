@@ -65,10 +65,26 @@ def reference_certify(model, x, sigma, n0, n, alpha, batch_size, num_classes, se
 
 
 def _record(cert: Certificate, idx: int, label: int, seconds: float) -> Record:
-    return Record.of(label=label, prediction=cert.prediction, method="perf", config_hash="0" * 10, dataset=None,
-                     split="test", idx=idx, sigma=0.0, seed=None, n0=None, n=cert.n, alpha=None, radius=cert.radius,
-                     p_a_lower=cert.p_a_lower, n_top=cert.n_top, n_used=cert.n_used, time_s=seconds,
-                     mode=cert.mode)  # fmt: skip
+    return Record.of(
+        label=label,
+        prediction=cert.prediction,
+        method="perf",
+        config_hash="0" * 10,
+        dataset=None,
+        split="test",
+        idx=idx,
+        sigma=0.0,
+        seed=None,
+        n0=None,
+        n=cert.n,
+        alpha=None,
+        radius=cert.radius,
+        p_a_lower=cert.p_a_lower,
+        n_top=cert.n_top,
+        n_used=cert.n_used,
+        time_s=seconds,
+        mode=cert.mode,
+    )
 
 
 def forward_rate(model, data, indices, sigma: float, batch_size: int, device, repeats: int = 5) -> float:
@@ -99,14 +115,22 @@ def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, s
         return image_generator(cfg.seed, i, device)
 
     paths = {
-        "reference": (indices[:slow_images], lambda x, i: reference_certify(
-            model, x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, num_classes, i)),
-        "certify[fp32]": (indices[:slow_images], lambda x, i: certify(
-            model, x, sigma, **sizes, generator=gen(i), precision="fp32")),
+        "reference": (
+            indices[:slow_images],
+            lambda x, i: reference_certify(model, x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, num_classes, i),
+        ),
+        "certify[fp32]": (
+            indices[:slow_images],
+            lambda x, i: certify(model, x, sigma, **sizes, generator=gen(i), precision="fp32"),
+        ),
         "certify[auto]": (indices, lambda x, i: certify(model, x, sigma, **sizes, generator=gen(i))),
-        "sequential": (indices, lambda x, i: certify_sequential(
-            engine(model, device, "auto"), x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.radii, cfg.batch_size, gen(i))),
-    }  # fmt: skip
+        "sequential": (
+            indices,
+            lambda x, i: certify_sequential(
+                engine(model, device, "auto"), x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.radii, cfg.batch_size, gen(i)
+            ),
+        ),
+    }
     records: dict[str, list[Record]] = {}
     for name, (chosen, certify_one) in paths.items():
         records[name] = []
@@ -115,5 +139,8 @@ def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, s
             t0 = time.perf_counter()
             cert = certify_one(x.to(device), idx)
             records[name].append(_record(cert, idx, int(label), time.perf_counter() - t0))
-    return {"records": records, "forward": forward_rate(model, data, indices, sigma, cfg.batch_size, device),
-            "precision": str(resolve_precision("auto", device))}  # fmt: skip
+    return {
+        "records": records,
+        "forward": forward_rate(model, data, indices, sigma, cfg.batch_size, device),
+        "precision": str(resolve_precision("auto", device)),
+    }

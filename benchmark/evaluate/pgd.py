@@ -52,8 +52,18 @@ def random_start(x: torch.Tensor, norm: str, eps, generator: torch.Generator | N
     return direction / _norms(direction) * scale * eps_t
 
 
-def pgd(loss: Loss, x: torch.Tensor, *, norm: str, eps, step, steps: int, restarts: int = 1,
-        generator: torch.Generator | None = None, start: bool = True) -> torch.Tensor:  # fmt: skip
+def pgd(
+    loss: Loss,
+    x: torch.Tensor,
+    *,
+    norm: str,
+    eps,
+    step,
+    steps: int,
+    restarts: int = 1,
+    generator: torch.Generator | None = None,
+    start: bool = True,
+) -> torch.Tensor:
     """The point of the ``norm`` ball of radius ``eps`` around ``x`` (intersected with [0, 1]) where ``loss`` is
     largest among ``restarts`` PGD runs of ``steps`` steps of size ``step`` (sign of the gradient for l-infinity,
     normalised gradient for l2). ``eps`` and ``step`` may be per-example tensors (an audit's radii)."""
@@ -88,8 +98,14 @@ def cross_entropy(model: torch.nn.Module, y: torch.Tensor) -> Loss:
     return lambda x_adv: F.cross_entropy(model(x_adv).float(), y, reduction="none")
 
 
-def smoothed_loss(model: torch.nn.Module, c: torch.Tensor, sigma: float, m: int,
-                  generator: torch.Generator | None, noise: torch.Tensor | None = None) -> Loss:  # fmt: skip
+def smoothed_loss(
+    model: torch.nn.Module,
+    c: torch.Tensor,
+    sigma: float,
+    m: int,
+    generator: torch.Generator | None,
+    noise: torch.Tensor | None = None,
+) -> Loss:
     """SmoothAdv's objective against class ``c`` of the soft smoothed classifier, with ``m`` fresh noise draws per
     call, or the fixed draws ``noise`` [m, B, ...] (SmoothAdv's training attack keeps them over its steps)."""
 

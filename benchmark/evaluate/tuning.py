@@ -16,8 +16,9 @@ it ranks recipes; it certifies nothing.
 
 At sigma 0 (``--sigma 0``: a method trained without noise for empirical robustness, as ``adapt`` and ``prompt_at``
 are for the ``attack`` rows) there is no smoothing to score: the proxy is robust accuracy under the attack of
-:class:`~benchmark.evaluate.attack.AttackSettings` (ADAPT's PGD-10, l-infinity 8/255, adaptive) on the scored validation
-images, right both clean and attacked; the largest wins, then the larger clean accuracy, then the first listed.
+:class:`~benchmark.evaluate.attack.AttackSettings` (ADAPT's PGD-10, l-infinity 8/255, adaptive) on the scored
+validation images, right both clean and attacked; the largest wins, then the larger clean accuracy, then the first
+listed.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ def candidates(cfg: RunConfig, method: str) -> list[dict]:
     table = cfg.tuning.get(method) or {}
     found = table.get("candidates") if isinstance(table, dict) else None
     if not isinstance(found, list) or len(found) < 2 or not all(isinstance(c, dict) for c in found):
-        raise BenchmarkError(f"suite {cfg.suite!r} lists no search for {method}: add [tuning.{method}] with "
-                             "candidates = [{...}, {...}] (two or more tables of settings)")  # fmt: skip
+        raise BenchmarkError(
+            f"suite {cfg.suite!r} lists no search for {method}: add [tuning.{method}] with "
+            "candidates = [{...}, {...}] (two or more tables of settings)"
+        )
     return found
 
 
@@ -95,56 +98,87 @@ def objective(scores: dict) -> tuple[float, ...]:
     return (scores["acr"],) if "acr" in scores else (scores["robust"], scores["clean"])
 
 
-def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int, samples: int,
-           say=print) -> dict:  # fmt: skip
+def search(cfg: RunConfig, method: str, base: str, sigma: float, val_images: int, samples: int, say=print) -> dict:
     """Fit, score and choose among the suite's candidates for ``method`` on ``base`` at ``sigma``; return the record
     (also written, after every candidate, so a search cut short keeps what it scored)."""
     session = Session(cfg)
     listed = candidates(cfg, method)
     if not session.dataset.val_size:
-        raise BenchmarkError(f"{cfg.dataset} holds no validation split out of its training images: a search there "
-                             "would read the images that are certified")  # fmt: skip
+        raise BenchmarkError(
+            f"{cfg.dataset} holds no validation split out of its training images: a search there "
+            "would read the images that are certified"
+        )
     val = session.data("val")
     picked = stratified_sample(labels_of(val), min(val_images, len(val)), VAL_SEED + 1)
-    key = {"version": VERSION, "method": method, "base": base, "sigma": float(sigma), "candidates": listed,
-           "val_images": len(picked), "samples": samples, "seed": cfg.seed, "precision": session.precision,
-           "radii": list(cfg.radii)}  # fmt: skip
+    key = {
+        "version": VERSION,
+        "method": method,
+        "base": base,
+        "sigma": float(sigma),
+        "candidates": listed,
+        "val_images": len(picked),
+        "samples": samples,
+        "seed": cfg.seed,
+        "precision": session.precision,
+        "radii": list(cfg.radii),
+    }
     path = session.results / safe_name(cfg.suite, "suite") / "tuning" / safe_name(method, "method")
     path = inside(
         session.results, path / safe_name(base, "base") / f"sigma_{float(sigma):g}" / f"{config_hash(key)}.json"
     )
     record = {
-        **key, "suite": cfg.suite, "search_hash": config_hash(key), "proxy": __doc__.split("Proxy: ")[1].strip(),
-        "val": {"split_size": len(val), "split_seed": VAL_SEED, "scored": len(picked),
-                "scored_sha256": hashlib.sha256(",".join(map(str, picked)).encode()).hexdigest()},
-        "fit_split": "tune_train", "argv": command_line(), "git": git_state(), "packages": package_versions(),
-        "started": now(), "results": [], "status": "running",
-    }  # fmt: skip
+        **key,
+        "suite": cfg.suite,
+        "search_hash": config_hash(key),
+        "proxy": __doc__.split("Proxy: ")[1].strip(),
+        "val": {
+            "split_size": len(val),
+            "split_seed": VAL_SEED,
+            "scored": len(picked),
+            "scored_sha256": hashlib.sha256(",".join(map(str, picked)).encode()).hexdigest(),
+        },
+        "fit_split": "tune_train",
+        "argv": command_line(),
+        "git": git_state(),
+        "packages": package_versions(),
+        "started": now(),
+        "results": [],
+        "status": "running",
+    }
     for i, settings in enumerate(listed):
-        mconfig = override_dataclass(
-            method_config(cfg, method, base, sigma), settings, f"[tuning.{method}] candidate {i}"
-        )
-        target = cell(cfg, method, base, sigma, session.precision, mconfig=mconfig, train_split="tune_train")
-        fitted, fit = session.fit(target)
-        if sigma == 0:
-            scores = score_attack(fitted.noisy_classifier(0.0).eval(), val, picked, session.device, cfg.seed)
-        else:
-            classifier = SmoothingClassifier(fitted.noisy_classifier(sigma), session.device, session.precision)
-            scores = score(classifier, val, picked, sigma, cfg.radii, samples, cfg.batch_size, cfg.seed)
-        record["results"].append({
-            "settings": settings, "method_config": to_jsonable(mconfig), "fit_hash": target.fit_hash,
-            "state_sha256": fit.get("state_sha256"), "fit_time_s": fit.get("fit_time_s"),
-            "final_loss": fit.get("final_loss"), "scores": scores,
-        })  # fmt: skip
+        result = _candidate(cfg, session, method, base, sigma, i, settings, val, picked, samples)
+        record["results"].append(result)
         record["updated"] = now()
         write_json_atomic(path, record)
-        say(f"{method}/{base} sigma={sigma:g} candidate {i} {settings}: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))  # fmt: skip
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in result["scores"].items())
+        say(f"{method}/{base} sigma={sigma:g} candidate {i} {settings}: {scores}")
     best = max(range(len(listed)), key=lambda i: (*objective(record["results"][i]["scores"]), -i))
     record.update(chosen=best, chosen_settings=listed[best], status="complete", updated=now())
     write_json_atomic(path, record)
     say(f"{method}/{base} sigma={sigma:g}: chosen candidate {best} {listed[best]} -> {path}")
     return record
+
+
+def _candidate(cfg, session, method, base, sigma, i: int, settings: dict, val, picked, samples: int) -> dict:
+    """Candidate ``i``: its settings over the suite's, fitted on tune_train, scored on the picked val images."""
+    where = f"[tuning.{method}] candidate {i}"
+    mconfig = override_dataclass(method_config(cfg, method, base, sigma), settings, where)
+    target = cell(cfg, method, base, sigma, session.precision, mconfig=mconfig, train_split="tune_train")
+    fitted, fit = session.fit(target)
+    if sigma == 0:
+        scores = score_attack(fitted.noisy_classifier(0.0).eval(), val, picked, session.device, cfg.seed)
+    else:
+        classifier = SmoothingClassifier(fitted.noisy_classifier(sigma), session.device, session.precision)
+        scores = score(classifier, val, picked, sigma, cfg.radii, samples, cfg.batch_size, cfg.seed)
+    return {
+        "settings": settings,
+        "method_config": to_jsonable(mconfig),
+        "fit_hash": target.fit_hash,
+        "state_sha256": fit.get("state_sha256"),
+        "fit_time_s": fit.get("fit_time_s"),
+        "final_loss": fit.get("final_loss"),
+        "scores": scores,
+    }
 
 
 def run_sigmas(sigmas: list[float] | None) -> list[float] | None:
@@ -155,8 +189,14 @@ def run_sigmas(sigmas: list[float] | None) -> list[float] | None:
     return [s for s in sigmas or [] if s > 0] or None
 
 
-def tune_suite(cfg: RunConfig, methods: list[str] | None, sigmas: list[float] | None, val_images: int, samples: int,
-               allow_dirty: bool) -> None:  # fmt: skip
+def tune_suite(
+    cfg: RunConfig,
+    methods: list[str] | None,
+    sigmas: list[float] | None,
+    val_images: int,
+    samples: int,
+    allow_dirty: bool,
+) -> None:
     """:func:`search` for each of ``methods`` (default: every method ``cfg``'s suite has a search for), each base of
     ``cfg`` and each of ``sigmas`` (default: the suite's); refused for a published suite on uncommitted code unless
     ``allow_dirty``."""

@@ -19,16 +19,22 @@ def budget_of(info) -> dict:
     if not info.fit.get("fit_hash"):
         return dict.fromkeys(BUDGET_COLUMNS[:4])
     train = (info.config.get("method_config") or {}).get("train") or {}
-    return {"train_epochs": info.fit.get("epochs"), "train_steps": info.fit.get("steps"),
-            "optimizer": train.get("optimizer"), "lr": train.get("lr")}  # fmt: skip
+    return {
+        "train_epochs": info.fit.get("epochs"),
+        "train_steps": info.fit.get("steps"),
+        "optimizer": train.get("optimizer"),
+        "lr": train.get("lr"),
+    }
 
 
 def flag_budgets(ranked: Sequence[dict], reference: dict | None) -> None:
     """Mark (in place) each ranked row of one base and sigma whose epochs or steps differ from ``reference``'s."""
     for row in ranked:
         known = reference is not None and row["train_steps"] is not None and reference["train_steps"] is not None
-        mine, theirs = (row["train_epochs"], row["train_steps"]), known and (reference["train_epochs"],
-                                                                              reference["train_steps"])
+        mine, theirs = (
+            (row["train_epochs"], row["train_steps"]),
+            known and (reference["train_epochs"], reference["train_steps"]),
+        )
         row["budget_differs"] = bool(known and row is not reference and mine != theirs)
 
 

@@ -61,8 +61,9 @@ def _cell(diff: float, lo: float, hi: float, p: float | None = None, scale: floa
     return text + (f" p={p:.2g}" if p is not None else "")
 
 
-def pairs_markdown(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequence[tuple[str, str]],
-                   name_of=None) -> list[str]:  # fmt: skip
+def pairs_markdown(
+    ranked: Sequence[dict], radii: Sequence[float], pairs: Sequence[tuple[str, str]], name_of=None
+) -> list[str]:
     """The markdown section of one base and sigma (no lines when none of the suite's pairs has both rows)."""
     found = pair_results(ranked, radii, pairs)
     if not found:
@@ -74,14 +75,18 @@ def pairs_markdown(ranked: Sequence[dict], radii: Sequence[float], pairs: Sequen
     lines = [
         "Paired comparisons named by the suite: A - B on the images both certified; certified accuracy in points "
         "with its paired 95% bootstrap interval and exact McNemar p; ACR with its paired interval. An interval "
-        "containing 0: the two are not distinguishable here. \"Not alike\": what else differs between A and B.",
+        'containing 0: the two are not distinguishable here. "Not alike": what else differs between A and B.',
         "",
         "| A - B | images | " + " | ".join(f"r={r:g}" for r in radii) + " | ACR | not alike |",
         "|" + "---|" * (len(radii) + 4),
     ]
     for f in found:
-        cells = [f"{label(f['method'])} - {label(f['other'])}", str(f["images"]),
-                 *(_cell(*f["radii"][r]) for r in radii), _cell(*f["acr"], scale=1.0),
-                 "; ".join(f["unlike"]) or "—"]  # fmt: skip
+        cells = [
+            f"{label(f['method'])} - {label(f['other'])}",
+            str(f["images"]),
+            *(_cell(*f["radii"][r]) for r in radii),
+            _cell(*f["acr"], scale=1.0),
+            "; ".join(f["unlike"]) or "—",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]

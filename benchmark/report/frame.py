@@ -36,10 +36,34 @@ from benchmark.report.budget import BUDGET_COLUMNS, budget_of
 from benchmark.run.ranking import fit_published, ranked_runs
 from benchmark.run.records import Record, Run, iter_runs, latest_runs, newest
 
-RUN_COLUMNS = ("suite", "base", "precision", "status", "run", "run_mode", "updated", "radii", "subset_size",
-               "dataset_label", "trainable_params", "trainable_pct", "stored_bytes", "fit_time_s",
-               "composed_fit_time_s", "queries", "fit_hash", "notes", "latest", "ranked", "fit_published",
-               "stage_sigmas", "composes", "composed_fits", "whole_subset_only", *BUDGET_COLUMNS[:4])  # fmt: skip
+RUN_COLUMNS = (
+    "suite",
+    "base",
+    "precision",
+    "status",
+    "run",
+    "run_mode",
+    "updated",
+    "radii",
+    "subset_size",
+    "dataset_label",
+    "trainable_params",
+    "trainable_pct",
+    "stored_bytes",
+    "fit_time_s",
+    "composed_fit_time_s",
+    "queries",
+    "fit_hash",
+    "notes",
+    "latest",
+    "ranked",
+    "fit_published",
+    "stage_sigmas",
+    "composes",
+    "composed_fits",
+    "whole_subset_only",
+    *BUDGET_COLUMNS[:4],
+)
 
 
 def composed_fit_time(run: Run) -> float | None:
@@ -50,8 +74,10 @@ def composed_fit_time(run: Run) -> float | None:
     parts = {(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()}
     if not parts or any(not fhash for _, fhash in parts):
         return None
-    times = [(read_json(root / "checkpoints" / safe_name(m) / h / "fit.json", "fit.json") or {}).get("fit_time_s")
-             for m, h in parts]  # fmt: skip
+    times = [
+        (read_json(root / "checkpoints" / safe_name(m) / h / "fit.json", "fit.json") or {}).get("fit_time_s")
+        for m, h in parts
+    ]
     return None if any(t is None for t in times) else float(sum(times))
 
 
@@ -60,28 +86,41 @@ def run_metadata(run: Run, latest: bool, ranked: bool) -> dict:
     composes = info.fit.get("composes", {})
     notes = {**info.notes, **info.measurements}
     return {
-        "suite": info.suite, "base": info.base, "precision": run.precision, "status": run.status,
-        "run": run.directory.name, "run_mode": run.mode, "updated": info.updated, "radii": tuple(info.radii),
+        "suite": info.suite,
+        "base": info.base,
+        "precision": run.precision,
+        "status": run.status,
+        "run": run.directory.name,
+        "run_mode": run.mode,
+        "updated": info.updated,
+        "radii": tuple(info.radii),
         "subset_size": info.subset_size,
         "dataset_label": info.dataset_label if info.dataset_label is not None else info.dataset,
-        "trainable_params": info.cost.get("trainable_params"), "trainable_pct": info.cost.get("trainable_pct"),
-        "stored_bytes": info.cost.get("stored_bytes"), "fit_time_s": info.timings.get("fit_time_s"),
+        "trainable_params": info.cost.get("trainable_params"),
+        "trainable_pct": info.cost.get("trainable_pct"),
+        "stored_bytes": info.cost.get("stored_bytes"),
+        "fit_time_s": info.timings.get("fit_time_s"),
         "composed_fit_time_s": composed_fit_time(run),
-        "queries": info.fit.get("queries"), "fit_hash": info.fit.get("fit_hash"),
+        "queries": info.fit.get("queries"),
+        "fit_hash": info.fit.get("fit_hash"),
         "notes": "; ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(notes.items())),
-        "latest": latest, "ranked": ranked, "fit_published": fit_published(run),
+        "latest": latest,
+        "ranked": ranked,
+        "fit_published": fit_published(run),
         "stage_sigmas": "/".join(f"{s:g}" for s in info.stage_sigmas) if info.stage_sigmas else None,
         "composes": ",".join(sorted({part.get("method", name) for name, part in composes.items()})) or None,
         "composed_fits": ",".join(sorted({part["fit_hash"] for part in composes.values()})) or None,
         **budget_of(info),
-    }  # fmt: skip
+    }
 
 
 def snapshot_of(snapshots: Mapping[str, SuiteSnapshot], suite: str) -> SuiteSnapshot:
     """The snapshot given for ``suite``; a suite without one is an error, never a silent default ranking."""
     if suite not in snapshots:
-        raise BenchmarkError(f"no suite snapshot given for {suite!r} (build one with "
-                             "benchmark.config.suite.snapshot, or by hand as a SuiteSnapshot)")  # fmt: skip
+        raise BenchmarkError(
+            f"no suite snapshot given for {suite!r} (build one with "
+            "benchmark.config.suite.snapshot, or by hand as a SuiteSnapshot)"
+        )
     return snapshots[suite]
 
 
@@ -94,8 +133,9 @@ def frame(results: str | Path, suite: str | None = None, *, snapshots: Mapping[s
     ranked: set[int] = set()
     rules = {name: snapshot_of(snapshots, name) for name in {r.info.suite for r in runs}}  # per suite, not per row
     for name in sorted(rules):
-        chosen = ranked_runs([r for r in latest if r.info.suite == name], rules[name].preferred_precision,
-                             rules[name].whole_subset_only)  # fmt: skip
+        chosen = ranked_runs(
+            [r for r in latest if r.info.suite == name], rules[name].preferred_precision, rules[name].whole_subset_only
+        )
         ranked |= {id(r) for r in chosen}
     latest = {id(r) for r in latest}
     fields = [f.name for f in dataclasses.fields(Record)]

@@ -40,11 +40,16 @@ def update_methods_table(readme: Path, rows: Sequence[tuple[str, str, str]]) -> 
     return True
 
 
-def refresh_readme(readme: Path, committed: Path, results: Path, methods: Sequence[tuple[str, str, str]],
-                   snapshots: Mapping[str, SuiteSnapshot]) -> bool:  # fmt: skip
+def refresh_readme(
+    readme: Path,
+    committed: Path,
+    results: Path,
+    methods: Sequence[tuple[str, str, str]],
+    snapshots: Mapping[str, SuiteSnapshot],
+) -> bool:
     """The README's generated blocks: the Methods table of ``methods`` rows, and the leaderboard summary when
     ``results`` are the ``committed`` results (``snapshots``: one per suite found there); whether any was written."""
-    from benchmark.report.leaderboard import readme_block, readme_suites, update_readme
+    from benchmark.report.readme import readme_block, readme_suites, update_readme
 
     changed = update_methods_table(readme, methods)
     if results.resolve() == committed.resolve():

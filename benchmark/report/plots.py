@@ -81,8 +81,10 @@ def write_plots(rows: Sequence[dict], radii: Sequence[float], out_dir: Path, sna
                 title = f"{suite} / {base} / sigma = {sigma:g} / {fam}"
                 path = folder / f"{stem}_sigma_{sigma:g}_{fam}.png"
                 written.append(_draw(members, grid, path, title, False, family))
-            best = [max((r for r in sig_rows if family(r["method"]) == f), key=lambda r: r["acr"])
-                    for f in sorted({family(r["method"]) for r in sig_rows})]  # fmt: skip
+            best = [
+                max((r for r in sig_rows if family(r["method"]) == f), key=lambda r: r["acr"])
+                for f in sorted({family(r["method"]) for r in sig_rows})
+            ]
             title = f"{suite} / {base} / sigma = {sigma:g} / best of each family (by ACR)"
             written.append(_draw(best, grid, folder / f"{stem}_sigma_{sigma:g}_best.png", title, True, family))
         singles = [r for r in base_rows if not r.get("stage_sigmas")]
@@ -120,10 +122,13 @@ def _cascade(row: dict, singles: Sequence[dict], grid: np.ndarray, path: Path, t
     for i, part in enumerate(parts):
         # a row of the composed method whose fit is not the stage's (another DDPM, another precision) says so
         other = "" if part.get("fit_hash") is None or part["fit_hash"] in fits else " (another fit than the stage's)"
-        ax.plot(grid, certified_accuracy(part["records"], grid), color=FAMILY_HUES[family(part["method"])],
-                linestyle=STYLES[(i + 1) % len(STYLES)],
-                label=f"{part['method']} sigma {part['sigma']:g}{other}"
-                      + (f" [{part['precision']}]" if mixed else ""))  # fmt: skip
+        ax.plot(
+            grid,
+            certified_accuracy(part["records"], grid),
+            color=FAMILY_HUES[family(part["method"])],
+            linestyle=STYLES[(i + 1) % len(STYLES)],
+            label=f"{part['method']} sigma {part['sigma']:g}{other}" + (f" [{part['precision']}]" if mixed else ""),
+        )
     ax.legend(fontsize=8)
     return save_figure(plt, fig, path)
 

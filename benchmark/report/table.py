@@ -62,12 +62,19 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
     meta = group.iloc[0]
     n_images = len(group)
     row = {
-        "method": meta["method"], "base": meta["base"], "sigma": float(meta["sigma"]), "n_images": n_images,
-        "n": _int(meta["n"]), "alpha": _float(meta["alpha"]),
-        "trainable_params": _int(meta["trainable_params"]), "trainable_pct": _float(meta["trainable_pct"]),
-        "fit_time_s": _fit_time(meta), "certify_s_per_image": certify_s_per_image(group),
-        "acr": acr(group), "samples_per_image": float(group["n_used"].astype(float).mean()),
-    }  # fmt: skip
+        "method": meta["method"],
+        "base": meta["base"],
+        "sigma": float(meta["sigma"]),
+        "n_images": n_images,
+        "n": _int(meta["n"]),
+        "alpha": _float(meta["alpha"]),
+        "trainable_params": _int(meta["trainable_params"]),
+        "trainable_pct": _float(meta["trainable_pct"]),
+        "fit_time_s": _fit_time(meta),
+        "certify_s_per_image": certify_s_per_image(group),
+        "acr": acr(group),
+        "samples_per_image": float(group["n_used"].astype(float).mean()),
+    }
     for r, share in zip(radii, certified_accuracy(group, radii), strict=True):
         lo, hi = proportion_interval(int(certified(group, r).sum()), n_images)
         row.update({radius_label(r): share, f"{radius_label(r)}_lo": lo, f"{radius_label(r)}_hi": hi})
@@ -78,18 +85,32 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
     row.update(
         abstain_rate=abstain_rate(group),
         r_max=certifier.r_max(levels, row["n"], row["alpha"]) if row["n"] and row["alpha"] else float("nan"),
-        stage_sigmas=stages, composes=_text(meta.get("composes")), composed_fits=_text(meta.get("composed_fits")),
+        stage_sigmas=stages,
+        composes=_text(meta.get("composes")),
+        composed_fits=_text(meta.get("composed_fits")),
         composed_fit_time_s=_float(meta.get("composed_fit_time_s")),
-        fit_hash=_text(meta.get("fit_hash")), stage_shares=certifier.row_notes(group),
+        fit_hash=_text(meta.get("fit_hash")),
+        stage_shares=certifier.row_notes(group),
         certificate_label=certifier.row_label(stages),
-        stored_bytes=_int(meta["stored_bytes"]), queries=_int(meta["queries"]), notes=meta["notes"] or None,
-        dataset=meta["dataset_label"], dataset_name=meta["dataset"], updated=meta["updated"],
-        config_hash=meta["run"], status=meta["status"], precision=meta["precision"],
-        subset_size=_int(meta["subset_size"]), ranked=bool(meta["ranked"]),
+        stored_bytes=_int(meta["stored_bytes"]),
+        queries=_int(meta["queries"]),
+        notes=meta["notes"] or None,
+        dataset=meta["dataset_label"],
+        dataset_name=meta["dataset"],
+        updated=meta["updated"],
+        config_hash=meta["run"],
+        status=meta["status"],
+        precision=meta["precision"],
+        subset_size=_int(meta["subset_size"]),
+        ranked=bool(meta["ranked"]),
         unranked=_unranked_reason(meta, n_images),
-        vs_best="", records=group, train_epochs=_float(meta.get("train_epochs")),
-        train_steps=_int(meta.get("train_steps")), optimizer=_text(meta.get("optimizer")), lr=_float(meta.get("lr")),
-    )  # fmt: skip
+        vs_best="",
+        records=group,
+        train_epochs=_float(meta.get("train_epochs")),
+        train_steps=_int(meta.get("train_steps")),
+        optimizer=_text(meta.get("optimizer")),
+        lr=_float(meta.get("lr")),
+    )
     return row
 
 

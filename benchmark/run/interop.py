@@ -52,9 +52,20 @@ def format_time(seconds: float) -> str:
     return str(datetime.timedelta(seconds=seconds))
 
 
-def import_tsv(path: Path, *, method: str, sigma: float, suite: str, results: Path, base: str = "imported",
-               dataset: str | None = None, n0: int | None = None, n: int | None = None,
-               alpha: float | None = None, fresh: bool = False) -> Path:  # fmt: skip
+def import_tsv(
+    path: Path,
+    *,
+    method: str,
+    sigma: float,
+    suite: str,
+    results: Path,
+    base: str = "imported",
+    dataset: str | None = None,
+    n0: int | None = None,
+    n: int | None = None,
+    alpha: float | None = None,
+    fresh: bool = False,
+) -> Path:
     """Read a Cohen-format log into a run directory; return it. Re-importing the same file is a no-op."""
     if not path.is_file():
         raise BenchmarkError(f"no such file {path}: give the path of a certification log")
@@ -64,48 +75,30 @@ def import_tsv(path: Path, *, method: str, sigma: float, suite: str, results: Pa
     rows = list(csv.reader(content.decode("utf-8").splitlines(), delimiter="\t"))
     if not rows or [c.strip() for c in rows[0]] != HEADER:
         raise BenchmarkError(f"{path} does not start with the header '{' '.join(HEADER)}' (tab-separated)")
-    key = {"imported_from": path.name, "sha256": hashlib.sha256(content).hexdigest(), "method": method,
-           "base": base, "sigma": float(sigma), "dataset": dataset, "n0": n0, "n": n, "alpha": alpha}  # fmt: skip
+    settings = dict(method=method, sigma=float(sigma), dataset=dataset, n0=n0, n=n, alpha=alpha)
+    key = {"imported_from": path.name, "sha256": hashlib.sha256(content).hexdigest(), "base": base, **settings}
     chash = config_hash(key)
     directory = run_dir(results, suite, method, base, sigma, chash)
     if fresh:
         for f in directory.glob("records*.jsonl"):
             f.unlink()
     writer = RecordWriter(directory)
-    records = []
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not row or not "".join(row).strip():
-            continue
-        try:
-            idx, label, pred, radius = int(row[0]), int(row[1]), int(row[2]), float(row[3])
-            time_s = parse_time(row[5])
-        except (ValueError, IndexError):
-            raise BenchmarkError(f"{path} line {lineno} is malformed: {chr(9).join(row)!r}") from None
-        # ``correct`` is recomputed from label and prediction (see the module docstring), never read from the log
-        records.append(Record.of(label=label, prediction=pred, method=method, config_hash=chash, dataset=dataset,
-                                 split="test", idx=idx, sigma=float(sigma), seed=None, n0=n0, n=n, alpha=alpha,
-                                 radius=radius, p_a_lower=None, n_top=None, n_used=None, time_s=time_s,
-                                 mode="fixed"))  # fmt: skip
+    records = _records(rows, path, {**settings, "config_hash": chash})
     for record in records:
         if record.idx not in writer.done:
             writer.append(record)
     writer.close()
-    total = sum(r.time_s for r in records)
-    write_run_info(directory, RunInfo(
-        suite=suite, method=method, base=base, sigma=float(sigma), dataset=dataset, dataset_label=dataset,
-        split="test", n0=n0, n=n, alpha=alpha, seed=None, radii=list(DEFAULT_RADII), config_hash=chash, config=key,
-        status="imported", started=now(), updated=now(), extra={"source": str(path)},
-        timings={"certify_time_s": total, "images": len(records),
-                 "certify_s_per_image": certify_s_per_image(records) if records else None},
-    ))  # fmt: skip
+    write_run_info(directory, _run_info(suite, base, key, chash, records, path))
     return directory
 
 
 def export_tsv(results: Path, *, suite: str, method: str, sigma: float, out: Path, base: str | None = None) -> Path:
     """Write the records of one run in Cohen's format (radius at full precision, not Cohen's ``{:.3}``)."""
-    runs = [r for r in latest_runs(results, suite)
-            if r.info.method == method and float(r.info.sigma) == float(sigma)
-            and (base is None or r.info.base == base)]  # fmt: skip
+    runs = [
+        r
+        for r in latest_runs(results, suite)
+        if r.info.method == method and float(r.info.sigma) == float(sigma) and (base is None or r.info.base == base)
+    ]
     if not runs:
         raise BenchmarkError(f"no run of {method!r} at sigma {sigma:g} in suite {suite!r} under {results}")
     if len(runs) > 1:
@@ -117,3 +110,55 @@ def export_tsv(results: Path, *, suite: str, method: str, sigma: float, out: Pat
         for r in runs[0].records:
             fh.write(f"{r.idx}\t{r.label}\t{r.prediction}\t{r.radius!r}\t{r.correct}\t{format_time(r.time_s)}\n")
     return out
+
+
+def _records(rows: list[list[str]], path: Path, common: dict) -> list[Record]:
+    """The records of a log's rows (after its header); ``correct`` is recomputed from label and prediction (see the
+    module docstring), never read from the log."""
+    records = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            idx, label, pred, radius = int(row[0]), int(row[1]), int(row[2]), float(row[3])
+            time_s = parse_time(row[5])
+        except (ValueError, IndexError):
+            raise BenchmarkError(f"{path} line {lineno} is malformed: {chr(9).join(row)!r}") from None
+        unknown = {"seed": None, "p_a_lower": None, "n_top": None, "n_used": None}  # a log does not record them
+        records.append(
+            Record.of(
+                label=label,
+                prediction=pred,
+                idx=idx,
+                radius=radius,
+                time_s=time_s,
+                split="test",
+                mode="fixed",
+                **unknown,
+                **common,
+            )
+        )
+    return records
+
+
+def _run_info(suite: str, base: str, key: dict, chash: str, records: list[Record], path: Path) -> RunInfo:
+    """run.json of an imported log: what it claims (its key), never a seed or a fit, and its own status."""
+    total = sum(r.time_s for r in records)
+    per_image = certify_s_per_image(records) if records else None
+    settings = {k: key[k] for k in ("method", "sigma", "dataset", "n0", "n", "alpha")}
+    return RunInfo(
+        suite=suite,
+        base=base,
+        dataset_label=key["dataset"],
+        split="test",
+        seed=None,
+        radii=list(DEFAULT_RADII),
+        config_hash=chash,
+        config=key,
+        status="imported",
+        started=now(),
+        updated=now(),
+        extra={"source": str(path)},
+        timings={"certify_time_s": total, "images": len(records), "certify_s_per_image": per_image},
+        **settings,
+    )

@@ -113,8 +113,15 @@ class JsonlWriter:
         remedy: what a corrupt line's error tells the user to do.
     """
 
-    def __init__(self, directory: Path, kind, name: str = "records.jsonl", repair: bool = True,
-                 pattern: str = "records*.jsonl", remedy: str = FRESH):  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        kind,
+        name: str = "records.jsonl",
+        repair: bool = True,
+        pattern: str = "records*.jsonl",
+        remedy: str = FRESH,
+    ):
         self.directory, self.kind, self.path, self.remedy = directory, kind, directory / name, remedy
         self._fh = None
         if repair:

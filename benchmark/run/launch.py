@@ -58,8 +58,9 @@ def process_group(world: int, device: str):
         dist.destroy_process_group()
 
 
-def certify_suite(cfg: RunConfig, fresh: bool, progress: bool, shard: tuple[int, int] | None, allow_dirty: bool,
-                  world: int) -> None:  # fmt: skip
+def certify_suite(
+    cfg: RunConfig, fresh: bool, progress: bool, shard: tuple[int, int] | None, allow_dirty: bool, world: int
+) -> None:
     """Fit and certify ``cfg``'s runs (refused for a published suite on uncommitted code unless ``allow_dirty``);
     under torchrun every rank returns once all are done, so the tables that follow read every rank's records."""
     check_clean(cfg.suite, allow_dirty)

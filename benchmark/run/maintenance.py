@@ -120,8 +120,10 @@ def recount(cfg: RunConfig) -> list[str]:
             recounted = {**cost, "base_params": own, "trainable_pct": share_of_base(cost["trainable_params"], own)}
             if recounted != cost:
                 info.cost = recounted
-                said.append(f"{cost.get('trainable_pct', float('nan')):.2f} % -> {recounted['trainable_pct']:.2f}"
-                            f" % ({cost['trainable_params']:,} of {own:,})")  # fmt: skip
+                said.append(
+                    f"{cost.get('trainable_pct', float('nan')):.2f} % -> {recounted['trainable_pct']:.2f}"
+                    f" % ({cost['trainable_params']:,} of {own:,})"
+                )
         label = _data_label(session, info)
         if label is not None and label != info.dataset_label:
             said.append(f"data {info.dataset_label!r} -> {label!r}")

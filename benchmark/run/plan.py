@@ -113,8 +113,17 @@ def base_config(cfg: RunConfig, name: str):
     return resolve_base_config(name, cfg.base_settings.get(name))
 
 
-def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, indices=(), subset_size=0,
-         mconfig=None, train_split: str = "train") -> Cell:  # fmt: skip
+def cell(
+    cfg: RunConfig,
+    method: str,
+    base: str,
+    sigma: float,
+    precision: str,
+    indices=(),
+    subset_size=0,
+    mconfig=None,
+    train_split: str = "train",
+) -> Cell:
     """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg`` (``mconfig``: other settings
     than the suite's, as a recipe search tries; ``train_split``: what its fit trains on)."""
     cls, bconfig = METHODS.get(method), base_config(cfg, base)
@@ -139,8 +148,19 @@ def cell(cfg: RunConfig, method: str, base: str, sigma: float, precision: str, i
         "certify": cfg.certify,
     }
     key = record_key(key)  # late keys at their first value stay out, so older hashes hold
-    return Cell(base, method, float(sigma), precision, mconfig, bconfig, key, config_hash(key), tuple(indices),
-                subset_size, train_split)  # fmt: skip
+    return Cell(
+        base,
+        method,
+        float(sigma),
+        precision,
+        mconfig,
+        bconfig,
+        key,
+        config_hash(key),
+        tuple(indices),
+        subset_size,
+        train_split,
+    )
 
 
 def check_names(cfg: RunConfig) -> list[str]:

@@ -19,8 +19,7 @@ def pretrain_bases(cfg: RunConfig) -> Iterator[str]:
     accuracy, fit time and size, and where it is cached."""
     session = Session(cfg)
     # bases the suite trains itself; a timm base only when it is set to fine-tune on clean data first
-    names = [b for b in cfg.bases
-             if isinstance(base_spec(b), Pretrained) and base_config(cfg, b).train.epochs > 0]  # fmt: skip
+    names = [b for b in cfg.bases if isinstance(base_spec(b), Pretrained) and base_config(cfg, b).train.epochs > 0]
     if not names:
         raise BenchmarkError(f"suite {cfg.suite!r} has no base that the suite trains itself (e.g. small_cnn)")
     for name in names:
@@ -28,5 +27,7 @@ def pretrain_bases(cfg: RunConfig) -> Iterator[str]:
         slot = base_spec(name).fit_slot(base_config(cfg, name), session.dataset, cfg.seed)
         info_path = session.store.cache_path(*slot, kind="bases") / INFO
         info = read_json(info_path) or {}
-        yield (f"{name}: clean accuracy {info['clean_accuracy']:.4f}, fit {info['fit']['time_s']:.1f} s, "
-               f"{info['params']:,} parameters -> {info_path.parent}")  # fmt: skip
+        yield (
+            f"{name}: clean accuracy {info['clean_accuracy']:.4f}, fit {info['fit']['time_s']:.1f} s, "
+            f"{info['params']:,} parameters -> {info_path.parent}"
+        )

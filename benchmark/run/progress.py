@@ -47,8 +47,10 @@ class Progress:
         self.done, self.images_left, self.spent_s = self.done + 1, self.images_left - 1, self.spent_s + seconds
         bar.set_postfix(samples_s=f"{samples_s:,.0f}", run_left=duration(self.time_left()))
         if self.lines and time.monotonic() - self.last_line >= self.every_s:
-            self.say(f"{label}: {row[0]}/{row[1]} images, {samples_s:,.0f} samples/s, "
-                     f"~{duration(self.time_left())} left in the run")  # fmt: skip
+            self.say(
+                f"{label}: {row[0]}/{row[1]} images, {samples_s:,.0f} samples/s, "
+                f"~{duration(self.time_left())} left in the run"
+            )
 
     def skip(self) -> None:
         """An image another process certified (or is certifying)."""
@@ -56,8 +58,10 @@ class Progress:
 
     def row_end(self, label: str, status: str, row: tuple[int, int], samples_s: float) -> None:
         if self.lines:
-            self.say(f"{label}: {status}, {row[0]}/{row[1]} images, {samples_s:,.0f} samples/s; "
-                     f"~{duration(self.time_left())} left in the run")  # fmt: skip
+            self.say(
+                f"{label}: {status}, {row[0]}/{row[1]} images, {samples_s:,.0f} samples/s; "
+                f"~{duration(self.time_left())} left in the run"
+            )
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -42,8 +42,10 @@ def check_clean(suite: str, allow_dirty: bool) -> None:
     """Results of a published suite come from committed code: refuse a checkout with uncommitted code changes
     unless ``allow_dirty`` (``--allow-dirty``, which run.json records)."""
     if not allow_dirty and is_published(suite) and git_state()["dirty"]:
-        raise BenchmarkError(f"the checkout has uncommitted code changes and suite {suite!r} publishes its results: "
-                             "commit them first, or pass --allow-dirty (run.json records it)")  # fmt: skip
+        raise BenchmarkError(
+            f"the checkout has uncommitted code changes and suite {suite!r} publishes its results: "
+            "commit them first, or pass --allow-dirty (run.json records it)"
+        )
 
 
 def package_versions() -> dict:
@@ -64,10 +66,13 @@ def stamp(device) -> dict:
     """The provenance block every result file carries, as run.json has it: the command, the code, the packages and
     the device (``device`` a torch.device)."""
     return {
-        "argv": command_line(), "git": git_state(), "packages": package_versions(), "device": str(device),
+        "argv": command_line(),
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
 
 
 def write_stamped(path: Path, meta: dict, device) -> None:

@@ -16,8 +16,10 @@ def fit_published(run: Run) -> bool:
     # a cascade's own fit is none: the fits of the stages it composes are what its records were certified with
     composes = run.info.fit.get("composes", {})
     fits += [(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()]
-    return all(not fhash or (root / "checkpoints" / safe_name(method) / fhash / "state.safetensors").is_file()
-               for method, fhash in fits)  # fmt: skip
+    return all(
+        not fhash or (root / "checkpoints" / safe_name(method) / fhash / "state.safetensors").is_file()
+        for method, fhash in fits
+    )
 
 
 def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False) -> list[Run]:

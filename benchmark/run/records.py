@@ -28,6 +28,7 @@ import numpy as np
 from benchmark.certificates.smoothing import ABSTAIN
 from benchmark.errors import BenchmarkError
 from benchmark.files import inside, lock, read_json, safe_hash, safe_name, write_json_atomic
+from benchmark.run.consistency import consistent
 from benchmark.run.jsonl import JsonlWriter, read_jsonl
 
 
@@ -63,8 +64,12 @@ class Record:
     @classmethod
     def of(cls, *, label: int, prediction: int, **fields) -> Record:
         """A record whose ``correct`` follows from its label and prediction: the one place that rule is written."""
-        return cls(label=int(label), prediction=int(prediction),
-                   correct=int(prediction == label and prediction != ABSTAIN), **fields)  # fmt: skip
+        return cls(
+            label=int(label),
+            prediction=int(prediction),
+            correct=int(prediction == label and prediction != ABSTAIN),
+            **fields,
+        )
 
     def to_json(self) -> dict:
         row = dataclasses.asdict(self)
@@ -80,8 +85,10 @@ class Record:
         missing = [f.name for f in _REQUIRED if f.name not in row]
         unknown = sorted(set(row) - _FIELDS)
         if missing == ["mode"] or unknown:
-            raise ValueError(f"written by an older version ({'no mode' if not unknown else ', '.join(unknown)}): run "
-                             "python -m benchmark migrate")  # fmt: skip
+            raise ValueError(
+                f"written by an older version ({'no mode' if not unknown else ', '.join(unknown)}): run "
+                "python -m benchmark migrate"
+            )
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}")
         return cls(**row)
@@ -152,8 +159,9 @@ class RunInfo:
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
 
-def run_dir(results: Path, suite: str, method: str, base: str, sigma: float, chash: str,
-            evaluation: str | None = None) -> Path:  # fmt: skip
+def run_dir(
+    results: Path, suite: str, method: str, base: str, sigma: float, chash: str, evaluation: str | None = None
+) -> Path:
     """``<results>/<suite>/[<evaluation>/]<method>/<base>/sigma_<s>/<hash>``: a run's directory, or an evaluation's
     of it (``attack``, ``audit``) under a folder of that name."""
     extra = (safe_name(evaluation, "evaluation"),) if evaluation else ()
@@ -240,28 +248,7 @@ def iter_runs(results: Path, suite: str | None = None) -> Iterable[Run]:
     for path in sorted(results.glob(pattern)):
         info = read_run_info(path.parent)
         if info is not None:
-            yield _consistent(Run(path.parent, info, read_records(path.parent)))
-
-
-_AGREE = ("config_hash", "method", "sigma", "n", "alpha", "seed")  # what every record shares with its run
-
-
-def _consistent(run: Run) -> Run:
-    """``run``, after checking that its run.json names its own folder and that every record is of that run: a
-    run.json copied into another folder, or records of another configuration appended to a file, would otherwise be
-    read as what they claim to be (one base in the markdown, another in the CSV)."""
-    info, where = run.info, run.directory
-    folder = (where.parents[3].name, where.parents[2].name, where.parents[1].name, where.parent.name, where.name)
-    claimed = (info.suite, info.method, info.base, f"sigma_{float(info.sigma):g}", info.config_hash or where.name)
-    if [safe_name(x) for x in claimed] != list(folder):
-        raise BenchmarkError(f"{where}/run.json describes {'/'.join(map(str, claimed))}, not the folder it is in: "
-                             "restore it from the run's records or delete the folder")  # fmt: skip
-    for record in run.records:
-        wrong = [k for k in _AGREE if getattr(record, k) != getattr(info, k) and getattr(info, k) is not None]
-        if wrong:
-            raise BenchmarkError(f"{where}: the record of image {record.idx} has another {', '.join(wrong)} than its "
-                                 "run.json: it belongs to another run; delete that line or rerun with --fresh")
-    return run
+            yield consistent(Run(path.parent, info, read_records(path.parent)))
 
 
 def latest_runs(results: Path, suite: str | None = None) -> list[Run]:

@@ -52,23 +52,49 @@ def _states(fit: dict) -> str:
     return fit.get("state_sha256") or composed
 
 
-def start_info(cfg: RunConfig, session: Session, cell: Cell, previous: RunInfo | None,
-               shard: tuple[int, int] | None, allow_dirty: bool) -> RunInfo:  # fmt: skip
+def start_info(
+    cfg: RunConfig,
+    session: Session,
+    cell: Cell,
+    previous: RunInfo | None,
+    shard: tuple[int, int] | None,
+    allow_dirty: bool,
+) -> RunInfo:
     """run.json of a cell as a session starts on it: what it is, what went before (``previous``) and where it runs."""
     return RunInfo(
-        suite=cfg.suite, method=cell.method, base=cell.base, sigma=cell.sigma, dataset=cfg.dataset,
-        dataset_label=session.dataset.label, split=cfg.split, n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
-        seed=cfg.seed, radii=list(cfg.radii), config_hash=cell.chash, config=cell.key, status="partial",  # "running" is read from the lock
-        subset_size=cell.subset_size, data_fingerprint=session.data_fingerprint(),
+        suite=cfg.suite,
+        method=cell.method,
+        base=cell.base,
+        sigma=cell.sigma,
+        dataset=cfg.dataset,
+        dataset_label=session.dataset.label,
+        split=cfg.split,
+        n0=cfg.n0,
+        n=cfg.n,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+        radii=list(cfg.radii),
+        config_hash=cell.chash,
+        config=cell.key,
+        status="partial",  # "running" is read from the lock
+        subset_size=cell.subset_size,
+        data_fingerprint=session.data_fingerprint(),
         stage_sigmas=_stage_sigmas(cell.certifier.sigmas(cell.sigma)),
-        started=previous.started if previous else now(), updated=now(),
+        started=previous.started if previous else now(),
+        updated=now(),
         sessions=(previous.sessions if previous else 0) + 1,
         timings=previous.timings if previous and previous.timings else {"certify_time_s": 0.0, "images": 0},
-        run_settings={"batch_size": cfg.batch_size, "max_images": cfg.max_images, "device": str(session.device),
-                      "data_root": cfg.data_root, "results": cfg.results,
-                      "shard": f"{shard[0]}/{shard[1]}" if shard else None, "allow_dirty": allow_dirty},
+        run_settings={
+            "batch_size": cfg.batch_size,
+            "max_images": cfg.max_images,
+            "device": str(session.device),
+            "data_root": cfg.data_root,
+            "results": cfg.results,
+            "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+            "allow_dirty": allow_dirty,
+        },
         **stamp(session.device),
-    )  # fmt: skip
+    )
 
 
 class Runner:
@@ -83,8 +109,14 @@ class Runner:
             readers merge their files. Records do not depend on the sharding.
     """
 
-    def __init__(self, cfg: RunConfig, fresh: bool = False, progress: bool = True,
-                 shard: tuple[int, int] | None = None, allow_dirty: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        cfg: RunConfig,
+        fresh: bool = False,
+        progress: bool = True,
+        shard: tuple[int, int] | None = None,
+        allow_dirty: bool = False,
+    ):
         check_shard(shard, fresh)
         self.cfg, self.fresh, self.show, self.shard, self.allow_dirty = cfg, fresh, progress, shard, allow_dirty
         self.session = Session(cfg)
@@ -111,9 +143,12 @@ class Runner:
         # or image fails before the first record is written.
         for base in dict.fromkeys(cell.base for cell, _, todo in work if todo):
             session.build_base(base)
-        if any(todo and session.store.where(cell.method, cell.fit_hash) not in ("published", "cached")
-               and METHODS.get(cell.method).trainable_parameters is not Method.trainable_parameters
-               for cell, _, todo in work):  # fmt: skip
+        if any(
+            todo
+            and session.store.where(cell.method, cell.fit_hash) not in ("published", "cached")
+            and METHODS.get(cell.method).trainable_parameters is not Method.trainable_parameters
+            for cell, _, todo in work
+        ):
             session.data("train")
         self.progress = Progress(sum(len(todo) for _, _, todo in work), show=self.show)
         for cell, writer, todo in work:
@@ -141,21 +176,22 @@ class Runner:
             )
         info.fit, info.cost, info.notes = fit, cost(method), method.report(cell.sigma)
         if is_denoiser(method):
-            info.measurements = denoising_error(method, session.eval_data(), cell.sigma, session.device,
-                                                self.cfg.seed)  # fmt: skip
+            info.measurements = denoising_error(method, session.eval_data(), cell.sigma, session.device, self.cfg.seed)
         info.timings["fit_time_s"] = fit.get("fit_time_s", 0.0)
         # one wrapped noisy classifier per noise level the certificate votes over (one, but for a cascade)
-        classifiers = [(s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.precision))
-                       for s in cell.certifier.sigmas(cell.sigma)]  # fmt: skip
+        classifiers = [
+            (s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.precision))
+            for s in cell.certifier.sigmas(cell.sigma)
+        ]
         write_run_info(directory, info)
         self.certify_images(cell, classifiers, writer, todo, info)
 
-    def certify_images(self, cell: Cell, classifiers: list, writer: RecordWriter, todo: list[int],
-                       info: RunInfo) -> None:  # fmt: skip
+    def certify_images(
+        self, cell: Cell, classifiers: list, writer: RecordWriter, todo: list[int], info: RunInfo
+    ) -> None:
         cfg, session, progress = self.cfg, self.session, self.progress
         data, label_of_row = session.eval_data(), f"{cell.base}/{cell.method} sigma={cell.sigma:g}"
         bar, claims = progress.bar(todo, label_of_row), Claims(writer.directory / "claims.lock")
-        certifier = cell.certifier
         samples, seconds = 0, 0.0
         try:
             for idx in bar:
@@ -168,40 +204,74 @@ class Runner:
                     if idx in writer.refresh():
                         progress.skip()
                         continue
-                    x, label = data[idx]
-                    t0 = time.perf_counter()
-                    gen = image_generator(cfg.seed, idx, session.device)
-                    cert = certifier.certify(classifiers, x.to(session.device), n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
-                                             batch_size=cfg.batch_size, generator=gen, radii=cfg.radii)  # fmt: skip
-                    elapsed = time.perf_counter() - t0
-                    writer.append(Record.of(
-                        label=label, prediction=cert.prediction, method=cell.method, config_hash=cell.chash,
-                        dataset=cfg.dataset, split=cfg.split, idx=idx, sigma=cell.sigma, seed=cfg.seed, n0=cfg.n0,
-                        n=cfg.n, alpha=cfg.alpha, radius=cert.radius, p_a_lower=cert.p_a_lower, n_top=cert.n_top,
-                        n_used=cert.n_used, mode=cert.mode, time_s=elapsed, details=cert.details,
-                    ))  # fmt: skip
+                    record = certify_image(cfg, cell, classifiers, data, idx, session.device)
+                    writer.append(record)
                 finally:
                     claims.release(idx)
-                samples, seconds = samples + cert.n_used, seconds + elapsed
-                progress.image(bar, label_of_row, (len(writer.done), len(cell.indices)), elapsed, samples / seconds)
+                samples, seconds = samples + record.n_used, seconds + record.time_s
+                done = (len(writer.done), len(cell.indices))
+                progress.image(bar, label_of_row, done, record.time_s, samples / seconds)
         finally:
             writer.close()
             claims.close()
             bar.close()
-            self.finish(cell, writer, info)
-            progress.row_end(label_of_row, info.status, (info.images_done, len(cell.indices)),
-                             samples / seconds if seconds else float("nan"))  # fmt: skip
+            finish(cell, writer, info)
+            progress.row_end(
+                label_of_row,
+                info.status,
+                (info.images_done, len(cell.indices)),
+                samples / seconds if seconds else float("nan"),
+            )
 
-    def finish(self, cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
-        """run.json's totals and status, from the records of every shard, session and process on the cell, so
-        processes that each rewrite run.json when they stop agree, and the last one leaves the whole run's."""
-        merged = read_records(writer.directory)
-        info.timings.update(certify_time_s=sum(r.time_s for r in merged), images=len(merged))
-        if merged:
-            info.timings["certify_s_per_image"] = certify_s_per_image(merged)
-        info.updated = now()
-        info.images_done = len(merged)
-        info.status = "complete" if set(cell.indices) <= {r.idx for r in merged} else "partial"
-        # The disk that stopped the run may refuse this too: readers then see "partial" from the lock.
-        with contextlib.suppress(OSError):
-            write_run_info(writer.directory, info)
+
+def certify_image(cfg: RunConfig, cell: Cell, classifiers: list, data, idx: int, device) -> Record:
+    """The record of image ``idx`` under the cell's certificate, its noise from the image's own generator."""
+    x, label = data[idx]
+    t0 = time.perf_counter()
+    generator = image_generator(cfg.seed, idx, device)
+    cert = cell.certifier.certify(
+        classifiers,
+        x.to(device),
+        n0=cfg.n0,
+        n=cfg.n,
+        alpha=cfg.alpha,
+        batch_size=cfg.batch_size,
+        generator=generator,
+        radii=cfg.radii,
+    )
+    return Record.of(
+        label=label,
+        prediction=cert.prediction,
+        method=cell.method,
+        config_hash=cell.chash,
+        dataset=cfg.dataset,
+        split=cfg.split,
+        idx=idx,
+        sigma=cell.sigma,
+        seed=cfg.seed,
+        n0=cfg.n0,
+        n=cfg.n,
+        alpha=cfg.alpha,
+        radius=cert.radius,
+        p_a_lower=cert.p_a_lower,
+        n_top=cert.n_top,
+        n_used=cert.n_used,
+        mode=cert.mode,
+        time_s=time.perf_counter() - t0,
+        details=cert.details,
+    )
+
+
+def finish(cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
+    """run.json's totals and status, from the records of every shard, session and process on the cell, so
+    processes that each rewrite run.json when they stop agree, and the last one leaves the whole run's."""
+    merged = read_records(writer.directory)
+    info.timings.update(certify_time_s=sum(r.time_s for r in merged), images=len(merged))
+    if merged:
+        info.timings["certify_s_per_image"] = certify_s_per_image(merged)
+    info.updated = now()
+    info.images_done = len(merged)
+    info.status = "complete" if set(cell.indices) <= {r.idx for r in merged} else "partial"
+    # The disk that stopped the run may refuse this too: readers then see "partial" from the lock.
+    with contextlib.suppress(OSError):
+        write_run_info(writer.directory, info)

@@ -131,9 +131,15 @@ class Session:
                 checkpoint=directory / CHECKPOINT,
                 augment=self.dataset.augment,
             )
-            info = {"fit_time_s": result.time_s, "steps": result.steps, "epochs": result.epochs,
-                    "final_loss": result.final_loss, "loss_history": result.loss_history,
-                    "resumed_from_epoch": result.resumed_from_epoch, "fit_key": target.fit_key}  # fmt: skip
+            info = {
+                "fit_time_s": result.time_s,
+                "steps": result.steps,
+                "epochs": result.epochs,
+                "final_loss": result.final_loss,
+                "loss_history": result.loss_history,
+                "resumed_from_epoch": result.resumed_from_epoch,
+                "fit_key": target.fit_key,
+            }
             if queried:  # black-box access: what the fit cost in queries, and proof it never differentiated
                 info["queries"] = sum(q.counter["queries"] for q in queried)
                 info["backward_calls_through_base"] = sum(q.counter["backward_calls"] for q in queried)

@@ -117,8 +117,9 @@ class FitStore:
                 return Fit(state, found.info, state_path)
         return None
 
-    def get_or_fit(self, name: str, fhash: str, fit_fn: FitFn, device: torch.device | str = "cpu",
-                   kind: str = "fits") -> Fit:  # fmt: skip
+    def get_or_fit(
+        self, name: str, fhash: str, fit_fn: FitFn, device: torch.device | str = "cpu", kind: str = "fits"
+    ) -> Fit:
         """The stored fit, or ``fit_fn`` run once (under a lock shared by every process on this cache) and saved:
         tensors atomically as safetensors, provenance with the state's SHA-256; the training checkpoint is dropped."""
         found = self.load(name, fhash, device, kind)
@@ -156,8 +157,9 @@ class FitStore:
             fit = (read_json(meta_path, "attack.json") or {}).get("fit", {})
             if fit.get("fit_hash"):
                 method = meta_path.parents[3].name  # <suite>/attack/<method>/<base>/sigma_<s>/<hash>/attack.json
-                publisher.publish(method, fit["fit_hash"], f" (attacked in {meta_path.parent.name})",
-                                  expect=fit.get("state_sha256"))  # fmt: skip
+                publisher.publish(
+                    method, fit["fit_hash"], f" (attacked in {meta_path.parent.name})", expect=fit.get("state_sha256")
+                )
         for inputs_path in sorted(self.cache_dir.glob(f"fits/*/*/{INPUTS}")):
             fit_dir = inputs_path.parent
             if not (fit_dir / STATE).is_file():
@@ -186,8 +188,10 @@ class _Publisher:
         elif not state.is_file():
             self.lines.append(f"{method} {fhash}{why}: not in {self.store.cache_dir} (fit it first)")
         elif expect and sha256_file(state) != expect:  # a refit here is not the state the results came from
-            self.lines.append(f"{method} {fhash}{why}: the cached state is not the one its results record "
-                              f"({expect[:12]}); not published")  # fmt: skip
+            self.lines.append(
+                f"{method} {fhash}{why}: the cached state is not the one its results record "
+                f"({expect[:12]}); not published"
+            )
         elif state.stat().st_size > self.max_bytes:
             size = state.stat().st_size / 2**20
             self.lines.append(f"{method} {fhash}{why}: {size:.1f} MB, over the limit; kept local")
