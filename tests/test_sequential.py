@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from benchmark.run.records import latest_runs
 from tests.conftest import LinearClassifier
 from tests.test_run import lines_on_disk
 
+ROOT = Path(__file__).resolve().parents[1]
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -98,12 +100,14 @@ def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys
         str(tmp_path / "r"),
         "--cache-dir",
         str(tmp_path / "c"),
-        "--out",
-        str(tmp_path / "lb"),
         "--allow-dirty",
     ]
+    committed = ROOT / "leaderboards" / "perf.md"
+    before = committed.read_bytes() if committed.is_file() else None
     assert main(args) == 0
-    text = (tmp_path / "lb" / "perf.md").read_text()
+    # no --out: the page goes beside the results it measured with, never onto the checkout's leaderboards
+    text = (tmp_path / "leaderboards" / "perf.md").read_text()
+    assert (committed.read_bytes() if committed.is_file() else None) == before
     for path in ("reference", "certify[fp32]", "certify[auto]", "sequential"):
         assert f"| {path} | " in text
     assert "| reference | 2 |" in text and "| certify[auto] | 3 |" in text and "fewer samples per image" in text

@@ -92,5 +92,5 @@ def add_perf(sub) -> None:
     perf.add_argument("--slow-images", type=int, default=None, help="images for the fp32 paths (default: --images)")
     perf.add_argument("--n0", type=int, default=None)
     perf.add_argument("--n", type=int, default=None)
-    perf.add_argument("--out", default="leaderboards", help="where perf.md goes (default: leaderboards/)")
+    perf.add_argument("--out", default=None, help="where perf.md goes (default: leaderboards/ beside --results)")
     add_measure_args(perf)

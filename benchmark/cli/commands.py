@@ -144,11 +144,13 @@ def perf(args) -> None:
     """Certification speed of each path on one method, base and sigma (see :mod:`benchmark.evaluate.perf`)."""
     cfg = build_run_config(args.suite, overrides(args))
     check_clean(cfg.suite, args.allow_dirty)
+    check_writable(out_dir(args, cfg.results), "--out", "page directory")
     method, base, sigma = args.method, cfg.bases[0], cfg.sigmas[0]
     result = measure(cfg, method, base, sigma, args.images, args.slow_images or args.images)
     text = report(result, cfg, method, base, sigma, args.command_line)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "perf.md").write_text(text)
+    out = out_dir(args, cfg.results)  # beside the results measured with, never the checkout's unless asked
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "perf.md").write_text(text)
     print(text)
 
 

@@ -9,6 +9,7 @@ from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import snapshot
 from benchmark.evaluate.attack import attack_settings, attack_suite
 from benchmark.evaluate.audit import audit_settings, audit_suite
+from benchmark.files import check_writable
 from benchmark.report.leaderboard import write_attack_pages
 from benchmark.run.provenance import check_clean
 
@@ -19,6 +20,7 @@ def audit(args) -> None:
     # a run setting; the audit's own --max-images counts certified images
     cfg = build_run_config(args.suite, values | {"max_images": None})
     check_clean(cfg.suite, args.allow_dirty)
+    check_writable(out_dir(args, cfg.results), "--out", "page directory")  # before any work, not after it
     settings = audit_settings(args.steps, args.samples, args.predict_n, args.predict_alpha)
     for line in audit_suite(cfg, values["methods"], args.max_images, settings):
         print(line)
@@ -33,6 +35,7 @@ def attack(args) -> None:
     # sigma 0 (no smoothing) is allowed here, so --sigma is checked by attack_suite, not validated as run's
     cfg = build_run_config(args.suite, values | {"sigmas": None})
     check_clean(cfg.suite, args.allow_dirty)
+    check_writable(out_dir(args, cfg.results), "--out", "page directory")  # before any work, not after it
     settings = attack_settings(
         args.norm,
         args.eps,

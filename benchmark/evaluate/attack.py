@@ -19,6 +19,7 @@ uses (:mod:`benchmark.run.jsonl`): a killed attack resumes, identical processes 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -61,8 +62,12 @@ class AttackSettings:
     batch: int = 32
 
     def __post_init__(self):
-        if self.norm not in ("linf", "l2") or self.eps < 0 or self.step < 0 or self.steps < 0:
-            raise ValueError("attack: --norm linf or l2, and eps, step, steps >= 0")
+        if self.norm not in ("linf", "l2"):
+            raise ValueError(f"attack: --norm must be linf or l2, got {self.norm!r}")
+        if not (math.isfinite(self.eps) and self.eps > 0 and math.isfinite(self.step) and self.step > 0):
+            raise ValueError(f"attack: --eps and --step must be finite numbers > 0, got {self.eps} and {self.step}")
+        if self.steps < 1:  # PGD-0 would report the clean accuracy as robust
+            raise ValueError(f"attack: --steps must be >= 1, got {self.steps}")
         if self.restarts < 1 or self.eot < 1 or self.votes < 1 or self.batch < 1:
             raise ValueError("attack: restarts, eot, votes and batch must be >= 1")
 
@@ -153,7 +158,7 @@ def attack_settings(
 def attack_suite(cfg, methods: list[str], sigmas: list[float], settings: AttackSettings) -> Iterator[str]:
     """:func:`run_attack` for each of ``methods`` (names or 'all') on each base of ``cfg`` at each of ``sigmas`` (0:
     the classifier without smoothing), yielding a line per attack as it is done."""
-    if any(s < 0 for s in sigmas):
+    if any(not math.isfinite(s) or s < 0 for s in sigmas):
         raise BenchmarkError("--sigma must be >= 0 (0: the classifier without smoothing)")
     for method in METHODS.resolve(methods):
         for base in cfg.bases:

@@ -165,6 +165,8 @@ def audit_settings(steps: int, m: int, n: int, alpha: float) -> AuditSettings:
 def audit_suite(cfg, methods: list[str], max_images: int | None, settings: AuditSettings) -> Iterator[str]:
     """:func:`run_audit` for each of ``methods`` (names or 'all') on each base and sigma of ``cfg``, yielding a line
     per audit as it is done."""
+    if max_images is not None and max_images < 1:  # a slice would take 0 as "all" and -190 as "all but 190"
+        raise BenchmarkError(f"--max-images must be >= 1 (or left out for every certified image), got {max_images}")
     for method in METHODS.resolve(methods):
         for base in cfg.bases:
             for sigma in cfg.sigmas:

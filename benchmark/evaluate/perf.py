@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchmark.certificates.device import resolve_precision
+from benchmark.certificates.registry import certifier_for
 from benchmark.certificates.sequential import certify_sequential
 from benchmark.certificates.smoothing import (
     ABSTAIN,
@@ -33,8 +34,10 @@ from benchmark.certificates.smoothing import (
     image_generator,
     radius_from_p,
 )
+from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.data.datasets import subset_indices
+from benchmark.errors import BenchmarkError
 from benchmark.run.records import Record
 from benchmark.run.session import Session
 
@@ -102,6 +105,10 @@ def forward_rate(model, data, indices, sigma: float, batch_size: int, device, re
 def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, slow_images: int) -> dict:
     """Run every path on the first ``images`` of the suite's subset (the fp32 paths on the first ``slow_images``);
     return the records of each path and the forward pass's rate."""
+    if images < 1 or slow_images < 1:
+        raise BenchmarkError(f"--images and --slow-images must be >= 1, got {images} and {slow_images}")
+    if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
+        raise BenchmarkError(f"{method} votes over several noise levels: perf times single-sigma methods")
     session = Session(cfg)
     data = session.eval_data()
     indices = subset_indices(len(data), cfg.start, cfg.skip, images, cfg.seed)
