@@ -57,3 +57,9 @@ def test_an_out_that_is_a_file_is_refused_before_the_records_are_written(args, t
     assert main([command, *args, "--methods", "vanilla"]) == 2
     assert "--out" in error_line(capsys) and not (tmp_path / "results").exists()
     assert blocker.read_text() == "a file where the pages would go"
+
+
+def test_audit_without_a_run_refuses_before_building_anything(args, tmp_path, capsys):
+    """No ranked run to audit: one line naming the command that makes one, and no base trained or cached first."""
+    assert main(["audit", *args, "--methods", "vanilla", "--sigma", "0.25"]) == 2
+    assert "no ranked vanilla run" in error_line(capsys) and not (tmp_path / "cache").exists()
