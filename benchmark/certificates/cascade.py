@@ -210,6 +210,15 @@ class CascadeCertifier(Certifier):
         return max_radius(max(sigmas), n, alpha / (2 * len(sigmas) - 1))
 
     @classmethod
+    def migrate(cls, row: dict) -> dict:
+        """Records written before certificates owned their details carried these fields beside the common ones."""
+        moved = {k: row[k] for k in ("stage", "sigma_used", "r_neg") if k in row}
+        if not moved:
+            return row
+        rest = {k: v for k, v in row.items() if k not in moved}
+        return {**rest, "details": {k: v for k, v in moved.items() if v is not None}}
+
+    @classmethod
     def row_label(cls, sigmas: str | None) -> str:
         return f" (cascade over sigma {sigmas})"
 

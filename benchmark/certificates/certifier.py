@@ -71,6 +71,12 @@ class Certifier:
         return max_radius(max(sigmas), n, alpha)
 
     @classmethod
+    def migrate(cls, row: dict) -> dict:
+        """A record line of this certificate written by an older version, in today's form (``migrate`` calls it);
+        as it is by default."""
+        return row
+
+    @classmethod
     def row_label(cls, sigmas: str | None) -> str:
         """What a table adds to the method's name of a row of this certificate (``sigmas``: the noise levels it
         voted over, "0.25/0.5/1", or None for one)."""

@@ -7,8 +7,8 @@ byte as it is. The steps, oldest first:
 
 * records without ``mode`` (written before sequential CERTIFY existed; every one was fixed-n CERTIFY) get
   ``"mode": "fixed"``;
-* records with a cascade's ``stage``, ``sigma_used`` and ``r_neg`` beside the common fields get them moved into
-  ``details``, the part a certificate owns;
+* each certificate then rewrites its own older forms (:meth:`~benchmark.certificates.certifier.Certifier.migrate`:
+  the cascade moves the fields it once wrote beside the common ones into ``details``, the part it owns);
 * run.json's ``report`` (the name of ``measurements`` before records were typed) is renamed.
 """
 
@@ -17,19 +17,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmark.certificates.registry import CERTIFIERS
 from benchmark.files import write_atomic, write_json_atomic
 from benchmark.run.records import Record
-
-_CASCADE_FIELDS = ("stage", "sigma_used", "r_neg")
 
 
 def migrate_record(row: dict) -> dict:
     """A record line's object in today's schema (field order as :meth:`Record.to_json` writes it)."""
     row = dict(row)
     row.setdefault("mode", "fixed")
-    moved = {k: row.pop(k) for k in _CASCADE_FIELDS if k in row}
-    if moved:
-        row["details"] = {k: v for k, v in moved.items() if v is not None}
+    if row["mode"] in CERTIFIERS:
+        row = CERTIFIERS[row["mode"]].migrate(row)
     return Record.from_json(row).to_json()
 
 
