@@ -221,7 +221,7 @@ def fit_method(
     augment=None,
 ) -> FitResult:
     """Train ``method`` at ``sigma`` on ``data`` through the one training loop, with the method's hooks and its
-    ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``bf16`` says. Bases arrive
+    ``config.train``; a method whose fit ignores precision trains in fp32 whatever ``precision`` says. Bases arrive
     frozen: gradients are enabled here on exactly what ``trainable_parameters()`` returns, so a method need not."""
     params = method.trainable_parameters()
     for p in params:
@@ -233,7 +233,7 @@ def fit_method(
         data,
         method.config.train,
         device=device,
-        bf16=precision is Precision.BF16 and "precision" not in method.fit_ignores,
+        bf16=precision == Precision.BF16 and "precision" not in method.fit_ignores,
         seed=seed,
         checkpoint=checkpoint,
         augment=augment,

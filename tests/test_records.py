@@ -216,3 +216,32 @@ def test_unfinished_rows_say_so_and_envelopes_name_their_rows():
     assert unfinished("partial", 36) == " (partial, 36 images)" and unfinished("running", 1) == " (running, 1 image)"
     parts = [(0.5, "complete", 200), (0.25, "running", 9)]
     assert envelope_sources(parts) == "0.25 (running, 9 images), 0.5"
+
+
+def test_migrate_rewrites_nothing_if_one_file_cannot_be_migrated_and_refuses_a_live_run(tmp_path):
+    """A line migrate cannot read stops it before any file is rewritten (one line naming it); a run a live process
+    is writing is refused, since its open file would keep taking records the rewritten one never sees."""
+    from benchmark.run.migrate import migrate
+
+    old = {k: v for k, v in _record(0).to_json().items() if k != "mode"}
+    runs = [tmp_path / "results" / "s" / "m" / "b" / "sigma_0.25" / h for h in ("a", "b")]
+    for run in runs:
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"suite": "s", "method": "m", "base": "b", "sigma": 0.25}))
+        (run / "records.jsonl").write_text(json.dumps(old) + "\n")
+    (runs[1] / "records.jsonl").write_text(json.dumps(old) + "\n" + json.dumps({**old, "surprise": 1}) + "\n")
+    before = {p: p.read_bytes() for run in runs for p in run.iterdir()}
+    with pytest.raises(BenchmarkError, match="line 2 cannot be migrated.*nothing was rewritten"):
+        migrate(tmp_path / "results")
+    assert before == {p: p.read_bytes() for run in runs for p in run.iterdir()}
+    (runs[1] / "records.jsonl").write_text(json.dumps(old) + "\n")
+    # run a: records already in today's form, only its run.json to migrate, and a live writer on it
+    (runs[0] / "records.jsonl").write_text(json.dumps(_record(0).to_json()) + "\n")
+    info = {"suite": "s", "method": "m", "base": "b", "sigma": 0.25, "report": {"noisy_mse": 0.1}}
+    (runs[0] / "run.json").write_text(json.dumps(info))
+    live = RecordWriter(runs[0])
+    live._open()  # a run appending to it right now
+    with pytest.raises(BenchmarkError, match="being written by a live run"):
+        migrate(tmp_path / "results")
+    live.close()
+    assert len(migrate(tmp_path / "results")) == 2

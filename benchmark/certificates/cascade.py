@@ -130,9 +130,9 @@ def certify_cascade(
     p0: float = 0.5,
 ) -> Certificate:
     """Cascaded CERTIFY of one image ``x`` over ``stage_classifiers``: (sigma, classifier of noisy [0,1] images)
-    pairs, in any order (tried from the largest sigma down). The certificate carries the stage it stopped at (0 =
-    the largest sigma; the last stage when every stage abstained), the sigma it certified at (None on abstain), the
-    cap r_neg applied (None: none) and the samples drawn over all stages."""
+    pairs, in any order (tried from the largest sigma down). Its ``details`` hold the deciding ``stage`` (0 = the
+    largest sigma; absent when every stage abstained), the ``sigma_used`` it certified at (absent on abstain) and
+    the cap ``r_neg`` applied (absent: none); ``n_used`` counts the samples drawn over all stages."""
     ordered = sorted(stage_classifiers, key=lambda pair: -pair[0])
     if not ordered:
         raise ValueError("a cascade needs at least one (sigma, classifier) stage")

@@ -8,14 +8,16 @@ from pathlib import Path
 
 from benchmark.config.registry import BASES, DATASETS, METHODS
 from benchmark.config.run_config import build_run_config
-from benchmark.config.suite import PROJECT_ROOT, suite_names
+from benchmark.config.suite import PROJECT_ROOT, methods_rows, snapshots, suite_names
 from benchmark.errors import BenchmarkError
 from benchmark.evaluate.denoised import denoised_previews
 from benchmark.evaluate.perf import measure
 from benchmark.evaluate.tuning import run_sigmas, tune_suite
 from benchmark.files import check_writable, safe_name
 from benchmark.report import previews
+from benchmark.report.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
 from benchmark.report.perf_page import report
+from benchmark.report.plots import write_plots
 from benchmark.run.interop import export_tsv as write_tsv
 from benchmark.run.interop import import_tsv as read_tsv
 from benchmark.run.launch import certify_suite, plan_lines, rank_device, rank_shard, ranks, require_methods
@@ -23,6 +25,7 @@ from benchmark.run.maintenance import recount as recount_runs
 from benchmark.run.migrate import migrate as migrate_runs
 from benchmark.run.pretrain import pretrain_bases
 from benchmark.run.provenance import check_clean
+from benchmark.run.records import suites_in
 from benchmark.run.store import FitStore
 
 
@@ -70,16 +73,10 @@ def existing_results(results: str | Path) -> Path:
     return Path(results)
 
 
-# Its imports stay inside it for now: its body is being changed in another branch (suite settings to the reports).
 def write_leaderboards(results: Path, out: Path, suite: str | None, command: str, plots_only: bool = False) -> None:
     """Tables (and plots) of every suite under ``results``, or one; the README's summary when the committed
     leaderboards were regenerated from the committed results. The suite files and the registry are read here, once,
     into snapshots the reports are given (they read neither)."""
-    from benchmark.config.suite import methods_rows, snapshots
-    from benchmark.report.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
-    from benchmark.report.plots import write_plots
-    from benchmark.run.records import suites_in
-
     if not results.is_dir():
         raise BenchmarkError(f"results directory {results} does not exist: run 'python -m benchmark run' first")
     suites = [suite] if suite else suites_in(results)

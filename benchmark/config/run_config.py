@@ -1,4 +1,4 @@
-"""Run configuration: suite TOML + CLI overrides -> a validated, frozen :class:`RunConfig`; canonical hashing.
+"""Run configuration: suite TOML + CLI overrides -> a validated, frozen :class:`RunConfig` (hashing: ``hashing.py``).
 
 Precedence is dataclass defaults < suite TOML < CLI. The hash of everything that can change a record (method
 and its config, base, data subset, sigma, n0, n, alpha, seed, precision) is part of each result path, so records

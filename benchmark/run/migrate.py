@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 
 from benchmark.certificates.registry import CERTIFIERS
+from benchmark.errors import BenchmarkError
 from benchmark.files import write_atomic, write_json_atomic
-from benchmark.run.records import Record
+from benchmark.run.records import Record, writing
 
 
 def migrate_record(row: dict) -> dict:
@@ -39,36 +40,46 @@ def migrate_run_info(data: dict) -> dict:
     return data
 
 
-def _records_file(path: Path) -> bool:
-    lines = path.read_bytes().splitlines(keepends=True)
+def _records_text(path: Path) -> bytes:
+    """The records file's bytes in today's schema; a line that cannot be read is an error naming it."""
     out = []
-    for line in lines:
+    for k, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
         if not line.endswith(b"\n"):  # a torn last line is the writer's to repair, not ours to rewrite
             out.append(line)
             continue
-        new = json.dumps(migrate_record(json.loads(line)), allow_nan=False).encode() + b"\n"
-        out.append(new)
-    data = b"".join(out)
-    if data == b"".join(lines):
-        return False
-    write_atomic(path, lambda tmp: tmp.write_bytes(data))
-    return True
+        try:
+            out.append(json.dumps(migrate_record(json.loads(line)), allow_nan=False).encode() + b"\n")
+        except (ValueError, TypeError) as err:
+            raise BenchmarkError(
+                f"{path} line {k} cannot be migrated ({err}): delete that line, then migrate "
+                "again; nothing was rewritten"
+            ) from None
+    return b"".join(out)
 
 
-def _run_json(path: Path) -> bool:
-    data = json.loads(path.read_text())
-    new = migrate_run_info(data)
-    if new == data:
-        return False
-    write_json_atomic(path, new)
-    return True
+def _run_json_text(path: Path) -> dict:
+    try:
+        return migrate_run_info(json.loads(path.read_text()))
+    except ValueError:
+        raise BenchmarkError(f"{path} is corrupt: restore it; nothing was rewritten") from None
 
 
 def migrate(results: Path) -> list[str]:
-    """Rewrite every run under ``results`` that an older version wrote; the paths rewritten."""
-    changed = []
+    """Rewrite every run under ``results`` that an older version wrote; the paths rewritten. Every file is read and
+    converted before the first is written, so a file that cannot be converted leaves them all as they were, and a
+    run a live process is writing is refused (its open file would keep taking records the new one never sees)."""
+    plan: list[tuple[Path, bytes | dict]] = []
     for run_json in sorted(results.glob("*/*/*/sigma_*/*/run.json")):
-        for path in [run_json, *sorted(run_json.parent.glob("records*.jsonl"))]:
-            if (_run_json if path.name == "run.json" else _records_file)(path):
-                changed.append(str(path))
-    return changed
+        records = sorted(run_json.parent.glob("records*.jsonl"))
+        new = {run_json: _run_json_text(run_json), **{p: _records_text(p) for p in records}}
+        old = {run_json: json.loads(run_json.read_text()), **{p: p.read_bytes() for p in records}}
+        changed = [(p, v) for p, v in new.items() if v != old[p]]
+        if changed and writing(run_json.parent):
+            raise BenchmarkError(f"{run_json.parent} is being written by a live run: migrate once it has stopped")
+        plan += changed
+    for path, value in plan:
+        if isinstance(value, dict):
+            write_json_atomic(path, value)
+        else:
+            write_atomic(path, lambda tmp, v=value: tmp.write_bytes(v))
+    return [str(path) for path, _ in plan]

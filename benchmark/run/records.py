@@ -8,7 +8,8 @@ writer (the runner, the TSV importer, ``recount``) and reader (leaderboard, plot
 
 Records are written and read by the JSON-lines pipeline that attacks and audits share (:mod:`benchmark.run.jsonl`):
 a record is one whole line, flushed and fsynced; a torn last line (a run killed mid-write) is skipped by readers
-and cut off by the next writer of that file only, before it appends; a corrupt line is an error naming it.
+and cut off by the next writer of that file, before it appends, once no live writer holds the file (so a line being
+written is never cut); a corrupt line is an error naming it.
 
 A writer holds a shared advisory lock on its records file while it is open, so "running" is read from the kernel,
 not from run.json: a run writes "partial" there when it starts and "complete" when it ends, so a run killed without
