@@ -245,3 +245,16 @@ def test_migrate_rewrites_nothing_if_one_file_cannot_be_migrated_and_refuses_a_l
         migrate(tmp_path / "results")
     live.close()
     assert len(migrate(tmp_path / "results")) == 2
+
+
+def test_a_writer_sees_images_another_file_of_the_run_finished_since_it_started(tmp_path):
+    """A sharded process beside an unsharded one on the same cell (or two different splits): what either appended
+    is done for the other, so an image is not certified twice; only the new bytes are read."""
+    d = tmp_path / "run"
+    shard, plain = RecordWriter(d, shard="0of2"), RecordWriter(d)
+    plain.append(_record(5))
+    shard.append(_record(6))
+    assert {5, 6} <= shard.refresh() and {5, 6} <= plain.refresh()
+    plain.append(_record(7))
+    assert 7 in shard.refresh() and shard.refresh() == {5, 6, 7}
+    shard.close(), plain.close()

@@ -127,25 +127,28 @@ class JsonlWriter:
         if repair:
             cut_torn_tail(self.path, kind, remedy)
         self.done: set[int] = set()
-        self._offset = self._lines = 0  # how far this file has been read: whole lines only
+        self.pattern = pattern
+        self._seen: dict[Path, tuple[int, int]] = {}  # how far each file has been read: bytes and whole lines
         for path in sorted(directory.glob(pattern)):
             records, keep, _ = whole_lines(path, kind, remedy)
             self.done.update(r.idx for r in records)
-            if path == self.path:
-                self._offset, self._lines = keep, len(records)
+            self._seen[path] = (keep, len(records))
 
     def refresh(self) -> set[int]:
-        """``done``, with what other processes appended to this file since it was last read. Only the new bytes
-        are read: a claimed image costs a stat and a few lines, not the whole file."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return self.done
-        if size > self._offset:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                records, keep = _parse(fh.read(), self.path, self.kind, self._lines + 1, self.remedy)
-            self._offset, self._lines = self._offset + keep, self._lines + len(records)
+        """``done``, with what other processes appended since the files were last read: to this file (an identical
+        run) or to another of the run's files (a shard, or an unsharded run beside sharded ones). Only the new bytes
+        are read: a claimed image costs a directory listing and a few lines, not the whole files."""
+        for path in sorted(self.directory.glob(self.pattern)):
+            offset, lines = self._seen.get(path, (0, 0))
+            try:
+                if path.stat().st_size <= offset:
+                    continue
+            except FileNotFoundError:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                records, keep = _parse(fh.read(), path, self.kind, lines + 1, self.remedy)
+            self._seen[path] = (offset + keep, lines + len(records))
             self.done.update(r.idx for r in records)
         return self.done
 
