@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from benchmark.certificates.sequential import certify_sequential
-from benchmark.certificates.smoothing import Certificate, certify, max_radius
+from benchmark.certificates.smoothing import Certificate, certify_counts, max_radius
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 
@@ -97,7 +97,7 @@ class FixedCertifier(Certifier):
 
     def certify(self, classifiers, x, *, n0, n, alpha, batch_size, generator, radii=()) -> Certificate:
         ((sigma, classifier),) = classifiers
-        return certify(classifier, x, sigma, n0, n, alpha, batch_size, generator, precision=None)
+        return certify_counts(classifier, x, sigma, n0, n, alpha, batch_size, generator)
 
 
 class SequentialCertifier(Certifier):

@@ -227,10 +227,10 @@ def certify(
     _check(sigma, n, alpha, n0)
     check_image(x)
     with keeping_modes(classifier):
-        return _certify(engine(classifier, x.device, precision), x, sigma, n0, n, alpha, batch_size, generator)
+        return certify_counts(engine(classifier, x.device, precision), x, sigma, n0, n, alpha, batch_size, generator)
 
 
-def _certify(
+def certify_counts(
     classifier: Classifier,
     x: torch.Tensor,
     sigma: float,
@@ -240,6 +240,8 @@ def _certify(
     batch_size: int,
     generator: torch.Generator | None,
 ) -> Certificate:
+    """CERTIFY's selection, estimation and bound on a classifier used as given (the harness wraps it once per
+    cell; :func:`certify` checks the image and wraps the caller's model around this)."""
     selection = sample_counts(classifier, x, sigma, n0, batch_size, generator)
     c_a = int(selection.argmax())
     estimation = sample_counts(classifier, x, sigma, n, batch_size, generator)

@@ -68,25 +68,20 @@ def reference_certify(model, x, sigma, n0, n, alpha, batch_size, num_classes, se
 
 
 def _record(cert: Certificate, idx: int, label: int, seconds: float) -> Record:
-    return Record.of(
+    return Record.of_certificate(
+        cert,
         label=label,
-        prediction=cert.prediction,
+        idx=idx,
+        time_s=seconds,
         method="perf",
         config_hash="0" * 10,
         dataset=None,
         split="test",
-        idx=idx,
         sigma=0.0,
         seed=None,
         n0=None,
         n=cert.n,
         alpha=None,
-        radius=cert.radius,
-        p_a_lower=cert.p_a_lower,
-        n_top=cert.n_top,
-        n_used=cert.n_used,
-        time_s=seconds,
-        mode=cert.mode,
     )
 
 

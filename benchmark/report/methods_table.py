@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from benchmark.config.snapshot import SuiteSnapshot
+from benchmark.report.readme import readme_block, readme_suites, update_readme
 
 METHODS_START, METHODS_END = "<!-- methods:start -->", "<!-- methods:end -->"
 
@@ -30,14 +31,7 @@ def _cell(text: str) -> str:
 
 def update_methods_table(readme: Path, rows: Sequence[tuple[str, str, str]]) -> bool:
     """Rewrite the table between the methods markers of ``readme``; False when the file or the markers are absent."""
-    if not readme.is_file():
-        return False
-    text = readme.read_text()
-    if METHODS_START not in text or METHODS_END not in text:
-        return False
-    head, rest = text.split(METHODS_START, 1)
-    readme.write_text(head + methods_block(rows) + rest.split(METHODS_END, 1)[1])
-    return True
+    return update_readme(readme, methods_block(rows), METHODS_START, METHODS_END)
 
 
 def refresh_readme(
@@ -49,7 +43,6 @@ def refresh_readme(
 ) -> bool:
     """The README's generated blocks: the Methods table of ``methods`` rows, and the leaderboard summary when
     ``results`` are the ``committed`` results (``snapshots``: one per suite found there); whether any was written."""
-    from benchmark.report.readme import readme_block, readme_suites, update_readme
 
     changed = update_methods_table(readme, methods)
     if results.resolve() == committed.resolve():

@@ -57,14 +57,14 @@ def readme_block(results: Path, command: str, suites: Sequence[SuiteSnapshot]) -
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, block: str) -> bool:
-    """Replace the text between the leaderboard markers of ``readme``; False when the markers are absent."""
+def update_readme(readme: Path, block: str, start: str = README_START, end: str = README_END) -> bool:
+    """Replace ``readme``'s text from marker ``start`` to ``end`` (the leaderboard's by default) with ``block``,
+    which holds both markers; False when the file or the markers are absent."""
     if not readme.is_file():
         return False
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(head + block + tail)
+    head, rest = text.split(start, 1)
+    readme.write_text(head + block + rest.split(end, 1)[1])
     return True

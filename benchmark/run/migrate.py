@@ -40,10 +40,10 @@ def migrate_run_info(data: dict) -> dict:
     return data
 
 
-def _records_text(path: Path) -> bytes:
-    """The records file's bytes in today's schema; a line that cannot be read is an error naming it."""
+def _records_text(path: Path, data: bytes) -> bytes:
+    """The records file's bytes ``data`` in today's schema; a line that cannot be read is an error naming it."""
     out = []
-    for k, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
+    for k, line in enumerate(data.splitlines(keepends=True), start=1):
         if not line.endswith(b"\n"):  # a torn last line is the writer's to repair, not ours to rewrite
             out.append(line)
             continue
@@ -57,9 +57,9 @@ def _records_text(path: Path) -> bytes:
     return b"".join(out)
 
 
-def _run_json_text(path: Path) -> dict:
+def _run_json_data(path: Path) -> dict:
     try:
-        return migrate_run_info(json.loads(path.read_text()))
+        return json.loads(path.read_text())
     except ValueError:
         raise BenchmarkError(f"{path} is corrupt: restore it; nothing was rewritten") from None
 
@@ -71,8 +71,8 @@ def migrate(results: Path) -> list[str]:
     plan: list[tuple[Path, bytes | dict]] = []
     for run_json in sorted(results.glob("*/*/*/sigma_*/*/run.json")):
         records = sorted(run_json.parent.glob("records*.jsonl"))
-        new = {run_json: _run_json_text(run_json), **{p: _records_text(p) for p in records}}
-        old = {run_json: json.loads(run_json.read_text()), **{p: p.read_bytes() for p in records}}
+        old = {run_json: _run_json_data(run_json), **{p: p.read_bytes() for p in records}}
+        new = {run_json: migrate_run_info(old[run_json]), **{p: _records_text(p, old[p]) for p in records}}
         changed = [(p, v) for p, v in new.items() if v != old[p]]
         if changed and writing(run_json.parent):
             raise BenchmarkError(f"{run_json.parent} is being written by a live run: migrate once it has stopped")

@@ -72,6 +72,24 @@ class Record:
             **fields,
         )
 
+    @classmethod
+    def of_certificate(cls, cert, *, label: int, idx: int, time_s: float, **run_fields) -> Record:
+        """The record of certificate ``cert`` of image ``idx``; ``run_fields``: what the run says of itself
+        (method, config_hash, dataset, split, sigma, seed, n0, n, alpha)."""
+        return cls.of(
+            label=label,
+            prediction=cert.prediction,
+            idx=idx,
+            radius=cert.radius,
+            p_a_lower=cert.p_a_lower,
+            n_top=cert.n_top,
+            n_used=cert.n_used,
+            mode=cert.mode,
+            details=cert.details,
+            time_s=time_s,
+            **run_fields,
+        )
+
     def to_json(self) -> dict:
         row = dataclasses.asdict(self)
         if row["details"] is None:

@@ -239,26 +239,20 @@ def certify_image(cfg: RunConfig, cell: Cell, classifiers: list, data, idx: int,
         generator=generator,
         radii=cfg.radii,
     )
-    return Record.of(
+    return Record.of_certificate(
+        cert,
         label=label,
-        prediction=cert.prediction,
+        idx=idx,
+        time_s=time.perf_counter() - t0,
         method=cell.method,
         config_hash=cell.chash,
         dataset=cfg.dataset,
         split=cfg.split,
-        idx=idx,
         sigma=cell.sigma,
         seed=cfg.seed,
         n0=cfg.n0,
         n=cfg.n,
         alpha=cfg.alpha,
-        radius=cert.radius,
-        p_a_lower=cert.p_a_lower,
-        n_top=cert.n_top,
-        n_used=cert.n_used,
-        mode=cert.mode,
-        time_s=time.perf_counter() - t0,
-        details=cert.details,
     )
 
 
