@@ -186,6 +186,7 @@ class CascadeCertifier(Certifier):
     ``sigma_used`` (the sigma it certified at; absent on abstain) and the binding cap ``r_neg`` (absent: none)."""
 
     name = "cascade"
+    run_level = False
 
     def __init__(self, stage_sigmas: Sequence[float], p0: float = 0.5):
         self.stage_sigmas = tuple(sorted(float(s) for s in stage_sigmas))

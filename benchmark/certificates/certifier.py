@@ -32,6 +32,7 @@ class Certifier:
     :meth:`certify`."""
 
     name: ClassVar[str]
+    run_level: ClassVar[bool] = True  # a run may ask for it by name (False: only a method's config names it)
 
     @classmethod
     def from_config(cls, method_config) -> Certifier:

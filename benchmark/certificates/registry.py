@@ -7,6 +7,8 @@ from benchmark.certificates.certifier import Certifier, FixedCertifier, Sequenti
 from benchmark.errors import BenchmarkError
 
 CERTIFIERS: dict[str, type[Certifier]] = {c.name: c for c in (FixedCertifier, SequentialCertifier, CascadeCertifier)}
+# what ``run --certify`` may name: the certificates any single-sigma cell can use (a cascade is a method's own)
+RUN_CERTIFICATES: tuple[str, ...] = tuple(name for name, c in CERTIFIERS.items() if c.run_level)
 
 
 def certifier_class(name: str) -> type[Certifier]:

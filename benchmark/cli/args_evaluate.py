@@ -81,15 +81,24 @@ def add_perf(sub) -> None:
     perf = add_command(
         sub,
         "perf",
-        "certification speed of the reference loop, the public certify, the bare "
-        "forward pass and sequential CERTIFY on one method; writes <out>/perf.md",
+        "certification speed of the reference loop, each certificate and engine and the bare forward pass "
+        "on one method (stored under results/<suite>/perf/, resumable); writes <out>/perf.md from every stored "
+        "measurement of the suite",
         commands.perf,
     )
     perf.add_argument("--method", default="gaussian")
     add_bases(perf, "the base (default: the suite's first)")
     add_sigma(perf, "the sigma (default: the suite's first)")
     perf.add_argument("--images", type=int, default=50, help="images of the subset, for the fast paths")
-    perf.add_argument("--slow-images", type=int, default=None, help="images for the fp32 paths (default: --images)")
+    perf.add_argument(
+        "--slow-images", type=int, default=None, help="images for reference and the fp32 paths (default: --images)"
+    )
+    perf.add_argument(
+        "--paths",
+        default="reference,fixed-fp32,fixed,sequential,forward",
+        help="comma list of paths: reference, forward[+engine], <certificate>[-fp32][+engine] (see README)",
+    )
+    perf.add_argument("--report-only", action="store_true", help="measure nothing; regenerate perf.md")
     perf.add_argument("--n0", type=int, default=None)
     perf.add_argument("--n", type=int, default=None)
     perf.add_argument("--out", default=None, help="where perf.md goes (default: leaderboards/ beside --results)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmark.certificates.registry import RUN_CERTIFICATES
 from benchmark.cli import commands
 from benchmark.cli.args import (
     add_allow_dirty,
@@ -50,9 +51,9 @@ def add_run(sub) -> None:
     run.add_argument(
         "--certify",
         default=None,
-        choices=["fixed", "sequential"],
-        help="fixed: CERTIFY with n0 + n samples; sequential: the same certificate, stopping once the "
-        "suite's radius grid is decided (n is then the most it draws)",
+        choices=RUN_CERTIFICATES,
+        help="fixed: CERTIFY with n0 + n samples; the others: the same certificate decided sequentially, stopping "
+        "once the suite's radius grid is decided (n is then the most they draw; see README)",
     )
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
     run.add_argument(

@@ -138,14 +138,16 @@ def tune(args) -> None:
 
 
 def perf(args) -> None:
-    """Certification speed of each path on one method, base and sigma (see :mod:`benchmark.evaluate.perf`)."""
+    """Certification speed of each path on one method, base and sigma (see :mod:`benchmark.evaluate.perf`), then
+    ``perf.md`` from every measurement stored for the suite."""
     cfg = build_run_config(args.suite, overrides(args))
-    check_clean(cfg.suite, args.allow_dirty)
-    check_writable(out_dir(args, cfg.results), "--out", "page directory")
-    method, base, sigma = args.method, cfg.bases[0], cfg.sigmas[0]
-    result = measure(cfg, method, base, sigma, args.images, args.slow_images or args.images)
-    text = report(result, cfg, method, base, sigma, args.command_line)
     out = out_dir(args, cfg.results)  # beside the results measured with, never the checkout's unless asked
+    check_writable(out, "--out", "page directory")
+    if not args.report_only:
+        check_clean(cfg.suite, args.allow_dirty)
+        paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+        measure(cfg, args.method, cfg.bases[0], cfg.sigmas[0], args.images, args.slow_images or args.images, paths)
+    text = report(Path(cfg.results), cfg.suite, args.command_line)
     out.mkdir(parents=True, exist_ok=True)
     (out / "perf.md").write_text(text)
     print(text)

@@ -1,45 +1,55 @@
 """``python -m benchmark perf``: how fast certification is, on one base, one image set, one n, one machine.
 
-Paths, each on the same images of the suite's subset, with the same method fit:
+Paths, each on the same images of the suite's subset, with the same method fit and each image's own noise
+generator (the one a run uses, so a path's records are a run's):
 
 * ``reference``: a faithful re-implementation of the loop of locuslab/smoothing ``code/core.py`` (fp32, the image
   repeated per batch, ``randn_like`` noise, predictions copied to the host and counted per batch);
-* ``certify[<precision>]``: the public :func:`benchmark.certify` at fp32 and at the default precision ("auto");
+* ``<certificate>``: a run-level certificate (``fixed``, ``sequential``, ...) through the run's engine at the
+  default precision; ``<certificate>-fp32`` at fp32; ``<certificate>+<engine>`` through another engine;
 * ``forward``: the bare batched forward pass of ready noisy batches through the engine at the default precision,
-  the limit of any certifier (no noise drawing, no counting);
-* ``sequential``: sequential CERTIFY at the default precision (mean samples per image and seconds per image).
+  the limit of any certifier (no noise drawing, no counting); ``forward+<engine>`` through another engine.
 
-The fp32 paths are slow, so they may run on the first ``slow_images`` of the images only (the report says so).
-Each path's certified accuracy on its images is reported beside its speed; ``leaderboards/perf.md`` gives the
-ratios. Timings are of one process on this machine; the report names the CPU and thread count.
+Every path's records go to ``<results>/<suite>/perf/<method>/<base>/sigma_<s>/<key>/<path>.jsonl`` (the key hashes
+the fit, n0, n, alpha, batch size and seed), one image at a time through the one writer, so an interrupted path
+resumes and a path measured in another session joins the same table; ``<path>.json`` stamps who measured it on
+which machine. ``leaderboards/perf.md`` is generated from every stored measurement of the suite
+(:mod:`benchmark.report.perf_page`).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmark.certificates.device import resolve_precision
-from benchmark.certificates.registry import certifier_for
-from benchmark.certificates.sequential import certify_sequential
+from benchmark.certificates.engines import ENGINES, build_engine
+from benchmark.certificates.registry import RUN_CERTIFICATES, certifier_class, certifier_for
 from benchmark.certificates.smoothing import (
     ABSTAIN,
     Certificate,
     add_noise,
-    certify,
     clopper_pearson_lower,
-    engine,
     image_generator,
     radius_from_p,
 )
+from benchmark.config.hashing import config_hash
 from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.data.datasets import subset_indices
 from benchmark.errors import BenchmarkError
-from benchmark.run.records import Record
+from benchmark.files import now, write_json_atomic
+from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
+from benchmark.run.provenance import stamp
+from benchmark.run.records import Record, run_dir
 from benchmark.run.session import Session
+
+PATH = re.compile(r"^(?P<what>[a-z_]+)(?:-(?P<precision>fp32|bf16))?(?:\+(?P<engine>[a-z_]+))?$")
 
 
 @torch.no_grad()
@@ -67,41 +77,80 @@ def reference_certify(model, x, sigma, n0, n, alpha, batch_size, num_classes, se
     return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n0 + n)
 
 
-def _record(cert: Certificate, idx: int, label: int, seconds: float) -> Record:
+def parse_path(path: str) -> tuple[str, str, str]:
+    """(what, precision, engine) of a path name: ``reference``, ``forward[+engine]`` or
+    ``<certificate>[-fp32|-bf16][+engine]`` (a one-line error for anything else)."""
+    m = PATH.match(path)
+    known = ["reference", "forward", *RUN_CERTIFICATES]
+    if m is None or m["what"] not in known or (m["what"] == "reference" and (m["precision"] or m["engine"])):
+        raise BenchmarkError(
+            f"no perf path is called {path!r}: use reference, forward[+engine] or <certificate>[-fp32][+engine] "
+            f"with a certificate of {', '.join(RUN_CERTIFICATES)}"
+        )
+    engine = m["engine"] or "eager"
+    if engine not in ENGINES:
+        raise BenchmarkError(f"no engine is called {engine!r} (in {path}): known are {', '.join(ENGINES)}")
+    return m["what"], m["precision"] or "auto", engine
+
+
+def perf_dir(cfg: RunConfig, method: str, base: str, sigma: float, fit_hash: str, precision: str) -> Path:
+    """Where the measurements of one fit at one protocol and default precision live (module docstring)."""
+    key = config_hash(
+        {"fit": fit_hash, "n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch": cfg.batch_size, "seed": cfg.seed}
+        | {"precision": precision}
+    )
+    return run_dir(Path(cfg.results), cfg.suite, method, base, sigma, key, evaluation="perf")
+
+
+def _record(cert: Certificate, idx: int, label: int, seconds: float, cfg: RunConfig, method, key, sigma) -> Record:
     return Record.of_certificate(
         cert,
         label=label,
         idx=idx,
         time_s=seconds,
-        method="perf",
-        config_hash="0" * 10,
-        dataset=None,
-        split="test",
-        sigma=0.0,
-        seed=None,
-        n0=None,
-        n=cert.n,
-        alpha=None,
+        method=method,
+        config_hash=key,
+        dataset=cfg.dataset,
+        split=cfg.split,
+        sigma=sigma,
+        seed=cfg.seed,
+        n0=cfg.n0,
+        n=cfg.n,
+        alpha=cfg.alpha,
     )
 
 
-def forward_rate(model, data, indices, sigma: float, batch_size: int, device, repeats: int = 5) -> float:
-    """Noisy samples per second of the bare forward pass through the engine (default precision), on ready batches."""
-    classifier = engine(model, device, "auto")
-    x = data[indices[0]][0].to(device)
-    batch = add_noise(x.unsqueeze(0).expand(batch_size, *x.shape), sigma, image_generator(0, indices[0], device))
-    classifier(batch)  # warm-up: first-call allocations and kernel selection
+def forward_rate(classifier, x: torch.Tensor, sigma: float, batch_size: int, generator, repeats: int = 5) -> float:
+    """Noisy samples per second of the bare forward pass of ``classifier`` (an engine), on one ready batch."""
+    batch = add_noise(x.unsqueeze(0).expand(batch_size, *x.shape), sigma, generator)
+    classifier(batch).argmax(1)  # warm-up: first-call allocations, kernel selection, compilation
     t0 = time.perf_counter()
     for _ in range(repeats):
         classifier(batch).argmax(1)
     return repeats * batch_size / (time.perf_counter() - t0)
 
 
-def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, slow_images: int) -> dict:
-    """Run every path on the first ``images`` of the suite's subset (the fp32 paths on the first ``slow_images``);
-    return the records of each path and the forward pass's rate."""
+def machine(device) -> dict:
+    """What the timings depend on: the CPU (or GPU), whether bf16 runs natively, the threads."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "unknown CPU")
+    return {"cpu": cpu, "native_bf16": resolve_precision("auto", device) == "bf16", **stamp(device)}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def measure(
+    cfg: RunConfig, method: str, base: str, sigma: float, images: int, slow_images: int, paths: list[str]
+) -> Path:
+    """Measure each of ``paths`` on the first ``images`` of the suite's subset (``reference`` and the fp32 paths on
+    the first ``slow_images``), resuming what is stored; returns the measurement's directory."""
     if images < 1 or slow_images < 1:
         raise BenchmarkError(f"--images and --slow-images must be >= 1, got {images} and {slow_images}")
+    parsed = {p: parse_path(p) for p in paths}
     if len(certifier_for(METHODS.get(method).Config(), check=False).sigmas(sigma)) > 1:
         raise BenchmarkError(f"{method} votes over several noise levels: perf times single-sigma methods")
     session = Session(cfg)
@@ -110,39 +159,47 @@ def measure(cfg: RunConfig, method: str, base: str, sigma: float, images: int, s
     cell = session.cell(method, base, sigma)
     fitted = session.stored(cell) or session.fit(cell)[0]
     model = fitted.noisy_classifier(sigma).eval()
-    device, num_classes = session.device, session.dataset.num_classes
-    sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size}
+    default = str(resolve_precision(cfg.precision, session.device))  # what a path without -fp32/-bf16 runs at
+    directory = perf_dir(cfg, method, base, sigma, cell.fit_hash, default)
+    meta = {"suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "fit": cell.fit_hash}
+    meta |= {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    meta |= {"radii": list(cfg.radii), "default_precision": default}
+    for path, (what, precision, engine_name) in parsed.items():
+        slow = what == "reference" or precision == "fp32"  # the paths named slow run on the first images only
+        precision = default if precision == "auto" else precision
+        info = {**meta, "path": path, "precision": str(resolve_precision(precision, session.device))}
+        classifier = build_engine(model, session.device, precision, engine_name)
+        if what == "forward":
+            x = data[indices[0]][0].to(session.device)
+            gen = image_generator(cfg.seed, indices[0], session.device)
+            info["rate"] = forward_rate(classifier, x, sigma, cfg.batch_size, gen)
+        else:
+            certify_one = _certifier(cfg, what, model, classifier, sigma, session)
+            chosen = indices[:slow_images] if slow else indices
+            _certify_path(cfg, directory, path, chosen, data, certify_one, method, sigma, session.device)
+        write_json_atomic(directory / f"{path}.json", {**info, "updated": now(), **machine(session.device)})
+    return directory
 
-    def gen(i: int):
-        return image_generator(cfg.seed, i, device)
 
-    paths = {
-        "reference": (
-            indices[:slow_images],
-            lambda x, i: reference_certify(model, x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, num_classes, i),
-        ),
-        "certify[fp32]": (
-            indices[:slow_images],
-            lambda x, i: certify(model, x, sigma, **sizes, generator=gen(i), precision="fp32"),
-        ),
-        "certify[auto]": (indices, lambda x, i: certify(model, x, sigma, **sizes, generator=gen(i))),
-        "sequential": (
-            indices,
-            lambda x, i: certify_sequential(
-                engine(model, device, "auto"), x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.radii, cfg.batch_size, gen(i)
-            ),
-        ),
-    }
-    records: dict[str, list[Record]] = {}
-    for name, (chosen, certify_one) in paths.items():
-        records[name] = []
-        for idx in chosen:
+def _certifier(cfg: RunConfig, what: str, model, classifier, sigma: float, session) -> Callable:
+    num_classes = session.dataset.num_classes
+    if what == "reference":
+        return lambda x, i: reference_certify(
+            model, x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, num_classes, i
+        )
+    certifier = certifier_class(what)()
+    sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
+    return lambda x, i: certifier.certify(
+        [(sigma, classifier)], x, generator=image_generator(cfg.seed, i, session.device), **sizes
+    )
+
+
+def _certify_path(cfg, directory: Path, path: str, chosen, data, certify_one, method, sigma, device) -> None:
+    writer = JsonlWriter(directory, Record, name=f"{path}.jsonl", pattern=f"{path}.jsonl", remedy=RERUN)
+    with claiming(writer, [[int(i)] for i in chosen]) as work:
+        for (idx,) in work:
             x, label = data[idx]
             t0 = time.perf_counter()
             cert = certify_one(x.to(device), idx)
-            records[name].append(_record(cert, idx, int(label), time.perf_counter() - t0))
-    return {
-        "records": records,
-        "forward": forward_rate(model, data, indices, sigma, cfg.batch_size, device),
-        "precision": str(resolve_precision("auto", device)),
-    }
+            seconds = time.perf_counter() - t0
+            writer.append(_record(cert, idx, int(label), seconds, cfg, method, directory.name, sigma))
