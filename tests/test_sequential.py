@@ -1,7 +1,9 @@
-"""Sequential CERTIFY: looks fixed in advance, alpha split by the union bound, and a certificate that stays sound."""
+"""Sequential CERTIFY (``sequential`` and ``adaptive``): looks fixed in advance, alpha split by the union bound,
+and certificates that stay sound."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.certificates.sequential import certify_sequential, decide, look_alphas, looks
+from benchmark.certificates.sequential import ADAPTIVE, SEQUENTIAL, certify_sequential, decide, look_alphas, looks
 from benchmark.certificates.smoothing import certify, image_generator
 from benchmark.cli.parser import main
 from benchmark.run.records import latest_runs
@@ -33,11 +35,12 @@ def test_looks_and_alphas_are_fixed_in_advance():
     assert sum(alphas) == pytest.approx(0.001) and alphas[-1] == pytest.approx(0.0008)
 
 
+@pytest.mark.parametrize("design", [SEQUENTIAL, ADAPTIVE], ids=["sequential", "adaptive"])
 @pytest.mark.parametrize("radius", [0.25, 0.5])
-def test_a_grid_radius_beyond_the_true_one_is_certified_at_most_alpha_of_the_time(radius):
+def test_a_grid_radius_beyond_the_true_one_is_certified_at_most_alpha_of_the_time(radius, design):
     """p_A just below the level of ``radius`` (its true radius is just short of it): the union-bound split certifies
-    that level in at most alpha of the trials; full alpha at every look does so far more often, so the test can
-    fail."""
+    that level in at most alpha of the trials, whatever the design's stopping rule; full alpha at every look does so
+    far more often, so the test can fail."""
     sigma, alpha, trials = 0.25, 0.05, 1500
     threshold = float(norm.cdf(radius / sigma))
     p = threshold - 0.001
@@ -47,11 +50,34 @@ def test_a_grid_radius_beyond_the_true_one_is_certified_at_most_alpha_of_the_tim
         rng = np.random.default_rng([7, int(radius * 100)])
         draw = rng.binomial
         # the naive split gives every look the full alpha: invalid, so the check must catch it
-        alphas = [alpha] * len(looks(10_000)) if split == "naive" else None
-        bounds = [decide(lambda m, d=draw: d(m, p), sigma, 10_000, alpha, RADII, alphas)[0] for _ in range(trials)]
+        alphas = [alpha] * len(design.looks(10_000)) if split == "naive" else None
+        bounds = [
+            decide(lambda m, d=draw: d(m, p), sigma, 10_000, alpha, RADII, alphas, design=design)[0]
+            for _ in range(trials)
+        ]
         rates[split] = float(np.mean([b >= threshold for b in bounds]))
     assert rates["union"] <= alpha + slack, rates
     assert rates["naive"] > alpha + slack, rates
+
+
+def test_adaptive_gives_a_near_threshold_image_up_sooner_and_a_clear_one_alike():
+    """p_A a hair below the level of 0.5 (sigma 0.25): ``sequential`` samples on far longer than ``adaptive``; an
+    image far from every level gets the same level from both within a thousand samples."""
+    sigma, n_max = 0.25, 100_000
+    near = float(norm.cdf(0.5 / sigma)) - 0.002
+
+    def decided(design, p, seed):
+        rng = np.random.default_rng(seed)
+        bound, _, t = decide(lambda m: int(rng.binomial(m, p)), sigma, n_max, 0.001, RADII, design=design)
+        return certified_level(bound, sigma, RADII), t
+
+    seeds = range(20)
+    near_cost = {d: np.mean([decided(d, near, s)[1] for s in seeds]) for d in (ADAPTIVE, SEQUENTIAL)}
+    assert near_cost[ADAPTIVE] < 0.5 * near_cost[SEQUENTIAL], near_cost
+    clear = float(norm.cdf(0.375 / sigma))  # midway between the levels of 0.25 and 0.5
+    for s in range(5):
+        (level_a, t_a), (level_s, t_s) = decided(ADAPTIVE, clear, s), decided(SEQUENTIAL, clear, s)
+        assert level_a == level_s == 0.25 and t_a <= t_s <= 1000
 
 
 def test_an_image_between_two_levels_is_decided_with_far_fewer_samples():
@@ -81,7 +107,7 @@ def test_run_certify_sequential_writes_its_own_rows_beside_the_fixed_ones(run_ar
     assert "| best | gaussian |" in md and "| gaussian | fp32 | sequential CERTIFY |" in md
 
 
-def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys):
+def test_perf_reports_every_path_on_the_same_images_and_resumes(tiny_suite, tmp_path, capsys):
     args = [
         "perf",
         "--suite",
@@ -101,6 +127,8 @@ def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys
         "--cache-dir",
         str(tmp_path / "c"),
         "--allow-dirty",
+        "--paths",
+        "reference,fixed-fp32,fixed,sequential,adaptive,fixed+fold_bn,forward,forward+freeze",
     ]
     committed = ROOT / "leaderboards" / "perf.md"
     before = committed.read_bytes() if committed.is_file() else None
@@ -108,6 +136,34 @@ def test_perf_reports_every_path_on_the_same_images(tiny_suite, tmp_path, capsys
     # no --out: the page goes beside the results it measured with, never onto the checkout's leaderboards
     text = (tmp_path / "leaderboards" / "perf.md").read_text()
     assert (committed.read_bytes() if committed.is_file() else None) == before
-    for path in ("reference", "certify[fp32]", "certify[auto]", "sequential"):
+    for path in ("reference", "fixed-fp32", "fixed", "sequential", "adaptive", "fixed+fold_bn"):
         assert f"| {path} | " in text
-    assert "| reference | 2 |" in text and "| certify[auto] | 3 |" in text and "fewer samples per image" in text
+    assert "| reference | 2 |" in text and "| fixed | 3 |" in text and "| forward+freeze | - |" in text
+    assert "`adaptive`: " in text and "fewer samples per image than `fixed`" in text
+    # each path's records are stored; a second run certifies nothing again and the page is the same
+    stored = sorted((tmp_path / "r").glob("tiny/perf/vanilla/*/sigma_0.25/*/*.jsonl"))
+    assert {p.stem for p in stored} == {"adaptive", "fixed", "fixed+fold_bn", "fixed-fp32", "reference", "sequential"}
+    lines = {p: p.read_text() for p in stored}
+    assert main([*args[:-1], "fixed,sequential"]) == 0
+    assert {p: p.read_text() for p in stored} == lines
+    # fixed n through another engine certifies the same images alike (rounding aside, which n = 300 never meets)
+    fixed, folded = (lines[p].splitlines() for p in stored if p.stem in ("fixed", "fixed+fold_bn"))
+    assert [json.loads(a)["n_top"] for a in sorted(fixed)] == [json.loads(b)["n_top"] for b in sorted(folded)]
+
+
+def test_perf_refuses_a_path_it_does_not_know(tiny_suite, tmp_path, capsys):
+    code = main(
+        [
+            "perf",
+            "--suite",
+            str(tiny_suite),
+            "--paths",
+            "fixed+turbo",
+            "--results",
+            str(tmp_path / "r"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--allow-dirty",
+        ]
+    )
+    assert code == 2 and "no engine is called 'turbo'" in capsys.readouterr().err

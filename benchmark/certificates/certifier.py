@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from benchmark.certificates.sequential import certify_sequential
+from benchmark.certificates.sequential import ADAPTIVE, SEQUENTIAL, Design, certify_sequential_many
 from benchmark.certificates.smoothing import Certificate, certify_counts, max_radius
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
@@ -33,6 +33,7 @@ class Certifier:
 
     name: ClassVar[str]
     run_level: ClassVar[bool] = True  # a run may ask for it by name (False: only a method's config names it)
+    pack: ClassVar[int] = 1  # images a run hands :meth:`certify_many` at once
 
     @classmethod
     def from_config(cls, method_config) -> Certifier:
@@ -64,6 +65,23 @@ class Certifier:
         :meth:`sigmas`; all noise from ``generator``; ``radii``: the suite's grid (the levels a sequential test
         decides)."""
         raise NotImplementedError
+
+    def certify_many(
+        self,
+        classifiers: Sequence[tuple[float, Classifier]],
+        xs: Sequence[torch.Tensor],
+        *,
+        generators: Sequence[torch.Generator],
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        radii: Sequence[float] = (),
+    ) -> list[Certificate]:
+        """The certificates of several images, each with its own generator; each is the one :meth:`certify` gives
+        the image alone (a certifier that packs images into shared forward passes overrides this)."""
+        sizes = {"n0": n0, "n": n, "alpha": alpha, "batch_size": batch_size, "radii": radii}
+        return [self.certify(classifiers, x, generator=g, **sizes) for x, g in zip(xs, generators, strict=True)]
 
     # -- what reports ask, from records alone ---------------------------------------------------------------------
     @classmethod
@@ -105,10 +123,31 @@ class SequentialCertifier(Certifier):
     """Sequential CERTIFY (:mod:`benchmark.certificates.sequential`): the same selection, c_A's votes bounded at
     looks fixed in advance with alpha shared over the looks by the union bound (0.2 alpha before the last look,
     0.8 alpha at it), so all bounds hold together with probability at least 1 - alpha; ``n`` is the most it
-    draws."""
+    draws. Several images are certified together, their looks packed into full forward passes."""
 
     name = "sequential"
+    design: ClassVar[Design] = SEQUENTIAL
+    pack: ClassVar[int] = 8  # images certified together by a run (their records do not depend on it)
 
     def certify(self, classifiers, x, *, n0, n, alpha, batch_size, generator, radii=()) -> Certificate:
+        (cert,) = self.certify_many(
+            classifiers, [x], generators=[generator], n0=n0, n=n, alpha=alpha, batch_size=batch_size, radii=radii
+        )
+        return cert
+
+    def certify_many(self, classifiers, xs, *, generators, n0, n, alpha, batch_size, radii=()) -> list[Certificate]:
         ((sigma, classifier),) = classifiers
-        return certify_sequential(classifier, x, sigma, n0, n, alpha, radii, batch_size, generator)
+        return certify_sequential_many(
+            classifier, xs, sigma, n0, n, alpha, radii, batch_size, generators, design=self.design, mode=self.name
+        )
+
+
+class AdaptiveCertifier(SequentialCertifier):
+    """Adaptive sequential CERTIFY: the validity argument of ``sequential`` (a union bound over looks fixed in
+    advance) with the design :data:`benchmark.certificates.sequential.ADAPTIVE`, chosen by simulation on committed
+    vote rates (``python -m benchmark simulate``; ``leaderboards/certificates.md``): it gives an image whose p_A sits
+    just below a grid level up at the level below sooner, which is where ``sequential`` spends most of its samples
+    at n = 100,000."""
+
+    name = "adaptive"
+    design = ADAPTIVE

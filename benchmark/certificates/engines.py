@@ -17,13 +17,14 @@ given is never changed; every engine but ``eager`` works on a copy.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 
 from benchmark.certificates.device import Precision, SmoothingClassifier, resolve_precision
 from benchmark.errors import BenchmarkError
 
-ENGINES = ("eager", "fold_bn", "freeze", "compile")
+ENGINES = ("eager", "fold_bn", "freeze", "compile")  # config.run_config.ENGINES names the same (a test checks)
 
 
 def build_engine(model, device, precision: str | Precision | None, engine: str = "eager"):
@@ -90,7 +91,9 @@ class _Frozen(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.frozen is None:
-            self.frozen = torch.jit.freeze(torch.jit.trace(self.module, x, check_trace=False))
+            with warnings.catch_warnings():  # TorchScript's deprecation notices: the engine is measured, not advised
+                warnings.simplefilter("ignore", FutureWarning)
+                self.frozen = torch.jit.freeze(torch.jit.trace(self.module, x, check_trace=False))
         return self.frozen(x)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from benchmark.certificates.cascade import CascadeCertifier
-from benchmark.certificates.certifier import Certifier, FixedCertifier, SequentialCertifier
+from benchmark.certificates.certifier import AdaptiveCertifier, Certifier, FixedCertifier, SequentialCertifier
 from benchmark.errors import BenchmarkError
 
-CERTIFIERS: dict[str, type[Certifier]] = {c.name: c for c in (FixedCertifier, SequentialCertifier, CascadeCertifier)}
+CERTIFIERS: dict[str, type[Certifier]] = {
+    c.name: c for c in (FixedCertifier, SequentialCertifier, AdaptiveCertifier, CascadeCertifier)
+}
 # what ``run --certify`` may name: the certificates any single-sigma cell can use (a cascade is a method's own)
 RUN_CERTIFICATES: tuple[str, ...] = tuple(name for name, c in CERTIFIERS.items() if c.run_level)
 

@@ -16,7 +16,7 @@ classifier normalises inside (Cohen et al. issues #6 and #12).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ from scipy.stats import beta, binomtest, norm
 
 from benchmark.certificates.device import SmoothingClassifier, resolve_precision
 from benchmark.certificates.inputs import check_image, keeping_modes
+from benchmark.certificates.sampling import NOISE_BLOCK, add_noise, image_generator, packed_counts, sample_counts
 
 __all__ = [
     "ABSTAIN",
@@ -38,14 +39,11 @@ __all__ = [
     "predict",
     "predict_from_counts",
     "radius_from_p",
+    "packed_counts",
     "sample_counts",
 ]
 
 ABSTAIN = -1
-# Noise is drawn in blocks of this many samples whatever the batch size, which makes the noise sequence (and so
-# every count) a function of the generator state alone. 100 divides Cohen's n0 and the usual n.
-NOISE_BLOCK = 100
-
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -83,80 +81,6 @@ def _check(sigma: float, n: int, alpha: float, n0: int | None = None) -> None:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if not (0.0 < alpha < 1.0):
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
-
-
-def image_generator(seed: int, idx: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """The generator that draws all noise for test image ``idx`` of a run seeded with ``seed``.
-
-    Seeding per (seed, idx) makes each image's record independent of batching, sharding and resume point.
-    NumPy's SeedSequence mixes the pair so that neighbouring indices get unrelated streams.
-    """
-    state = np.random.SeedSequence([int(seed), int(idx)]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
-
-
-def add_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Return ``x + N(0, sigma^2 I)``: the one Gaussian noise sampler (training and certification both use it);
-    ``sigma`` may be a tensor broadcast against ``x`` (a per-image level, as an ensemble trains with)."""
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return x + noise * sigma
-
-
-def _noisy_batches(
-    x: torch.Tensor, sigma: float, num: int, batch_size: int, generator: torch.Generator | None
-) -> Iterator[torch.Tensor]:
-    """Yield ``num`` noisy copies of ``x`` ([C,H,W]) in batches of at most ``batch_size``.
-
-    Noise is drawn in blocks of NOISE_BLOCK from ``generator`` and re-cut into batches, so the sample sequence
-    does not depend on ``batch_size``.
-    """
-    pending: list[torch.Tensor] = []
-    pending_size = 0
-    remaining = num
-    while remaining > 0:
-        block = min(NOISE_BLOCK, remaining)
-        remaining -= block
-        pending.append(add_noise(x.unsqueeze(0).expand(block, *x.shape), sigma, generator))
-        pending_size += block
-        while pending_size >= batch_size or (remaining == 0 and pending_size > 0):
-            stacked = torch.cat(pending) if len(pending) > 1 else pending[0]
-            yield stacked[:batch_size]
-            rest = stacked[batch_size:]
-            pending = [rest] if len(rest) else []
-            pending_size = len(rest)
-
-
-@torch.no_grad()
-def sample_counts(
-    classifier: Classifier,
-    x: torch.Tensor,
-    sigma: float,
-    num: int,
-    batch_size: int = 1000,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Classify ``num`` noisy copies of ``x`` and count the votes per class.
-
-    Args:
-        classifier: maps ``[B,C,H,W]`` images in [0, 1] to logits ``[B,K]``.
-        x: one image ``[C,H,W]`` in [0, 1].
-        sigma: noise standard deviation in [0, 1] pixel units.
-        num: number of noise samples.
-        batch_size: samples per forward pass (does not change the counts).
-        generator: source of the noise; its device must match ``x``.
-
-    Returns:
-        int64 tensor ``[K]`` on ``x.device`` with the number of samples classified as each class.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    counts: torch.Tensor | None = None
-    for batch in _noisy_batches(x, sigma, num, batch_size, generator):
-        logits = classifier(batch)
-        votes = torch.bincount(logits.argmax(dim=1), minlength=logits.shape[1])
-        counts = votes if counts is None else counts + votes
-    assert counts is not None
-    return counts
 
 
 def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:

@@ -103,3 +103,22 @@ def add_perf(sub) -> None:
     perf.add_argument("--n", type=int, default=None)
     perf.add_argument("--out", default=None, help="where perf.md goes (default: leaderboards/ beside --results)")
     add_measure_args(perf)
+
+
+def add_simulate(sub) -> None:
+    simulate = add_command(
+        sub,
+        "simulate",
+        "compare sequential certificate designs by simulation on the suite's committed vote rates; writes "
+        "results/<suite>/simulate/designs.json and <out>/certificates.md",
+        commands.simulate,
+    )
+    add_bases(simulate, "the base whose ranked runs give the rates (default: the suite's first)")
+    simulate.add_argument("--choose-on", default="gaussian,peft_lora", help="methods whose rates choose the design")
+    simulate.add_argument("--n-max", default="10000,100000", help="comma list of the most samples a design draws")
+    simulate.add_argument("--reps", type=int, default=4, help="repetitions per image (default: 4)")
+    simulate.add_argument(
+        "--max-gap", type=float, default=2.0, help="largest mean gap to fixed n, in points, a chosen design may have"
+    )
+    simulate.add_argument("--results", default="results", help="results directory (default: results/)")
+    simulate.add_argument("--out", default=None, help="where certificates.md goes (default: leaderboards/)")

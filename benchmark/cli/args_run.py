@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmark.certificates.engines import ENGINES
 from benchmark.certificates.registry import RUN_CERTIFICATES
 from benchmark.cli import commands
 from benchmark.cli.args import (
@@ -54,6 +55,13 @@ def add_run(sub) -> None:
         choices=RUN_CERTIFICATES,
         help="fixed: CERTIFY with n0 + n samples; the others: the same certificate decided sequentially, stopping "
         "once the suite's radius grid is decided (n is then the most they draw; see README)",
+    )
+    run.add_argument(
+        "--engine",
+        default=None,
+        choices=ENGINES,
+        help="how the noisy classifier runs: eager (default), fold_bn, freeze or compile (part of the record key; "
+        "leaderboards/perf.md measures each)",
     )
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
     run.add_argument(

@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     args_evaluate.add_audit,
     args_evaluate.add_attack,
     args_evaluate.add_perf,
+    args_evaluate.add_simulate,
     args_run.add_pretrain,
     args_run.add_list,
     args_report.add_leaderboard,

@@ -38,6 +38,7 @@ def config_hash(obj: Any) -> str:
 LATE_KEYS: dict[str, Any] = {
     "train_split": "train",  # a recipe search's fits train on "tune_train"; every earlier fit trained on "train"
     "certify": "fixed",  # sequential CERTIFY came after fixed-n CERTIFY
+    "engine": "eager",  # the engines that fold, freeze or compile came after every record so far
 }
 
 

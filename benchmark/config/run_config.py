@@ -21,7 +21,8 @@ from benchmark.errors import BenchmarkError
 from benchmark.files import safe_name
 
 PRECISIONS = ("fp32", "bf16", "auto")
-CERTIFY_MODES = ("fixed", "sequential")
+ENGINES = ("eager", "fold_bn", "freeze", "compile")  # how the noisy classifier runs (certificates.engines)
+CERTIFY_MODES = ("fixed", "sequential", "adaptive")  # the run-level certificates (certificates.registry)
 # The radius grid of the tables when a suite names none (and of an imported log, which records none).
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -49,6 +50,8 @@ class RunConfig:
         device: torch device string.
         precision: "fp32", "bf16" (autocast) or "auto" (bf16 where the device supports it).
         radii: radius grid of the tables (and the levels sequential CERTIFY decides).
+        engine: how the noisy classifier's forward pass runs (:mod:`benchmark.certificates.engines`): "eager" (the
+            default), "fold_bn", "freeze" or "compile"; part of the record key (outputs differ in rounding).
         certify: "fixed" (CERTIFY with n0 + n samples) or "sequential" (the same certificate at looks fixed in
             advance, stopping once the radius grid is decided; ``n`` is then the most it draws).
         data_root: dataset location (None: the dataset's default).
@@ -81,6 +84,7 @@ class RunConfig:
     precision: str = "auto"
     radii: tuple[float, ...] = DEFAULT_RADII
     certify: str = "fixed"
+    engine: str = "eager"
     data_root: str | None = None
     download: bool = False
     results: str = "results"
@@ -115,6 +119,8 @@ class RunConfig:
             raise ValueError(f"batch-size must be >= 1, got {self.batch_size!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.certify not in CERTIFY_MODES:
             raise ValueError(f"certify must be one of {', '.join(CERTIFY_MODES)}, got {self.certify!r}")
         if any(r < 0 for r in self.radii) or list(self.radii) != sorted(self.radii):

@@ -26,7 +26,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.run.records import run_dir
 
 # Certification settings: a fit never depends on them.
-_NOT_IN_FIT = frozenset({"split", "start", "skip", "n0", "n", "alpha", "certify"})
+_NOT_IN_FIT = frozenset({"split", "start", "skip", "n0", "n", "alpha", "certify", "engine"})
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ def cell(
         "precision": precision,
         "train_split": train_split,
         "certify": cfg.certify,
+        "engine": cfg.engine,
     }
     key = record_key(key)  # late keys at their first value stay out, so older hashes hold
     return Cell(

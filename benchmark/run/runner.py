@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from benchmark.certificates.device import SmoothingClassifier
+from benchmark.certificates.engines import build_engine
 from benchmark.certificates.smoothing import image_generator
 from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
@@ -180,7 +180,7 @@ class Runner:
         info.timings["fit_time_s"] = fit.get("fit_time_s", 0.0)
         # one wrapped noisy classifier per noise level the certificate votes over (one, but for a cascade)
         classifiers = [
-            (s, SmoothingClassifier(method.noisy_classifier(s), session.device, session.precision))
+            (s, build_engine(method.noisy_classifier(s), session.device, session.precision, self.cfg.engine))
             for s in cell.certifier.sigmas(cell.sigma)
         ]
         write_run_info(directory, info)
@@ -192,25 +192,26 @@ class Runner:
         cfg, session, progress = self.cfg, self.session, self.progress
         data, label_of_row = session.eval_data(), f"{cell.base}/{cell.method} sigma={cell.sigma:g}"
         bar, claims = progress.bar(todo, label_of_row), Claims(writer.directory / "claims.lock")
+        pack = cell.certifier.pack  # images certified together (their records do not depend on it)
         samples, seconds = 0, 0.0
         try:
-            for idx in bar:
-                # Another process on this cell may hold the image, or have finished it since this one started.
-                if not claims.claim(idx):
-                    progress.skip()
+            for start in range(0, len(todo), pack):
+                group = _claim(todo[start : start + pack], claims, writer, progress, bar)
+                if not group:
                     continue
                 try:
-                    # identical runs append to one file: the image may have been finished since this one started
-                    if idx in writer.refresh():
-                        progress.skip()
-                        continue
-                    record = certify_image(cfg, cell, classifiers, data, idx, session.device)
-                    writer.append(record)
+                    records = certify_group(cfg, cell, classifiers, data, group, session.device)
+                    for record in records:
+                        writer.append(record)
                 finally:
-                    claims.release(idx)
-                samples, seconds = samples + record.n_used, seconds + record.time_s
-                done = (len(writer.done), len(cell.indices))
-                progress.image(bar, label_of_row, done, record.time_s, samples / seconds)
+                    for idx in group:
+                        claims.release(idx)
+                for record in records:
+                    samples, seconds = samples + record.n_used, seconds + record.time_s
+                    bar.update(1)
+                    progress.image(
+                        bar, label_of_row, (len(writer.done), len(cell.indices)), record.time_s, samples / seconds
+                    )
         finally:
             writer.close()
             claims.close()
@@ -224,36 +225,60 @@ class Runner:
             )
 
 
-def certify_image(cfg: RunConfig, cell: Cell, classifiers: list, data, idx: int, device) -> Record:
-    """The record of image ``idx`` under the cell's certificate, its noise from the image's own generator."""
-    x, label = data[idx]
+def _claim(group: list[int], claims: Claims, writer: RecordWriter, progress: Progress, bar) -> list[int]:
+    """The images of ``group`` this process now holds and nobody has finished; the others are skipped."""
+    mine = []
+    for idx in group:
+        # Another process on this cell may hold the image, or have finished it since this one started.
+        if not claims.claim(idx):
+            progress.skip()
+            bar.update(1)
+            continue
+        # identical runs append to one file: the image may have been finished since this one started
+        if idx in writer.refresh():
+            claims.release(idx)
+            progress.skip()
+            bar.update(1)
+            continue
+        mine.append(idx)
+    return mine
+
+
+def certify_group(cfg: RunConfig, cell: Cell, classifiers: list, data, indices: list[int], device) -> list[Record]:
+    """The records of images ``indices`` under the cell's certificate, certified together, each image's noise from
+    its own generator (so each record is the one the image gets alone); each record's ``time_s`` is an equal share
+    of the group's wall time."""
     t0 = time.perf_counter()
-    generator = image_generator(cfg.seed, idx, device)
-    cert = cell.certifier.certify(
+    images = [data[idx] for idx in indices]
+    certs = cell.certifier.certify_many(
         classifiers,
-        x.to(device),
+        [x.to(device) for x, _ in images],
+        generators=[image_generator(cfg.seed, idx, device) for idx in indices],
         n0=cfg.n0,
         n=cfg.n,
         alpha=cfg.alpha,
         batch_size=cfg.batch_size,
-        generator=generator,
         radii=cfg.radii,
     )
-    return Record.of_certificate(
-        cert,
-        label=label,
-        idx=idx,
-        time_s=time.perf_counter() - t0,
-        method=cell.method,
-        config_hash=cell.chash,
-        dataset=cfg.dataset,
-        split=cfg.split,
-        sigma=cell.sigma,
-        seed=cfg.seed,
-        n0=cfg.n0,
-        n=cfg.n,
-        alpha=cfg.alpha,
-    )
+    share = (time.perf_counter() - t0) / len(indices)
+    return [
+        Record.of_certificate(
+            cert,
+            label=label,
+            idx=idx,
+            time_s=share,
+            method=cell.method,
+            config_hash=cell.chash,
+            dataset=cfg.dataset,
+            split=cfg.split,
+            sigma=cell.sigma,
+            seed=cfg.seed,
+            n0=cfg.n0,
+            n=cfg.n,
+            alpha=cfg.alpha,
+        )
+        for cert, idx, (_, label) in zip(certs, indices, images, strict=True)
+    ]
 
 
 def finish(cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
