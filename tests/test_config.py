@@ -87,7 +87,7 @@ def test_the_branches_kept_for_old_hashes_are_these_and_do_what_they_say():
     here on purpose: this list is the whole of the compatibility kept for hashes."""
     from benchmark.config.hashing import LATE_KEYS, config_hash, record_key
 
-    assert LATE_KEYS == {"train_split": "train", "certify": "fixed"}
+    assert LATE_KEYS == {"train_split": "train", "certify": "fixed", "engine": "eager"}
     base = {"method": "gaussian", "sigma": 0.25, "precision": "bf16"}
     for name, first in LATE_KEYS.items():
         assert config_hash(record_key({**base, name: first})) == config_hash(base)

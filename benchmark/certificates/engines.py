@@ -77,6 +77,7 @@ def _folded(model: torch.nn.Module) -> torch.nn.Module:
             node.replace_all_uses_with(node.args[0])
             graph_module.graph.erase_node(node)
     graph_module.graph.lint()
+    graph_module.delete_all_unused_submodules()
     graph_module.recompile()
     return graph_module
 

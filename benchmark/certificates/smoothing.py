@@ -16,14 +16,14 @@ classifier normalises inside (Cohen et al. issues #6 and #12).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.stats import beta, binomtest, norm
 
-from benchmark.certificates.device import SmoothingClassifier, resolve_precision
+from benchmark.certificates.engines import ENGINES, build_engine
 from benchmark.certificates.inputs import check_image, keeping_modes
 from benchmark.certificates.sampling import NOISE_BLOCK, add_noise, image_generator, packed_counts, sample_counts
 
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 ABSTAIN = -1
+GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # the radii the suites tabulate by default (config.run_config.DEFAULT_RADII)
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -99,11 +100,10 @@ def radius_from_p(sigma: float, p_a_lower: float) -> float:
 
 
 def engine(classifier: Classifier, device: torch.device, precision: str | None) -> Classifier:
-    """``classifier`` for Monte-Carlo voting at ``precision``: eval mode, no autograd, channels_last and autocast
-    (:class:`benchmark.certificates.device.SmoothingClassifier`); as given for None or a classifier already wrapped."""
-    if precision is None or isinstance(classifier, SmoothingClassifier) or not isinstance(classifier, torch.nn.Module):
-        return classifier
-    return SmoothingClassifier(classifier, torch.device(device), resolve_precision(precision, torch.device(device)))
+    """``classifier`` for Monte-Carlo voting at ``precision`` through the eager engine: eval mode, no autograd,
+    channels_last and autocast (:func:`benchmark.certificates.engines.build_engine`); as given for None or a
+    classifier already wrapped."""
+    return build_engine(classifier, device, precision, "eager")
 
 
 def max_radius(sigma: float, n: int, alpha: float) -> float:
@@ -121,37 +121,55 @@ def certify(
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
     precision: str | None = "auto",
+    *,
+    certificate: str = "fixed",
+    radii: Sequence[float] = GRID,
+    engine: str = "eager",
 ) -> Certificate:
-    """CERTIFY of Cohen et al. (2019), Algorithm 2.
+    """CERTIFY of Cohen et al. (2019), Algorithm 2, or the same certificate decided sequentially.
 
-    Selects the top class from ``n0`` noisy samples, then counts its votes among ``n`` fresh samples; abstains
-    when the one-sided (1 - alpha) Clopper-Pearson lower bound ``p_a_lower`` is below 1/2, and otherwise
-    certifies radius ``sigma * Phi^-1(p_a_lower)``. With probability at least 1 - alpha over the noise, the
-    returned class is that of the smoothed classifier at every point within the radius (or the call abstains).
+    ``certificate="fixed"``: selects the top class from ``n0`` noisy samples, then counts its votes among ``n``
+    fresh samples; abstains when the one-sided (1 - alpha) Clopper-Pearson lower bound ``p_a_lower`` is below 1/2,
+    and otherwise certifies radius ``sigma * Phi^-1(p_a_lower)``. With probability at least 1 - alpha over the
+    noise, the returned class is that of the smoothed classifier at every point within the radius (or the call
+    abstains). ``"sequential"`` and ``"adaptive"`` (:mod:`benchmark.certificates.sequential`) give a certificate as
+    valid, drawing at most ``n`` samples and stopping once the grid ``radii`` is decided.
 
     Args:
         classifier: maps ``[B,C,H,W]`` images in [0, 1] to logits ``[B,K]``.
         x: image ``[C,H,W]`` in [0, 1].
         sigma: noise standard deviation in [0, 1] pixel units, > 0.
         n0: number of selection samples, >= 1.
-        n: number of estimation samples, >= 1.
+        n: number of estimation samples (a sequential certificate's most), >= 1.
         alpha: failure probability, in (0, 1).
         batch_size: samples per forward pass (does not change the result).
         generator: source of the noise (see :func:`image_generator`).
-        precision: run ``classifier`` through the harness' inference engine (:func:`engine`) at "auto" (bf16
-            autocast where the device runs it natively, else fp32), "bf16", "fp16" or "fp32"; None uses it as given.
+        precision: run ``classifier`` through the harness' inference engine at "auto" (bf16 autocast where the
+            device runs it natively, else fp32: a run's default), "bf16", "fp16" or "fp32"; None uses it as given.
+        certificate: "fixed", "sequential" or "adaptive" (what ``run --certify`` takes).
+        radii: the grid of radii a sequential certificate decides (default: the suites' grid).
+        engine: how the forward pass runs (:mod:`benchmark.certificates.engines`; a run's default: "eager").
 
     Returns:
         A :class:`Certificate`. The classifier's train/eval modes are as the caller left them.
 
     Raises:
-        ValueError: a bad sigma, n0, n or alpha, or an image that is not a float [C,H,W] tensor of finite pixels in
-            [0, 1] (:func:`benchmark.certificates.inputs.check_image`).
+        ValueError: a bad sigma, n0, n, alpha, certificate or engine, or an image that is not a float [C,H,W] tensor
+            of finite pixels in [0, 1] (:func:`benchmark.certificates.inputs.check_image`).
     """
+    from benchmark.certificates.registry import RUN_CERTIFICATES, certifier_class  # it imports this module
+
     _check(sigma, n, alpha, n0)
     check_image(x)
+    if certificate not in RUN_CERTIFICATES:
+        raise ValueError(f"certificate must be one of {', '.join(RUN_CERTIFICATES)}, got {certificate!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     with keeping_modes(classifier):
-        return certify_counts(engine(classifier, x.device, precision), x, sigma, n0, n, alpha, batch_size, generator)
+        wrapped = build_engine(classifier, x.device, precision, engine)
+        return certifier_class(certificate)().certify(
+            [(sigma, wrapped)], x, n0=n0, n=n, alpha=alpha, batch_size=batch_size, generator=generator, radii=radii
+        )
 
 
 def certify_counts(

@@ -49,20 +49,7 @@ def add_run(sub) -> None:
     add_precision(run)
     add_seed(run)
     add_batch_size(run)
-    run.add_argument(
-        "--certify",
-        default=None,
-        choices=RUN_CERTIFICATES,
-        help="fixed: CERTIFY with n0 + n samples; the others: the same certificate decided sequentially, stopping "
-        "once the suite's radius grid is decided (n is then the most they draw; see README)",
-    )
-    run.add_argument(
-        "--engine",
-        default=None,
-        choices=ENGINES,
-        help="how the noisy classifier runs: eager (default), fold_bn, freeze or compile (part of the record key; "
-        "leaderboards/perf.md measures each)",
-    )
+    add_certificate_args(run)
     run.add_argument("--fresh", action="store_true", help="discard existing records of the selected runs")
     run.add_argument(
         "--shard",
@@ -80,6 +67,24 @@ def add_run(sub) -> None:
         action="store_true",
         help="only print what would run: per run the images done and left, where its fit comes from "
         "and the time left measured so far; nothing is fitted or written",
+    )
+
+
+def add_certificate_args(p) -> None:
+    """Which certificate a run gives and how its forward pass runs (both in the record key)."""
+    p.add_argument(
+        "--certify",
+        default=None,
+        choices=RUN_CERTIFICATES,
+        help="fixed: CERTIFY with n0 + n samples; the others: the same certificate decided sequentially, stopping "
+        "once the suite's radius grid is decided (n is then the most they draw; see README)",
+    )
+    p.add_argument(
+        "--engine",
+        default=None,
+        choices=ENGINES,
+        help="how the noisy classifier runs: eager (default), fold_bn, freeze or compile (part of the record key; "
+        "leaderboards/perf.md measures each)",
     )
 
 
