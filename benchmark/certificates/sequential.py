@@ -80,7 +80,7 @@ class Design:
 
 SEQUENTIAL = Design()  # the ``sequential`` certificate (its records were made with it)
 # the ``adaptive`` certificate: the design ``python -m benchmark simulate`` chose (leaderboards/certificates.md)
-ADAPTIVE = Design(final_share=0.8, futility_beta=0.3)
+ADAPTIVE = Design(final_share=0.5, futility_beta=0.2)
 
 
 def looks(n_max: int, first: int = 100) -> list[int]:
