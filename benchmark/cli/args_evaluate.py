@@ -122,3 +122,6 @@ def add_simulate(sub) -> None:
     )
     simulate.add_argument("--results", default="results", help="results directory (default: results/)")
     simulate.add_argument("--out", default=None, help="where certificates.md goes (default: leaderboards/)")
+    simulate.add_argument(
+        "--report-only", action="store_true", help="simulate nothing; regenerate certificates.md from designs.json"
+    )

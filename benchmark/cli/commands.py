@@ -16,7 +16,7 @@ from benchmark.evaluate.denoised import denoised_previews
 from benchmark.evaluate.perf import measure
 from benchmark.evaluate.simulate import run_simulation
 from benchmark.evaluate.tuning import run_sigmas, tune_suite
-from benchmark.files import check_writable, safe_name
+from benchmark.files import check_writable, read_json, safe_name
 from benchmark.report import previews
 from benchmark.report.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
 from benchmark.report.perf_page import report
@@ -163,20 +163,29 @@ def simulate(args) -> None:
     cfg = build_run_config(args.suite, overrides(args))
     out = out_dir(args, cfg.results)
     check_writable(out, "--out", "page directory")
-    n_maxes = [int(v) for v in args.n_max.split(",") if v.strip()]
-    result = run_simulation(
-        Path(cfg.results),
-        cfg.suite,
-        cfg.bases[0],
-        [m.strip() for m in args.choose_on.split(",") if m.strip()],
-        n_maxes,
-        args.reps,
-        args.max_gap,
-        cfg.n0,
-        cfg.alpha,
-        cfg.radii,
-    )
-    write_stamped(Path(cfg.results) / cfg.suite / "simulate" / "designs.json", result, torch.device("cpu"))
+    stored = Path(cfg.results) / cfg.suite / "simulate" / "designs.json"
+    if args.report_only:
+        result = read_json(stored, "the simulation")
+        if result is None:
+            raise BenchmarkError(
+                f"no simulation stored at {stored}: run python -m benchmark simulate --suite {cfg.suite}"
+            )
+    else:
+        n_maxes = [int(v) for v in args.n_max.split(",") if v.strip()]
+        choose_on = [m.strip() for m in args.choose_on.split(",") if m.strip()]
+        result = run_simulation(
+            Path(cfg.results),
+            cfg.suite,
+            cfg.bases[0],
+            choose_on,
+            n_maxes,
+            args.reps,
+            args.max_gap,
+            cfg.n0,
+            cfg.alpha,
+            cfg.radii,
+        )
+        write_stamped(stored, result, torch.device("cpu"))
     text = simulation_page(result, args.command_line)
     out.mkdir(parents=True, exist_ok=True)
     (out / "certificates.md").write_text(text)

@@ -174,7 +174,6 @@ def run_simulation(
         "alpha": alpha,
         "radii": list(radii),
         "choice": choice,
-        "adaptive": designs[choice] == ADAPTIVE,
         "designs": {k: vars(d) for k, d in designs.items()},
         "rows": rows,
     }
