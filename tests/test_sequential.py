@@ -128,7 +128,7 @@ def test_perf_reports_every_path_on_the_same_images_and_resumes(tiny_suite, tmp_
         str(tmp_path / "c"),
         "--allow-dirty",
         "--paths",
-        "reference,fixed-fp32,fixed,sequential,adaptive,fixed+fold_bn,forward,forward+freeze",
+        "reference,fixed-fp32,fixed,sequential,adaptive,adaptive@1,fixed+fold_bn,forward,forward+freeze",
     ]
     committed = ROOT / "leaderboards" / "perf.md"
     before = committed.read_bytes() if committed.is_file() else None
@@ -142,11 +142,21 @@ def test_perf_reports_every_path_on_the_same_images_and_resumes(tiny_suite, tmp_
     assert "`adaptive`: " in text and "fewer samples per image than `fixed`" in text
     # each path's records are stored; a second run certifies nothing again and the page is the same
     stored = sorted((tmp_path / "r").glob("tiny/perf/vanilla/*/sigma_0.25/*/*.jsonl"))
-    assert {p.stem for p in stored} == {"adaptive", "fixed", "fixed+fold_bn", "fixed-fp32", "reference", "sequential"}
+    assert {p.stem for p in stored} == {
+        "adaptive",
+        "adaptive@1",
+        "fixed",
+        "fixed+fold_bn",
+        "fixed-fp32",
+        "reference",
+        "sequential",
+    }
     lines = {p: p.read_text() for p in stored}
     assert main([*args[:-1], "fixed,sequential"]) == 0
     assert {p: p.read_text() for p in stored} == lines
     # fixed n through another engine certifies the same images alike (rounding aside, which n = 300 never meets)
+    by = {p.stem: sorted(json.loads(line)["n_top"] for line in lines[p].splitlines()) for p in stored}
+    assert by["adaptive"] == by["adaptive@1"]  # packed or one image at a time: the same records
     fixed, folded = (lines[p].splitlines() for p in stored if p.stem in ("fixed", "fixed+fold_bn"))
     assert [json.loads(a)["n_top"] for a in sorted(fixed)] == [json.loads(b)["n_top"] for b in sorted(folded)]
 

@@ -6,7 +6,8 @@ generator (the one a run uses, so a path's records are a run's):
 * ``reference``: a faithful re-implementation of the loop of locuslab/smoothing ``code/core.py`` (fp32, the image
   repeated per batch, ``randn_like`` noise, predictions copied to the host and counted per batch);
 * ``<certificate>``: a run-level certificate (``fixed``, ``sequential``, ...) through the run's engine at the
-  default precision; ``<certificate>-fp32`` at fp32; ``<certificate>+<engine>`` through another engine;
+  default precision, as many images at once as a run hands it (:attr:`Certifier.pack`); ``<certificate>-fp32`` at
+  fp32; ``<certificate>+<engine>`` through another engine; ``<certificate>@<k>`` k images at once;
 * ``forward``: the bare batched forward pass of ready noisy batches through the engine at the default precision,
   the limit of any certifier (no noise drawing, no counting); ``forward+<engine>`` through another engine.
 
@@ -19,9 +20,9 @@ which machine. ``leaderboards/perf.md`` is generated from every stored measureme
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ from benchmark.run.provenance import stamp
 from benchmark.run.records import Record, run_dir
 from benchmark.run.session import Session
 
-PATH = re.compile(r"^(?P<what>[a-z_]+)(?:-(?P<precision>fp32|bf16))?(?:\+(?P<engine>[a-z_]+))?$")
+PATH = re.compile(
+    r"^(?P<what>[a-z_]+)(?:-(?P<precision>fp32|bf16))?(?:\+(?P<engine>[a-z_]+))?(?:@(?P<pack>[1-9][0-9]*))?$"
+)
 
 
 @torch.no_grad()
@@ -77,20 +80,26 @@ def reference_certify(model, x, sigma, n0, n, alpha, batch_size, num_classes, se
     return Certificate(c_a, radius_from_p(sigma, p_a_lower), p_a_lower, n_a, n, n0 + n)
 
 
-def parse_path(path: str) -> tuple[str, str, str]:
-    """(what, precision, engine) of a path name: ``reference``, ``forward[+engine]`` or
-    ``<certificate>[-fp32|-bf16][+engine]`` (a one-line error for anything else)."""
+def parse_path(path: str) -> tuple[str, str, str, int | None]:
+    """(what, precision, engine, images at once) of a path name: ``reference``, ``forward[+engine]`` or
+    ``<certificate>[-fp32|-bf16][+engine][@k]`` (a one-line error for anything else)."""
     m = PATH.match(path)
     known = ["reference", "forward", *RUN_CERTIFICATES]
-    if m is None or m["what"] not in known or (m["what"] == "reference" and (m["precision"] or m["engine"])):
+    plain = m is not None and m["what"] in ("reference", "forward") and not m["pack"]
+    if (
+        m is None
+        or m["what"] not in known
+        or (m["what"] == "reference" and (m["precision"] or m["engine"]))
+        or (m["what"] in ("reference", "forward") and not plain)
+    ):
         raise BenchmarkError(
-            f"no perf path is called {path!r}: use reference, forward[+engine] or <certificate>[-fp32][+engine] "
-            f"with a certificate of {', '.join(RUN_CERTIFICATES)}"
+            f"no perf path is called {path!r}: use reference, forward[+engine] or "
+            f"<certificate>[-fp32][+engine][@images] with a certificate of {', '.join(RUN_CERTIFICATES)}"
         )
     engine = m["engine"] or "eager"
     if engine not in ENGINES:
         raise BenchmarkError(f"no engine is called {engine!r} (in {path}): known are {', '.join(ENGINES)}")
-    return m["what"], m["precision"] or "auto", engine
+    return m["what"], m["precision"] or "auto", engine, int(m["pack"]) if m["pack"] else None
 
 
 def perf_dir(cfg: RunConfig, method: str, base: str, sigma: float, fit_hash: str, precision: str) -> Path:
@@ -164,7 +173,7 @@ def measure(
     meta = {"suite": cfg.suite, "method": method, "base": base, "sigma": sigma, "fit": cell.fit_hash}
     meta |= {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "seed": cfg.seed}
     meta |= {"radii": list(cfg.radii), "default_precision": default}
-    for path, (what, precision, engine_name) in parsed.items():
+    for path, (what, precision, engine_name, pack) in parsed.items():
         slow = what == "reference" or precision == "fp32"  # the paths named slow run on the first images only
         precision = default if precision == "auto" else precision
         info = {**meta, "path": path, "precision": str(resolve_precision(precision, session.device))}
@@ -174,32 +183,49 @@ def measure(
             gen = image_generator(cfg.seed, indices[0], session.device)
             info["rate"] = forward_rate(classifier, x, sigma, cfg.batch_size, gen)
         else:
-            certify_one = _certifier(cfg, what, model, classifier, sigma, session)
+            certify, pack = _certifier(cfg, what, model, classifier, sigma, session, pack)
+            info["images_at_once"] = pack
             chosen = indices[:slow_images] if slow else indices
-            _certify_path(cfg, directory, path, chosen, data, certify_one, method, sigma, session.device)
+            _certify_path(cfg, directory, path, chosen, data, certify, pack, method, sigma, session.device)
         write_json_atomic(directory / f"{path}.json", {**info, "updated": now(), **machine(session.device)})
     return directory
 
 
-def _certifier(cfg: RunConfig, what: str, model, classifier, sigma: float, session) -> Callable:
+def _certifier(cfg: RunConfig, what: str, model, classifier, sigma: float, session, pack: int | None):
+    """``certify(images, indices) -> certificates`` of a path, and how many images it takes at once."""
     num_classes = session.dataset.num_classes
     if what == "reference":
-        return lambda x, i: reference_certify(
-            model, x, sigma, cfg.n0, cfg.n, cfg.alpha, cfg.batch_size, num_classes, i
+        one = functools.partial(
+            reference_certify,
+            model,
+            sigma=sigma,
+            n0=cfg.n0,
+            n=cfg.n,
+            alpha=cfg.alpha,
+            batch_size=cfg.batch_size,
+            num_classes=num_classes,
         )
+        return (lambda xs, idxs: [one(x=x, seed=i) for x, i in zip(xs, idxs, strict=True)]), 1
     certifier = certifier_class(what)()
     sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
-    return lambda x, i: certifier.certify(
-        [(sigma, classifier)], x, generator=image_generator(cfg.seed, i, session.device), **sizes
-    )
+
+    def certify(xs, idxs):
+        generators = [image_generator(cfg.seed, i, session.device) for i in idxs]
+        return certifier.certify_many([(sigma, classifier)], xs, generators=generators, **sizes)
+
+    return certify, pack or certifier.pack
 
 
-def _certify_path(cfg, directory: Path, path: str, chosen, data, certify_one, method, sigma, device) -> None:
+def _certify_path(cfg, directory: Path, path: str, chosen, data, certify, pack: int, method, sigma, device) -> None:
+    """Certify the ``chosen`` images ``pack`` at a time, each record's time an equal share of its group's."""
     writer = JsonlWriter(directory, Record, name=f"{path}.jsonl", pattern=f"{path}.jsonl", remedy=RERUN)
-    with claiming(writer, [[int(i)] for i in chosen]) as work:
-        for (idx,) in work:
-            x, label = data[idx]
+    groups = [[int(i) for i in chosen[k : k + pack]] for k in range(0, len(chosen), pack)]
+    with claiming(writer, groups) as work:
+        for group in work:
+            todo = [i for i in group if i not in writer.done]  # a group cut short by an interruption: its rest
+            images = [data[i] for i in todo]
             t0 = time.perf_counter()
-            cert = certify_one(x.to(device), idx)
-            seconds = time.perf_counter() - t0
-            writer.append(_record(cert, idx, int(label), seconds, cfg, method, directory.name, sigma))
+            certs = certify([x.to(device) for x, _ in images], todo)
+            share = (time.perf_counter() - t0) / len(todo)
+            for cert, idx, (_, label) in zip(certs, todo, images, strict=True):
+                writer.append(_record(cert, idx, int(label), share, cfg, method, directory.name, sigma))

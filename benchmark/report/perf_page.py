@@ -48,9 +48,9 @@ def _load(directory: Path) -> dict:
 
 
 def _order(path: str) -> tuple:
-    what, precision, engine = parse_path(path)
+    what, precision, engine, pack = parse_path(path)
     kinds = {"reference": 0, "fixed": 1, "forward": 9}
-    return (kinds.get(what, 2), what, precision != "fp32", engine != "eager", engine)
+    return (kinds.get(what, 2), what, precision != "fp32", engine != "eager", engine, pack or 0)
 
 
 def _section(section: dict) -> list[str]:
@@ -112,7 +112,7 @@ def _savings(paths: dict, radii: list[float], ref_s: float | None) -> list[str]:
     fixed = {r.idx: r for r in paths["fixed"]["records"]}
     lines = []
     for name, path in paths.items():
-        what, precision, engine = parse_path(name)
+        what, precision, engine, _ = parse_path(name)
         if what in ("reference", "forward", "fixed") or precision == "fp32":
             continue
         recs = [r for r in path["records"] if r.idx in fixed]
