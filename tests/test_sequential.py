@@ -15,6 +15,10 @@ from scipy.stats import norm
 from benchmark.certificates.sequential import ADAPTIVE, SEQUENTIAL, certify_sequential, decide, look_alphas, looks
 from benchmark.certificates.smoothing import certify, image_generator
 from benchmark.cli.parser import main
+from benchmark.config.snapshot import SuiteSnapshot
+from benchmark.config.suite import snapshot
+from benchmark.report.frame import frame
+from benchmark.report.table import run_row
 from benchmark.run.records import latest_runs
 from tests.conftest import LinearClassifier
 from tests.test_run import lines_on_disk
@@ -177,3 +181,30 @@ def test_perf_refuses_a_path_it_does_not_know(tiny_suite, tmp_path, capsys):
         ]
     )
     assert code == 2 and "no engine is called 'turbo'" in capsys.readouterr().err
+
+
+def test_a_suite_that_certifies_adaptively_ranks_its_adaptive_rows_and_lists_fixed_ones_beside(run_args, tmp_path):
+    base = [*run_args, "--methods", "gaussian", "--sigma", "0.25", "--n", "2000", "--no-leaderboard"]
+    assert main(["run", *base, "--certify", "adaptive"]) == 0
+    assert main(["run", *base]) == 0
+    assert snapshot("quick").certificate == "adaptive" and snapshot("cifar10-cpu").certificate == "fixed"
+    for certificate, other in (("adaptive", "fixed"), ("fixed", "adaptive")):
+        df = frame(
+            tmp_path / "results", "tiny", snapshots={"tiny": SuiteSnapshot("tiny", "fp32", certificate=certificate)}
+        )
+        assert set(df[df.ranked].run_mode) == {certificate} and set(df[~df.ranked].run_mode) == {other}
+        rows = [run_row(g, RADII) for _, g in df.groupby("run")]
+        assert sorted(r["unranked"] for r in rows) == sorted(["", f"{other} CERTIFY"])
+
+
+def test_a_cascade_keeps_its_own_certificate_unless_one_is_asked_for_it_by_name(run_args, tmp_path, capsys):
+    """With --methods all (or a suite's certify), a cascade certifies with its own certificate under the hash a
+    fixed-n suite gives it; naming it beside --certify sequential is refused in one line."""
+    assert main(["run", *run_args, "--methods", "multiscale_gaussian", "--certify", "sequential"]) == 2
+    assert "certifies with its own certificate (cascade)" in capsys.readouterr().err
+    lines = {}
+    for mode in ("fixed", "adaptive"):
+        assert main(["run", *run_args, "--methods", "all", "--certify", mode, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        lines[mode] = [line for line in out.splitlines() if "multiscale_gaussian" in line]
+    assert lines["fixed"] and lines["fixed"] == lines["adaptive"]

@@ -24,7 +24,15 @@ from benchmark.report.plots import write_plots
 from benchmark.report.simulate_page import simulation_page
 from benchmark.run.interop import export_tsv as write_tsv
 from benchmark.run.interop import import_tsv as read_tsv
-from benchmark.run.launch import certify_suite, plan_lines, rank_device, rank_shard, ranks, require_methods
+from benchmark.run.launch import (
+    certify_suite,
+    plan_lines,
+    rank_device,
+    rank_shard,
+    ranks,
+    refuse_certificate,
+    require_methods,
+)
 from benchmark.run.maintenance import recount as recount_runs
 from benchmark.run.migrate import migrate as migrate_runs
 from benchmark.run.pretrain import pretrain_bases
@@ -111,6 +119,10 @@ def run(args) -> None:
     once every rank is done."""
     values = overrides(args)
     if values["methods"]:
+        if (
+            "all" not in values["methods"]
+        ):  # a method named here is refused a certificate asked for here it cannot take
+            refuse_certificate(values["methods"], values["certify"])
         values["methods"] = METHODS.resolve(values["methods"])
     rank, world, local = ranks()
     if world > 1:

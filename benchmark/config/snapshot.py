@@ -19,6 +19,7 @@ class SuiteSnapshot:
     Args:
         name: the suite.
         preferred_precision: the precision whose complete run a table ranks first in a cell.
+        certificate: the run-level certificate whose runs the suite ranks (its ``certify``; "fixed" by default).
         published: whether the suite's results are committed and summarised in the README.
         whole_subset_only: whether a ranked run must have a published fit and have certified the suite's whole
             subset (a published suite with a file here; a suite known by no file ranks what it has).
@@ -29,6 +30,7 @@ class SuiteSnapshot:
 
     name: str
     preferred_precision: str = "bf16"
+    certificate: str = "fixed"
     published: bool = True
     whole_subset_only: bool = False
     comparisons: tuple[tuple[str, str], ...] = ()

@@ -75,6 +75,14 @@ def parse_pairs(value, suite: str, key: str = "comparisons") -> list[tuple[str, 
     return list(dict.fromkeys((a, b) for a, b in value))
 
 
+def suite_certificate(suite: str) -> str:
+    """The run-level certificate a suite certifies and ranks with (its ``certify`` key; "fixed" by default): rows of
+    another run-level certificate are listed beside, unranked. A method with its own certificate (a cascade) keeps
+    it whatever this is."""
+    table = load_suite(suite)[1] if suite in suite_names() else {}
+    return str(table.get("certify", "fixed"))
+
+
 def preferred_precision(suite: str) -> str:
     """The precision whose runs a suite ranks first: its ``preferred_precision`` key, else its fixed precision, else
     bf16 (the precision most committed rows were certified in where a suite says "auto")."""
@@ -109,6 +117,7 @@ def snapshot(suite: str, families: dict[str, str] | None = None) -> SuiteSnapsho
     return SuiteSnapshot(
         name=suite,
         preferred_precision=preferred_precision(suite),
+        certificate=suite_certificate(suite),
         published=is_published(suite),
         whole_subset_only=known and is_published(suite),
         comparisons=tuple(suite_pairs(suite)),

@@ -244,7 +244,7 @@ def _ranked_run(cfg, session, method: str, base: str, sigma: float):
     # families, so the registry is not read for them)
     rules = snapshot(cfg.suite, families={})
     latest = [r for r in latest_runs(session.results, cfg.suite) if (r.info.base, r.info.method) == (base, method)]
-    ranked = ranked_runs(latest, rules.preferred_precision, rules.whole_subset_only)
+    ranked = ranked_runs(latest, rules.preferred_precision, rules.whole_subset_only, rules.certificate)
     chosen = [r for r in ranked if float(r.info.sigma) == float(sigma)]
     if not chosen:
         raise BenchmarkError(

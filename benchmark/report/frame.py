@@ -6,16 +6,16 @@
 >>> df[df.ranked].groupby(["base", "sigma", "method"]).correct.mean()
 
 Columns: every :class:`~benchmark.run.records.Record` field, then per run ``suite, base, precision, status, run``
-(the run directory's config hash), ``run_mode`` (the run's certificate, "fixed" or "sequential": a cascade's
-records say "cascade" in ``mode`` while each of its stages is the fixed-n CERTIFY), ``updated, radii`` (its table
-grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes, fit_time_s`` (the run's own
-fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None otherwise), ``queries,
-fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None otherwise), ``composes`` and
-``composed_fits`` (the methods, and the fit hashes, a cascade certifies with), ``fit_published``,
-``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset whose fits are
-published), ``latest``
-(the newest configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a
-leaderboard ranks for its base, method and sigma: see :func:`ranked_runs`).
+(the run directory's config hash), ``run_mode`` (the run's run-level certificate, "fixed", "sequential" or
+"adaptive": a cascade's records say "cascade" in ``mode`` while its run-level one stays "fixed"), ``updated,
+radii`` (its table grid), ``subset_size, dataset_label, trainable_params, trainable_pct, stored_bytes,
+fit_time_s`` (the run's own fit), ``composed_fit_time_s`` (the published fits a cascade composes, each once; None
+otherwise), ``queries, fit_hash, notes``, ``stage_sigmas`` (a cascade's noise levels, "0.25/0.5/1"; None
+otherwise), ``composes`` and ``composed_fits`` (the methods, and the fit hashes, a cascade certifies with),
+``fit_published``, ``whole_subset_only`` (its suite is committed, so it ranks only runs of its whole subset whose
+fits are published), ``suite_certificate`` (the run-level certificate its suite ranks), ``latest`` (the newest
+configuration of its suite, method, base, sigma and precision) and ``ranked`` (the one run a leaderboard ranks for
+its base, method and sigma: see :func:`ranked_runs`).
 
 How a suite ranks comes from the :class:`~benchmark.config.snapshot.SuiteSnapshot` given for it, not from its
 suite file: the frame is a function of the results folder and the snapshots.
@@ -62,6 +62,7 @@ RUN_COLUMNS = (
     "composes",
     "composed_fits",
     "whole_subset_only",
+    "suite_certificate",
     *BUDGET_COLUMNS[:4],
 )
 
@@ -133,8 +134,12 @@ def frame(results: str | Path, suite: str | None = None, *, snapshots: Mapping[s
     ranked: set[int] = set()
     rules = {name: snapshot_of(snapshots, name) for name in {r.info.suite for r in runs}}  # per suite, not per row
     for name in sorted(rules):
+        rule = rules[name]
         chosen = ranked_runs(
-            [r for r in latest if r.info.suite == name], rules[name].preferred_precision, rules[name].whole_subset_only
+            [r for r in latest if r.info.suite == name],
+            rule.preferred_precision,
+            rule.whole_subset_only,
+            rule.certificate,
         )
         ranked |= {id(r) for r in chosen}
     latest = {id(r) for r in latest}
@@ -144,6 +149,7 @@ def frame(results: str | Path, suite: str | None = None, *, snapshots: Mapping[s
         meta = {
             **run_metadata(run, id(run) in latest, id(run) in ranked),
             "whole_subset_only": rules[run.info.suite].whole_subset_only,
+            "suite_certificate": rules[run.info.suite].certificate,
         }
         rows += [{**dataclasses.asdict(record), **meta} for record in run.records]
     return pd.DataFrame(rows, columns=[*fields, *(c for c in RUN_COLUMNS if c not in fields)])

@@ -44,7 +44,7 @@ def _unranked_reason(meta: pd.Series, n_images: int | None = None) -> str:
         return ""
     if not meta["latest"]:
         return "superseded"
-    if meta["run_mode"] != "fixed":
+    if meta["run_mode"] != meta.get("suite_certificate", "fixed"):
         return f"{meta['run_mode']} CERTIFY"
     if meta["status"] != "complete":
         return meta["status"]

@@ -9,6 +9,8 @@ import os
 
 import torch.distributed as dist
 
+from benchmark.certificates.registry import certifier_for
+from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import BenchmarkError
 from benchmark.run.maintenance import dry_run
@@ -31,6 +33,15 @@ def rank_shard(shard: tuple[int, int] | None, rank: int, world: int) -> tuple[in
 def rank_device(device: str, local: int) -> str:
     """One GPU per rank: plain ``cuda`` becomes this rank's ``cuda:<local rank>``."""
     return f"cuda:{local}" if device == "cuda" else device
+
+
+def refuse_certificate(methods: list[str], certify: str | None) -> None:
+    """A run-level certificate asked for on the command line is refused for a method named there that certifies with
+    its own (a cascade); with ``--methods all`` or a suite's own ``certify``, such a method simply keeps its own."""
+    if certify is not None:
+        for name in methods:
+            if name in METHODS:
+                certifier_for(METHODS.get(name).Config(), certify, name)
 
 
 def require_methods(cfg: RunConfig) -> None:

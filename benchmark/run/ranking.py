@@ -22,16 +22,18 @@ def fit_published(run: Run) -> bool:
     )
 
 
-def ranked_runs(latest: list[Run], preferred: str, published_fits: bool = False) -> list[Run]:
+def ranked_runs(
+    latest: list[Run], preferred: str, published_fits: bool = False, certificate: str = "fixed"
+) -> list[Run]:
     """Of the newest runs of each configuration cell and precision (:func:`~benchmark.run.records.latest_runs`), one
     per (suite, base, method, sigma): the complete run in the ``preferred`` precision, else a complete run in
-    another. Partial runs, the other precision's run, superseded configurations and runs of another certificate
-    mode (sequential) are not ranked; with ``published_fits`` (a suite whose results are committed) neither is a run
-    whose fit is not published, nor one that certified fewer images than the suite's subset (``--max-images``: a
-    smoke run, complete as asked, that must not stand beside the subset's rows)."""
+    another. Partial runs, the other precision's run, superseded configurations and runs of another run-level
+    certificate than the suite's ``certificate`` are not ranked; with ``published_fits`` (a suite whose results are
+    committed) neither is a run whose fit is not published, nor one that certified fewer images than the suite's
+    subset (``--max-images``: a smoke run, complete as asked, that must not stand beside the subset's rows)."""
     chosen: dict[tuple, Run] = {}
     for run in latest:
-        if run.status != "complete" or run.mode != "fixed":
+        if run.status != "complete" or run.mode != certificate:
             continue
         if published_fits and (not fit_published(run) or len(run.records) < (run.info.subset_size or 0)):
             continue
