@@ -21,11 +21,17 @@ def certifier_class(name: str) -> type[Certifier]:
     return known[name]
 
 
+def own_certificate(method_config) -> str | None:
+    """The certificate a method's config names for itself (class attribute ``certificate``), or None: it takes the
+    run's."""
+    return getattr(type(method_config), "certificate", None)
+
+
 def certifier_for(method_config, mode: str = "fixed", method: str = "", check: bool = True) -> Certifier:
     """The certifier of a cell: the one the method's config names (class attribute ``certificate``), else the run's
     ``mode``. A method with its own certificate refuses another run-level one (``check``; a plan only asks where
     the cell stands, so a dry run lists it and the run refuses it)."""
-    own = getattr(type(method_config), "certificate", None)
+    own = own_certificate(method_config)
     if own is None:
         return certifier_class(mode)()
     if check and mode != "fixed":

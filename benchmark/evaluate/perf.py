@@ -45,6 +45,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.data.datasets import subset_indices
 from benchmark.errors import BenchmarkError
 from benchmark.files import now, write_json_atomic
+from benchmark.run.grouped import timed_records
 from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
 from benchmark.run.provenance import stamp
 from benchmark.run.records import Record, run_dir
@@ -84,13 +85,11 @@ def parse_path(path: str) -> tuple[str, str, str, int | None]:
     """(what, precision, engine, images at once) of a path name: ``reference``, ``forward[+engine]`` or
     ``<certificate>[-fp32|-bf16][+engine][@k]`` (a one-line error for anything else)."""
     m = PATH.match(path)
-    known = ["reference", "forward", *RUN_CERTIFICATES]
-    plain = m is not None and m["what"] in ("reference", "forward") and not m["pack"]
+    bare = m is not None and m["what"] in ("reference", "forward")  # no pack; the reference no precision or engine
     if (
         m is None
-        or m["what"] not in known
-        or (m["what"] == "reference" and (m["precision"] or m["engine"]))
-        or (m["what"] in ("reference", "forward") and not plain)
+        or m["what"] not in ("reference", "forward", *RUN_CERTIFICATES)
+        or (bare and (m["pack"] or (m["what"] == "reference" and (m["precision"] or m["engine"]))))
     ):
         raise BenchmarkError(
             f"no perf path is called {path!r}: use reference, forward[+engine] or "
@@ -109,24 +108,6 @@ def perf_dir(cfg: RunConfig, method: str, base: str, sigma: float, fit_hash: str
         | {"precision": precision}
     )
     return run_dir(Path(cfg.results), cfg.suite, method, base, sigma, key, evaluation="perf")
-
-
-def _record(cert: Certificate, idx: int, label: int, seconds: float, cfg: RunConfig, method, key, sigma) -> Record:
-    return Record.of_certificate(
-        cert,
-        label=label,
-        idx=idx,
-        time_s=seconds,
-        method=method,
-        config_hash=key,
-        dataset=cfg.dataset,
-        split=cfg.split,
-        sigma=sigma,
-        seed=cfg.seed,
-        n0=cfg.n0,
-        n=cfg.n,
-        alpha=cfg.alpha,
-    )
 
 
 def forward_rate(classifier, x: torch.Tensor, sigma: float, batch_size: int, generator, repeats: int = 5) -> float:
@@ -217,15 +198,13 @@ def _certifier(cfg: RunConfig, what: str, model, classifier, sigma: float, sessi
 
 
 def _certify_path(cfg, directory: Path, path: str, chosen, data, certify, pack: int, method, sigma, device) -> None:
-    """Certify the ``chosen`` images ``pack`` at a time, each record's time an equal share of its group's."""
+    """Certify the ``chosen`` images ``pack`` at a time (:func:`benchmark.run.grouped.timed_records`)."""
     writer = JsonlWriter(directory, Record, name=f"{path}.jsonl", pattern=f"{path}.jsonl", remedy=RERUN)
     groups = [[int(i) for i in chosen[k : k + pack]] for k in range(0, len(chosen), pack)]
+    fields = {"method": method, "config_hash": directory.name, "dataset": cfg.dataset, "split": cfg.split}
+    fields |= {"sigma": sigma, "seed": cfg.seed, "n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha}
     with claiming(writer, groups) as work:
         for group in work:
             todo = [i for i in group if i not in writer.done]  # a group cut short by an interruption: its rest
-            images = [data[i] for i in todo]
-            t0 = time.perf_counter()
-            certs = certify([x.to(device) for x, _ in images], todo)
-            share = (time.perf_counter() - t0) / len(todo)
-            for cert, idx, (_, label) in zip(certs, todo, images, strict=True):
-                writer.append(_record(cert, idx, int(label), share, cfg, method, directory.name, sigma))
+            for record in timed_records(certify, data, todo, device, **fields):
+                writer.append(record)

@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.bases import check_base, resolve_base_config
 from benchmark.certificates.certifier import Certifier
 from benchmark.certificates.device import Precision
-from benchmark.certificates.registry import certifier_for
+from benchmark.certificates.registry import certifier_for, own_certificate
 from benchmark.config.hashing import config_hash, record_key, to_jsonable
 from benchmark.config.overrides import override_dataclass
 from benchmark.config.registry import METHODS
@@ -146,7 +146,7 @@ def cell(
         "precision": precision,
         "train_split": train_split,
         # a method that names its own certificate (a cascade) keeps it: the run-level one is not its
-        "certify": "fixed" if getattr(type(mconfig), "certificate", None) else cfg.certify,
+        "certify": "fixed" if own_certificate(mconfig) else cfg.certify,
         "engine": cfg.engine,
     }
     key = record_key(key)  # late keys at their first value stay out, so older hashes hold

@@ -9,7 +9,6 @@ per-image claims, so two identical runs started together certify each image once
 from __future__ import annotations
 
 import contextlib
-import time
 
 from benchmark.certificates.engines import build_engine
 from benchmark.certificates.smoothing import image_generator
@@ -18,6 +17,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import BenchmarkError
 from benchmark.files import Claims, check_writable, now
 from benchmark.method import Method, cost
+from benchmark.run.grouped import timed_records
 from benchmark.run.measure import denoising_error, is_denoiser
 from benchmark.run.plan import Cell
 from benchmark.run.progress import Progress
@@ -246,39 +246,28 @@ def _claim(group: list[int], claims: Claims, writer: RecordWriter, progress: Pro
 
 def certify_group(cfg: RunConfig, cell: Cell, classifiers: list, data, indices: list[int], device) -> list[Record]:
     """The records of images ``indices`` under the cell's certificate, certified together, each image's noise from
-    its own generator (so each record is the one the image gets alone); each record's ``time_s`` is an equal share
-    of the group's wall time."""
-    t0 = time.perf_counter()
-    images = [data[idx] for idx in indices]
-    certs = cell.certifier.certify_many(
-        classifiers,
-        [x.to(device) for x, _ in images],
-        generators=[image_generator(cfg.seed, idx, device) for idx in indices],
+    its own generator (so each record is the one the image gets alone); see :func:`timed_records`."""
+
+    def certify(xs, idxs):
+        generators = [image_generator(cfg.seed, idx, device) for idx in idxs]
+        sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
+        return cell.certifier.certify_many(classifiers, xs, generators=generators, **sizes)
+
+    return timed_records(
+        certify,
+        data,
+        indices,
+        device,
+        method=cell.method,
+        config_hash=cell.chash,
+        dataset=cfg.dataset,
+        split=cfg.split,
+        sigma=cell.sigma,
+        seed=cfg.seed,
         n0=cfg.n0,
         n=cfg.n,
         alpha=cfg.alpha,
-        batch_size=cfg.batch_size,
-        radii=cfg.radii,
     )
-    share = (time.perf_counter() - t0) / len(indices)
-    return [
-        Record.of_certificate(
-            cert,
-            label=label,
-            idx=idx,
-            time_s=share,
-            method=cell.method,
-            config_hash=cell.chash,
-            dataset=cfg.dataset,
-            split=cfg.split,
-            sigma=cell.sigma,
-            seed=cfg.seed,
-            n0=cfg.n0,
-            n=cfg.n,
-            alpha=cfg.alpha,
-        )
-        for cert, idx, (_, label) in zip(certs, indices, images, strict=True)
-    ]
 
 
 def finish(cell: Cell, writer: RecordWriter, info: RunInfo) -> None:
