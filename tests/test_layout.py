@@ -20,6 +20,7 @@ LAYERS = [
     {"run"},
     {"evaluate"},
     {"report"},
+    {"zoo", "site"},
     {"cli"},
     {"__main__", "__init__"},
 ]

@@ -59,7 +59,7 @@ def test_no_report_module_reads_suite_files_or_imports_method_classes():
 
 def test_a_suite_with_no_file_snapshots_to_the_defaults():
     """Results of a suite known by no file here: bf16 first, every complete run ranked, no pairs, published."""
-    assert snapshot("my-own-suite", families={}) == SuiteSnapshot("my-own-suite")
+    assert snapshot("my-own-suite", families={}, papers=[]) == SuiteSnapshot("my-own-suite")
     quick = snapshot("quick", families={})
     assert not quick.published and not quick.whole_subset_only
     assert snapshot(SUITE).family("gaussian") == "baseline" and snapshot(SUITE).family("imported") == "other"

@@ -109,3 +109,12 @@ def add_command(sub, name: str, text: str, func) -> argparse.ArgumentParser:
     p.set_defaults(func=func)
     p.add_argument("--suite", required=True)
     return p
+
+
+def add_results_command(sub, name: str, text: str, func) -> argparse.ArgumentParser:
+    """A subcommand that reads a results tree (``--results``), of every suite found there or one (``--suite``)."""
+    p = sub.add_parser(name, help=text)
+    p.set_defaults(func=func)
+    p.add_argument("--suite", default=None, help="one suite (default: every suite found in the results)")
+    p.add_argument("--results", default="results", help="the results tree read (default: results/)")
+    return p

@@ -1,11 +1,11 @@
-"""The flags of the commands that draw from results: ``leaderboard``, ``plot`` and ``preview-denoised``."""
+"""The flags of the commands that draw from results: ``leaderboard``, ``plot``, ``preview-denoised`` and ``site``."""
 
 from __future__ import annotations
 
 import argparse
 
-from benchmark.cli import commands
-from benchmark.cli.args import add_command, add_machine_args, add_output_args, add_sigma
+from benchmark.cli import commands, commands_site
+from benchmark.cli.args import add_command, add_machine_args, add_output_args, add_results_command, add_sigma
 
 
 def _add_tables(sub, name: str, text: str) -> argparse.ArgumentParser:
@@ -44,3 +44,12 @@ def add_preview_denoised(sub) -> None:
     )
     preview.add_argument("--out", default="leaderboards", help="where to write the PNGs (default: leaderboards/)")
     _add_preview_args(preview)
+
+
+def add_site(sub) -> None:
+    text = (
+        "a static HTML leaderboard (sortable tables, method pages with model cards and curves, the attack, audit, "
+        "speed and certificate pages) that opens from file:// with no server and no external resource"
+    )
+    p = add_results_command(sub, "site", text, commands_site.site)
+    p.add_argument("--out", default="site", help="where to write the site (default: site/)")

@@ -1,10 +1,10 @@
 """The flags of the commands that maintain results: ``publish-fits``, ``recount``, ``migrate``, ``import-tsv`` and
-``export-tsv``."""
+``export-tsv``; ``zoo`` lists what the model zoo loads."""
 
 from __future__ import annotations
 
 from benchmark.cli import commands
-from benchmark.cli.args import add_data_root, add_output_args, add_store_args
+from benchmark.cli.args import add_data_root, add_output_args, add_results_command, add_store_args
 
 
 def add_publish_fits(sub) -> None:
@@ -65,3 +65,14 @@ def add_export_tsv(sub) -> None:
     exp.add_argument("--base", default=None)
     exp.add_argument("--results", default="results")
     exp.add_argument("--output", required=True, help="TSV file to write")
+
+
+def add_zoo(sub) -> None:
+    from benchmark.cli import commands_zoo
+
+    text = (
+        "list the ranked rows whose smoothed classifiers benchmark.zoo.load builds from the published fits (suite, "
+        "method, base, sigma, trainable share, fit hash, certified accuracy at the grid)"
+    )
+    zoo = add_results_command(sub, "zoo", text, commands_zoo.zoo)
+    zoo.add_argument("--json", action="store_true", help="print the listing as JSON")

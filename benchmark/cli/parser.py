@@ -1,6 +1,6 @@
 """Command line: ``python -m benchmark {run,tune,perf,attack,audit,list,pretrain,leaderboard,plot,preview-denoised,
-publish-fits,recount,migrate,import-tsv,export-tsv}``: the top parser and :func:`main`. Each command's flags are in
-``benchmark.cli.args_<family>`` (run, evaluate, report, results), the flags several share in
+publish-fits,recount,migrate,import-tsv,export-tsv,zoo,site}``: the top parser and :func:`main`. Each command's flags
+are in ``benchmark.cli.args_<family>`` (run, evaluate, report, results), the flags several share in
 :mod:`benchmark.cli.args`, and the function each command runs in :mod:`benchmark.cli.commands`
 (:mod:`benchmark.cli.commands_attack` for attack and audit).
 
@@ -31,11 +31,13 @@ SUBCOMMANDS = (
     args_report.add_leaderboard,
     args_report.add_plot,
     args_report.add_preview_denoised,
+    args_report.add_site,
     args_results.add_publish_fits,
     args_results.add_recount,
     args_results.add_migrate,
     args_results.add_import_tsv,
     args_results.add_export_tsv,
+    args_results.add_zoo,
 )
 
 

@@ -26,6 +26,7 @@ class SuiteSnapshot:
         comparisons: the (A, B) method pairs the leaderboard compares at every base and sigma.
         attack_comparisons: the (A, B) pairs of the attack page, under the adaptive attack.
         families: method name -> family (the plots' hue); a method not named is "other".
+        papers: (method, paper, summary) of the registered methods: what a model card says a method is.
     """
 
     name: str
@@ -36,6 +37,7 @@ class SuiteSnapshot:
     comparisons: tuple[tuple[str, str], ...] = ()
     attack_comparisons: tuple[tuple[str, str], ...] = ()
     families: tuple[tuple[str, str], ...] = field(default=())
+    papers: tuple[tuple[str, str, str], ...] = field(default=())
 
     def __post_init__(self):
         # hand-made snapshots may pass lists and a dict; stored as tuples so the value stays immutable and hashable
@@ -43,7 +45,12 @@ class SuiteSnapshot:
         object.__setattr__(self, "attack_comparisons", tuple((a, b) for a, b in self.attack_comparisons))
         families = self.families.items() if isinstance(self.families, Mapping) else self.families
         object.__setattr__(self, "families", tuple(sorted((str(m), str(f)) for m, f in families)))
+        object.__setattr__(self, "papers", tuple(tuple(map(str, row)) for row in self.papers))
 
     def family(self, method: str) -> str:
         """The family of ``method`` ("other" for a method the snapshot does not name, e.g. an imported one)."""
         return dict(self.families).get(method, "other")
+
+    def paper(self, method: str) -> tuple[str, str]:
+        """(paper, summary) of ``method`` ("", "" for a method the registry does not hold, e.g. an external model)."""
+        return next(((paper, summary) for m, paper, summary in self.papers if m == method), ("", ""))

@@ -109,7 +109,9 @@ def methods_rows() -> list[tuple[str, str, str]]:
     return [(name, METHODS.get(name).summary, METHODS.get(name).paper) for name in METHODS.in_order()]
 
 
-def snapshot(suite: str, families: dict[str, str] | None = None) -> SuiteSnapshot:
+def snapshot(
+    suite: str, families: dict[str, str] | None = None, papers: list[tuple[str, str, str]] | None = None
+) -> SuiteSnapshot:
     """What the reports of ``suite`` need, from its file (if it has one here) and the registry (or ``families``).
     A suite known by no file (results made elsewhere) ranks by the defaults: bf16 first, every complete run, no
     comparison pairs, and counts as published."""
@@ -123,10 +125,12 @@ def snapshot(suite: str, families: dict[str, str] | None = None) -> SuiteSnapsho
         comparisons=tuple(suite_pairs(suite)),
         attack_comparisons=tuple(suite_pairs(suite, "attack_comparisons")),
         families=method_families() if families is None else families,
+        papers=tuple((m, paper, summary) for m, summary, paper in (methods_rows() if papers is None else papers)),
     )
 
 
 def snapshots(suites: list[str]) -> dict[str, SuiteSnapshot]:
     """:func:`snapshot` of each of ``suites``, keyed by name (the registry read once)."""
     families = method_families() if suites else {}
-    return {name: snapshot(name, families) for name in suites}
+    papers = methods_rows() if suites else []
+    return {name: snapshot(name, families, papers) for name in suites}

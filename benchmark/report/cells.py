@@ -35,6 +35,7 @@ def row_name(row: dict, rows: Sequence[dict]) -> str:
     base_rows = [r for r in rows if r["base"] == row["base"]]
     return (
         label(row, base_rows)
+        + (" (external model)" if row.get("external") else "")
         + row.get("certificate_label", "")
         + unfinished(row["status"])
         + subset_note(row["status"], row["n_images"], row["subset_size"])

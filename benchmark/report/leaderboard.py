@@ -249,7 +249,9 @@ def _envelope(ranked: list[dict], radii: Sequence[float]) -> list[str]:
 def write_leaderboard(
     results: Path, out_dir: Path, suite: SuiteSnapshot, command: str, with_plots: bool = True
 ) -> list[Path]:
-    """Write ``<out>/<suite>.md``, ``<out>/<suite>.csv`` and the plots; return the paths written."""
+    """Write ``<out>/<suite>.md``, ``<out>/<suite>.csv``, the plots and the model cards (``<out>/cards/<suite>/``);
+    return the paths written."""
+    from benchmark.report.cards import write_cards
     from benchmark.report.plots import write_plots
 
     rows, radii = leaderboard_rows(results, suite)
@@ -259,7 +261,7 @@ def write_leaderboard(
     write_csv(rows, radii, csv_path)
     plots = write_plots(rows, radii, out_dir, suite) if with_plots else []
     md_path.write_text(markdown(suite.name, rows, radii, plots, out_dir, command, suite.comparisons))
-    return [md_path, csv_path, *plots]
+    return [md_path, csv_path, *plots, write_cards(results, out_dir, suite, command, (rows, radii))]
 
 
 def write_attack_pages(results: Path, out: Path, suite: SuiteSnapshot, command: str) -> None:

@@ -90,6 +90,7 @@ def run_row(group: pd.DataFrame, radii: Sequence[float]) -> dict:
         composed_fits=_text(meta.get("composed_fits")),
         composed_fit_time_s=_float(meta.get("composed_fit_time_s")),
         fit_hash=_text(meta.get("fit_hash")),
+        external=_text(meta.get("external")),
         stage_shares=certifier.row_notes(group),
         certificate_label=certifier.row_label(stages),
         stored_bytes=_int(meta["stored_bytes"]),

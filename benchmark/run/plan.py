@@ -126,13 +126,38 @@ def cell(
 ) -> Cell:
     """The cell of ``method`` on ``base`` at ``sigma`` in ``precision`` under ``cfg`` (``mconfig``: other settings
     than the suite's, as a recipe search tries; ``train_split``: what its fit trains on)."""
-    cls, bconfig = METHODS.get(method), base_config(cfg, base)
+    cls = METHODS.get(method)
     mconfig = method_config(cfg, method, base, sigma) if mconfig is None else mconfig
+    return make_cell(
+        cfg,
+        (cls.name, cls.version, mconfig),
+        (base, base_config(cfg, base)),
+        sigma,
+        precision,
+        indices,
+        subset_size,
+        train_split,
+    )
+
+
+def make_cell(
+    cfg: RunConfig,
+    method: tuple[str, int, Any],
+    base: tuple[str, Any],
+    sigma: float,
+    precision: str,
+    indices=(),
+    subset_size=0,
+    train_split: str = "train",
+) -> Cell:
+    """The cell of ``method`` = (name, version, config) on ``base`` = (name, config): the one place a record key is
+    written, for registered methods and for a user's own model alike."""
+    (name, version, mconfig), (base_name, bconfig) = method, base
     key = {
-        "method": cls.name,
-        "method_version": cls.version,
+        "method": name,
+        "method_version": version,
         "method_config": to_jsonable(mconfig),
-        "base": base,
+        "base": base_name,
         "base_config": to_jsonable(bconfig),
         "dataset": cfg.dataset,
         "split": cfg.split,
@@ -151,8 +176,8 @@ def cell(
     }
     key = record_key(key)  # late keys at their first value stay out, so older hashes hold
     return Cell(
-        base,
-        method,
+        base_name,
+        name,
         float(sigma),
         precision,
         mconfig,
@@ -175,18 +200,24 @@ def check_names(cfg: RunConfig) -> list[str]:
     return methods
 
 
-def plan(cfg: RunConfig, num_images: int, precision: Precision) -> list[Cell]:
-    """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
-    methods = check_names(cfg)
+def images(cfg: RunConfig, num_images: int) -> tuple[list[int], int]:
+    """The images a run of ``cfg`` certifies, in order (the subset, or its first ``max_images``), and the size of
+    the whole subset."""
     subset = subset_indices(num_images, cfg.start, cfg.skip, None, cfg.seed)
     if not subset:
         raise BenchmarkError(f"no test images selected: --start {cfg.start} is past the {num_images} images")
-    indices = subset[: cfg.max_images]
+    return subset[: cfg.max_images], len(subset)
+
+
+def plan(cfg: RunConfig, num_images: int, precision: Precision) -> list[Cell]:
+    """Every cell ``cfg`` selects, over an evaluation split of ``num_images`` images, in run order."""
+    methods = check_names(cfg)
+    indices, subset_size = images(cfg, num_images)
     cells = []
     for b in cfg.bases:
         for m in methods:
             # where the method's certificate stands: at each sigma, or (a cascade) once at the smallest of its set
             certifier = certifier_for(method_config(cfg, m, b), cfg.certify, m, check=False)
             for s in certifier.cell_sigmas(cfg.sigmas):
-                cells.append(cell(cfg, m, b, s, precision, indices, len(subset)))
+                cells.append(cell(cfg, m, b, s, precision, indices, subset_size))
     return cells

@@ -12,11 +12,10 @@ import contextlib
 
 from benchmark.certificates.engines import build_engine
 from benchmark.certificates.smoothing import image_generator
-from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import BenchmarkError
 from benchmark.files import Claims, check_writable, now
-from benchmark.method import Method, cost
+from benchmark.method import cost
 from benchmark.run.grouped import timed_records
 from benchmark.run.measure import denoising_error, is_denoiser
 from benchmark.run.plan import Cell
@@ -46,7 +45,7 @@ def _stage_sigmas(sigmas: tuple[float, ...]) -> list[float] | None:
     return list(sigmas) if len(sigmas) > 1 else None
 
 
-def _states(fit: dict) -> str:
+def fit_states(fit: dict) -> str:
     """The fitted state a run certifies with: its own fit's SHA-256, or those of the fits a cascade composes."""
     composed = ",".join(part["state_sha256"] for _, part in sorted(fit.get("composes", {}).items()))
     return fit.get("state_sha256") or composed
@@ -107,6 +106,7 @@ class Runner:
         shard: ``(k, N)``: certify only the images at positions ``k, k + N, ...`` of the subset's order, into
             ``records-<k>of<N>.jsonl``; N processes (or GPUs) with k = 0..N-1 together make the whole run, and
             readers merge their files. Records do not depend on the sharding.
+        session: the session to run in (default: a new one of ``cfg``; a user's own model brings its own).
     """
 
     def __init__(
@@ -116,10 +116,11 @@ class Runner:
         progress: bool = True,
         shard: tuple[int, int] | None = None,
         allow_dirty: bool = False,
+        session: Session | None = None,
     ):
         check_shard(shard, fresh)
         self.cfg, self.fresh, self.show, self.shard, self.allow_dirty = cfg, fresh, progress, shard, allow_dirty
-        self.session = Session(cfg)
+        self.session = session or Session(cfg)
         self.progress = Progress(0, show=False)
 
     def run(self) -> list:
@@ -143,12 +144,7 @@ class Runner:
         # or image fails before the first record is written.
         for base in dict.fromkeys(cell.base for cell, _, todo in work if todo):
             session.build_base(base)
-        if any(
-            todo
-            and session.store.where(cell.method, cell.fit_hash) not in ("published", "cached")
-            and METHODS.get(cell.method).trainable_parameters is not Method.trainable_parameters
-            for cell, _, todo in work
-        ):
+        if session.must_train([cell for cell, _, todo in work if todo]):
             session.data("train")
         self.progress = Progress(sum(len(todo) for _, _, todo in work), show=self.show)
         for cell, writer, todo in work:
@@ -166,12 +162,12 @@ class Runner:
                 f"here {info.data_fingerprint}): point --data-root at the data it used, or rerun with --fresh"
             )
         method, fit = session.fit(cell)
-        before = _states(previous.fit) if previous else None
-        if writer.done and before and _states(fit) and before != _states(fit):
+        before = fit_states(previous.fit) if previous else None
+        if writer.done and before and fit_states(fit) and before != fit_states(fit):
             # a refit on another machine is not bit-identical: never extend records of one state with another
             raise BenchmarkError(
                 f"{directory}: its {len(writer.done)} records came from fitted state {before[:12]}, but this fit is "
-                f"{_states(fit)[:12]}: restore that state under {session.store.published_root}/{cell.method}"
+                f"{fit_states(fit)[:12]}: restore that state under {session.store.published_root}/{cell.method}"
                 " (python -m benchmark publish-fits) or rerun with --fresh"
             )
         info.fit, info.cost, info.notes = fit, cost(method), method.report(cell.sigma)

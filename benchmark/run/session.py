@@ -83,6 +83,15 @@ class Session:
             self._bases[name] = model.requires_grad_(False)
         return self._bases[name]
 
+    def must_train(self, cells: list[Cell]) -> bool:
+        """Whether a fit of ``cells`` is to be made here (neither published nor cached), so the training data is read
+        before the first record is written."""
+        return any(
+            self.store.where(c.method, c.fit_hash) not in ("published", "cached")
+            and METHODS.get(c.method).trainable_parameters is not Method.trainable_parameters
+            for c in cells
+        )
+
     # -- methods and their fits -------------------------------------------------------------------------------
     def _instance(self, target: Cell) -> tuple[Method, dict[str, dict], list[QueryOnly]]:
         """A fresh method for ``target``, with the starts it asks ``ctx.fit`` for and the query-only wrappers it

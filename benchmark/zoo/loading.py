@@ -1,0 +1,176 @@
+"""``load(suite, method, base, sigma)``: a ranked row's smoothed classifier, from its published fit only.
+
+The row's run says what it was certified with: its configuration (hash), precision, engine and the SHA-256 of each
+fitted state. The model is rebuilt through a run's own session from the suite's settings, and refused in one line
+unless the rebuilt configuration hashes to the run's and every state is the published file whose SHA-256 the run
+recorded: a missing, damaged or different fit is an error, never a silent fallback to the local cache or a refit.
+With the run's settings, ``certify(x, idx=i)`` of test image ``i`` gives the record the run committed for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmark.certificates.engines import build_engine
+from benchmark.certificates.registry import certifier_for
+from benchmark.certificates.smoothing import image_generator, predict_from_counts, sample_counts
+from benchmark.config.run_config import build_run_config
+from benchmark.config.suite import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
+from benchmark.run.plan import Cell
+from benchmark.run.runner import fit_states
+from benchmark.run.session import Session
+from benchmark.run.store import Fit, FitStore
+from benchmark.zoo.listing import RESULTS, ranked_run
+
+
+class PublishedFits(FitStore):
+    """The fit store as the zoo reads it: published fits only, and nothing is ever fitted."""
+
+    def _sources(self, name: str, fhash: str, kind: str) -> list[Path]:
+        return [self.published_path(name, fhash)] if kind == "fits" else super()._sources(name, fhash, kind)
+
+    def get_or_fit(self, name, fhash, fit_fn, device="cpu", kind="fits") -> Fit:
+        found = self.load(name, fhash, device, kind)
+        if found is None:
+            where = self.published_path(name, fhash) if kind == "fits" else self.cache_path(name, fhash, kind)
+            raise BenchmarkError(
+                f"{name} {kind[:-1]} {fhash} is not at {where}: restore it with 'git checkout -- {where}' "
+                "(the zoo never fits or falls back to the local cache)"
+            )
+        return found
+
+
+class SmoothedModel:
+    """A ranked row's smoothed classifier. ``certify`` and ``predict`` default to the suite's protocol (n0, n,
+    alpha, certificate, batch size, radius grid) as the row was certified; each is overridable per call.
+
+    Attributes:
+        info: the row (suite, method, base, sigma, precision, engine, config hash, fit hashes and SHA-256s).
+        noisy_classifiers: ``{sigma: module}``, the plain noisy classifiers (fp32, eval mode; one per noise level
+            the certificate votes over: several for a cascade).
+    """
+
+    def __init__(self, session: Session, cell: Cell, classifiers: list[tuple[float, nn.Module]], plain, info: dict):
+        self.session, self.cell, self.info = session, cell, info
+        self.classifiers = classifiers
+        self.noisy_classifiers: dict[float, nn.Module] = plain
+
+    @property
+    def noisy_classifier(self) -> nn.Module:
+        """The plain module that maps noisy images in [0, 1] to logits (for attacks and one's own analysis)."""
+        if len(self.noisy_classifiers) != 1:
+            levels = "/".join(f"{s:g}" for s in self.noisy_classifiers)
+            raise BenchmarkError(f"{self.cell.method} votes over sigma {levels}: use noisy_classifiers[sigma]")
+        return next(iter(self.noisy_classifiers.values()))
+
+    @property
+    def device(self) -> torch.device:
+        return self.session.device
+
+    def _generators(self, count: int, idx: int | Sequence[int] | None) -> tuple[list[torch.Generator], list[int]]:
+        indices = list(range(count)) if idx is None else [int(i) for i in ([idx] if isinstance(idx, int) else idx)]
+        if len(indices) != count:
+            raise BenchmarkError(f"{count} images but {len(indices)} indices: give one idx per image")
+        return [image_generator(self.session.cfg.seed, i, self.device) for i in indices], indices
+
+    def certify(self, x: torch.Tensor, *, idx=None, certificate: str | None = None, **protocol):
+        """The certificate of image ``x`` ([C,H,W] in [0, 1]; a batch [B,C,H,W] gives a list). The noise of an image
+        comes from the run's generator of dataset index ``idx`` (default: its position in the batch), so
+        ``idx=i`` reproduces test image i's committed record. ``protocol``: n0, n, alpha, batch_size, radii."""
+        cfg, batch = self.session.cfg, x.dim() == 4
+        xs = list(x) if batch else [x]
+        sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
+        unknown = set(protocol) - set(sizes)
+        if unknown:
+            raise BenchmarkError(f"certify() takes {', '.join(sorted(sizes))}, not {', '.join(sorted(unknown))}")
+        certifier = self.cell.certifier
+        if certificate is not None:
+            certifier = certifier_for(self.cell.method_config, certificate, self.cell.method)
+        generators, _ = self._generators(len(xs), idx)
+        with torch.no_grad():
+            certs = certifier.certify_many(
+                self.classifiers, [v.to(self.device) for v in xs], generators=generators, **(sizes | protocol)
+            )
+        return certs if batch else certs[0]
+
+    def predict(self, x: torch.Tensor, *, idx=None, n: int = 1000, alpha: float | None = None, batch_size=None):
+        """PREDICT (Cohen et al. 2019, Algorithm 1) of image ``x`` (a batch gives a list): the smoothed class, or
+        -1 (abstain) unless a binomial test at ``alpha`` (the suite's) separates the top two classes. A cascade's
+        prediction is its certificate's (its stages decide together)."""
+        if len(self.classifiers) > 1:
+            certs = self.certify(x, idx=idx)
+            return [c.prediction for c in certs] if isinstance(certs, list) else certs.prediction
+        cfg, batch = self.session.cfg, x.dim() == 4
+        xs = list(x) if batch else [x]
+        ((sigma, classifier),) = self.classifiers
+        generators, _ = self._generators(len(xs), idx)
+        out = []
+        with torch.no_grad():
+            for v, gen in zip(xs, generators, strict=True):
+                counts = sample_counts(classifier, v.to(self.device), sigma, n, batch_size or cfg.batch_size, gen)
+                out.append(predict_from_counts(counts, cfg.alpha if alpha is None else alpha))
+        return out if batch else out[0]
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"SmoothedModel({i['suite']}/{i['method']}/{i['base']} sigma={i['sigma']:g}, {i['precision']})"
+
+
+def load(
+    suite: str,
+    method: str,
+    base: str,
+    sigma: float,
+    *,
+    engine: str | None = None,
+    precision: str | None = None,
+    device: str = "cpu",
+    results: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> SmoothedModel:
+    """The smoothed classifier of ``suite``'s ranked row (method, base, sigma), built from its published fit.
+
+    Args:
+        engine, precision: how the forward pass runs (default: as the row was certified, so its records reproduce).
+        device: where it runs ("cuda" where there is one).
+        results: the results tree whose ranked rows and ``checkpoints/`` are read (default: the committed one).
+        cache_dir: where the dataset decoding and the suite's own bases are cached (default: the project's).
+    """
+    root = Path(results) if results is not None else RESULTS
+    run = ranked_run(root, suite, method, base, sigma)
+    as_run = {"precision": run.precision, "engine": run.info.config.get("engine", "eager")}
+    overrides = {"results": str(root), "cache_dir": str(cache_dir or PROJECT_ROOT / ".cache"), "device": device}
+    session = Session(build_run_config(suite, overrides | as_run))
+    session.store = PublishedFits(session.store.cache_dir, root)
+    cell = session.cell(method, base, float(run.info.sigma))
+    if cell.chash != run.info.config_hash:
+        raise BenchmarkError(
+            f"{suite}'s settings now give {method} on {base} at sigma {sigma:g} the configuration {cell.chash}, not "
+            f"{run.info.config_hash} the ranked run was certified with: check out the commit its run.json names"
+        )
+    built, fit = session.fit(cell)
+    if fit_states(fit) != fit_states(run.info.fit):
+        raise BenchmarkError(
+            f"the published fit of {method} ({fit_states(fit)[:12]}) is not the state its run recorded "
+            f"({fit_states(run.info.fit)[:12]}): restore results/checkpoints/{method} from git"
+        )
+    chosen = session.precision if precision is None else precision
+    plain = {s: built.noisy_classifier(s).eval() for s in cell.certifier.sigmas(cell.sigma)}
+    classifiers = [(s, build_engine(m, session.device, chosen, engine or as_run["engine"])) for s, m in plain.items()]
+    info = {
+        "suite": run.info.suite,
+        "method": method,
+        "base": base,
+        "sigma": float(run.info.sigma),
+        "precision": chosen,
+        "engine": engine or as_run["engine"],
+        "config_hash": cell.chash,
+        "fit": fit_states(fit),
+        "run": str(run.directory),
+    }
+    return SmoothedModel(session, cell, classifiers, plain, info)
