@@ -61,7 +61,8 @@ def test_the_rule_takes_the_cheapest_design_within_the_gap():
 def test_simulate_writes_the_comparison_and_regenerates_the_page_from_it(run_args, tmp_path, capsys):
     assert main(["run", *run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25"]) == 0
     args = ["simulate", "--suite", run_args[1], "--results", str(tmp_path / "results"), "--out", str(tmp_path / "p")]
-    assert main([*args, "--choose-on", "gaussian", "--n-max", "200,400", "--reps", "1", "--max-gap", "100"]) == 0
+    rule = ["--choose-on", "gaussian", "--n-max", "200,400", "--reps", "1", "--max-gap", "100", "--rates", "test"]
+    assert main([*args, *rule]) == 0
     stored = json.loads((tmp_path / "results" / "tiny" / "simulate" / "designs.json").read_text())
     assert stored["choice"] in stored["designs"] and stored["git"] and stored["packages"]
     assert {r["method"] for r in stored["rows"] if r.get("held_out")} == {"vanilla"}
@@ -72,3 +73,28 @@ def test_simulate_writes_the_comparison_and_regenerates_the_page_from_it(run_arg
     assert again.split("\n", 3)[3] == page.split("\n", 3)[3]  # all but the command that generated it
     assert main(["simulate", "--suite", run_args[1], "--results", str(tmp_path / "none"), "--report-only"]) == 2
     assert "no simulation stored" in capsys.readouterr().err
+
+
+def test_the_design_is_chosen_on_validation_votes_that_resume_and_the_test_rates_check_it(run_args, tmp_path):
+    assert main(["run", *run_args, "--methods", "vanilla,gaussian", "--sigma", "0.25"]) == 0
+    results, cache = str(tmp_path / "results"), str(tmp_path / "cache")
+    args = ["simulate", "--suite", run_args[1], "--results", results, "--cache-dir", cache, "--allow-dirty"]
+    rule = ["--choose-on", "gaussian", "--n-max", "200", "--reps", "1", "--max-gap", "100", "--sigma", "0.25"]
+    assert main([*args, *rule, "--val-images", "20", "--out", str(tmp_path / "p")]) == 0
+    votes_path = tmp_path / "results/tiny/simulate/val_votes/gaussian/small_cnn/sigma_0.25.json"
+    votes = json.loads(votes_path.read_text())
+    assert len(votes["n_top"]) == 20 and all(0 <= k <= 100 for k in votes["n_top"])
+    # validation images only: none of them is a certified test image's index in the validation split's numbering
+    assert len(set(votes["key"]["images"])) == 20 and votes["key"]["n"] == 100
+    stored = json.loads((tmp_path / "results/tiny/simulate/designs.json").read_text())
+    assert stored["rates"] == "val" and stored["val_images"] == 20
+    # every method's test rates are the held-out check, the method chosen on included
+    assert {r["method"] for r in stored["rows"] if r.get("held_out")} == {"vanilla", "gaussian"}
+    assert "validation images" in (tmp_path / "p/certificates.md").read_text()
+    # cut short after 10 images: the count resumes and gives the very same counts
+    votes_path.write_text(json.dumps({**votes, **{k: votes[k][:10] for k in ("n_top", "prediction", "label")}}))
+    assert main([*args, *rule, "--val-images", "20", "--out", str(tmp_path / "p")]) == 0
+    assert json.loads(votes_path.read_text()) == votes
+    # another key (more images) counts afresh
+    assert main([*args, *rule, "--val-images", "30", "--out", str(tmp_path / "p")]) == 0
+    assert len(json.loads(votes_path.read_text())["n_top"]) == 30

@@ -1,9 +1,17 @@
-"""The flags of the evaluations beside certification: ``tune``, ``audit``, ``attack`` and ``perf``."""
+"""The flags of the evaluations beside certification: ``tune``, ``audit``, ``attack``, ``perf`` and ``simulate``."""
 
 from __future__ import annotations
 
-from benchmark.cli import commands, commands_attack
-from benchmark.cli.args import add_bases, add_command, add_measure_args, add_sigma, fraction
+from benchmark.cli import commands, commands_attack, commands_simulate
+from benchmark.cli.args import (
+    add_allow_dirty,
+    add_bases,
+    add_command,
+    add_machine_args,
+    add_measure_args,
+    add_sigma,
+    fraction,
+)
 
 
 def add_tune(sub) -> None:
@@ -111,7 +119,7 @@ def add_simulate(sub) -> None:
         "simulate",
         "compare sequential certificate designs by simulation on the suite's committed vote rates; writes "
         "results/<suite>/simulate/designs.json and <out>/certificates.md",
-        commands.simulate,
+        commands_simulate.simulate,
     )
     add_bases(simulate, "the base whose ranked runs give the rates (default: the suite's first)")
     simulate.add_argument("--choose-on", default="gaussian,peft_lora", help="methods whose rates choose the design")
@@ -125,3 +133,14 @@ def add_simulate(sub) -> None:
     simulate.add_argument(
         "--report-only", action="store_true", help="simulate nothing; regenerate certificates.md from designs.json"
     )
+    simulate.add_argument(
+        "--rates",
+        choices=("val", "test"),
+        default="val",
+        help="choose on the --choose-on methods' vote rates on validation images (counted once, stored; the "
+        "default) or on their test rates (the held-out check is then the other methods')",
+    )
+    simulate.add_argument("--val-images", type=int, default=100, help="validation images counted (default: 100)")
+    add_sigma(simulate, "the noise levels whose validation votes are counted (default: the suite's)")
+    add_machine_args(simulate)
+    add_allow_dirty(simulate, "count the validation votes with uncommitted code changes (recorded)")

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from benchmark.config.registry import BASES, DATASETS, METHODS
 from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import PROJECT_ROOT, methods_rows, snapshots, suite_names
 from benchmark.errors import BenchmarkError
 from benchmark.evaluate.denoised import denoised_previews
 from benchmark.evaluate.perf import measure
-from benchmark.evaluate.simulate import run_simulation
 from benchmark.evaluate.tuning import run_sigmas, tune_suite
-from benchmark.files import check_writable, read_json, safe_name
+from benchmark.files import check_writable, safe_name
 from benchmark.report import previews
 from benchmark.report.leaderboard import leaderboard_rows, write_attack_pages, write_leaderboard
 from benchmark.report.perf_page import report
 from benchmark.report.plots import write_plots
-from benchmark.report.simulate_page import simulation_page
 from benchmark.run.interop import export_tsv as write_tsv
 from benchmark.run.interop import import_tsv as read_tsv
 from benchmark.run.launch import (
@@ -36,7 +32,7 @@ from benchmark.run.launch import (
 from benchmark.run.maintenance import recount as recount_runs
 from benchmark.run.migrate import migrate as migrate_runs
 from benchmark.run.pretrain import pretrain_bases
-from benchmark.run.provenance import check_clean, write_stamped
+from benchmark.run.provenance import check_clean
 from benchmark.run.records import suites_in
 from benchmark.run.store import FitStore
 
@@ -167,40 +163,6 @@ def perf(args) -> None:
     text = report(Path(cfg.results), cfg.suite, args.command_line)
     out.mkdir(parents=True, exist_ok=True)
     (out / "perf.md").write_text(text)
-    print(text)
-
-
-def simulate(args) -> None:
-    """Sequential designs compared by simulation on the suite's vote rates (see :mod:`benchmark.evaluate.simulate`)."""
-    cfg = build_run_config(args.suite, overrides(args))
-    out = out_dir(args, cfg.results)
-    check_writable(out, "--out", "page directory")
-    stored = Path(cfg.results) / cfg.suite / "simulate" / "designs.json"
-    if args.report_only:
-        result = read_json(stored, "the simulation")
-        if result is None:
-            raise BenchmarkError(
-                f"no simulation stored at {stored}: run python -m benchmark simulate --suite {cfg.suite}"
-            )
-    else:
-        n_maxes = [int(v) for v in args.n_max.split(",") if v.strip()]
-        choose_on = [m.strip() for m in args.choose_on.split(",") if m.strip()]
-        result = run_simulation(
-            Path(cfg.results),
-            cfg.suite,
-            cfg.bases[0],
-            choose_on,
-            n_maxes,
-            args.reps,
-            args.max_gap,
-            cfg.n0,
-            cfg.alpha,
-            cfg.radii,
-        )
-        write_stamped(stored, result, torch.device("cpu"))
-    text = simulation_page(result, args.command_line)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "certificates.md").write_text(text)
     print(text)
 
 

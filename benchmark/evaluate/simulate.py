@@ -10,7 +10,10 @@ at each grid radius beside fixed n's on the same draws (the largest gap over the
 The rule that picks the ``adaptive`` design is fixed before the simulation runs (:func:`choose`): among the
 candidates whose mean gap to fixed n stays within ``max_gap`` points at every cell and n_max, the one with the
 fewest samples at the largest n_max, summed over the cells. The rates it chooses on are the ``choose_on``
-methods' (gaussian and peft_lora by default); every other single-sigma method's rates are a held-out check.
+methods' (gaussian and peft_lora by default): on validation images (``--rates val``, the default; counted by
+:mod:`benchmark.evaluate.votes`), a design being a setting chosen away from the test images, with every method's
+test rates as the held-out check; or on their test rates (``--rates test``, how the first choice was made), with
+every other single-sigma method's rates as the held-out check.
 """
 
 from __future__ import annotations
@@ -150,22 +153,27 @@ def run_simulation(
     n0: int,
     alpha: float,
     radii,
+    val: list[Cell] | None = None,
 ) -> dict:
     """The whole comparison: every candidate on the ``choose_on`` methods' rates, the rule's choice, and today's
-    and the chosen design on every other method's rates (the held-out check)."""
+    and the chosen design on every other method's rates (the held-out check). With ``val`` (the ``choose_on``
+    methods' rates on validation images, :mod:`benchmark.evaluate.votes`) the choice is made on those, and every
+    method's test rates, the ``choose_on`` methods' included, are the held-out check."""
     cells = vote_rates(results, suite, base)
-    chosen_on = [c for c in cells if c.method in choose_on]
+    chosen_on = val if val is not None else [c for c in cells if c.method in choose_on]
     if not chosen_on:
         raise BenchmarkError(f"no ranked run of {', '.join(choose_on)} on {base}: nothing to choose on")
     designs = candidates()
     rows = compare(chosen_on, designs, n_maxes, n0, alpha, radii, reps)
     choice = choose(rows, choose_on, max_gap)
-    held_out = [c for c in cells if c.method not in choose_on]
+    held_out = cells if val is not None else [c for c in cells if c.method not in choose_on]
     check = {"sequential": SEQUENTIAL, choice: designs[choice]}
     rows += [r | {"held_out": True} for r in compare(held_out, check, [max(n_maxes)], n0, alpha, radii, reps)]
     return {
         "suite": suite,
         "base": base,
+        "rates": "test" if val is None else "val",
+        "val_images": None if val is None else len(val[0].rates),
         "choose_on": choose_on,
         "n_max": n_maxes,
         "reps": reps,
