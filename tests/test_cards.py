@@ -49,7 +49,8 @@ def test_one_card_per_ranked_row_with_what_the_row_measured(tiny_results):
     assert [(c["method"], c["sigma"]) for c in cards] == [(r["method"], r["sigma"]) for r in ranked]
     for c, row in zip(cards, ranked, strict=True):
         assert [a["radius"] for a in c["certified_accuracy"]] == radii
-        assert all(a["lo"] <= a["value"] <= a["hi"] for a in c["certified_accuracy"])
+        assert all(a["lo"] <= a["value"] <= a["hi"] <= 100 for a in c["certified_accuracy"])
+        assert [a["value"] for a in c["certified_accuracy"]] == [round(100 * row[f"acc@{r:g}"], 4) for r in radii]
         assert c["acr"]["lo"] <= c["acr"]["value"] <= c["acr"]["hi"] and c["acr"]["value"] == row["acr"]
         assert (c["n0"], c["n"], c["alpha"], c["certificate"], c["precision"]) == (20, 100, 0.001, "fixed", "fp32")
         assert c["reproduce"].startswith(f"python -m benchmark run --suite tiny --methods {c['method']} ")
@@ -91,3 +92,18 @@ def test_every_committed_ranked_row_has_its_card():
     rows, _ = leaderboard_rows(ROOT / "results", snap)
     names = {card_name({"method": r["method"], "base": r["base"], "sigma": r["sigma"]}) for r in rows if r["ranked"]}
     assert names == {p.name for p in (ROOT / "leaderboards/cards/cifar10-cpu").glob("*.json")}
+
+
+def test_each_committed_cards_command_plans_its_rows_configuration():
+    """The ``reproduce`` command, parsed as ``run`` parses it, resolves to the card's config hash."""
+    from benchmark.cli.commands import overrides
+    from benchmark.cli.parser import build_parser
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.plan import cell
+
+    for path in sorted((ROOT / "leaderboards/cards/cifar10-cpu").glob("*.json")):
+        card = json.loads(path.read_text())
+        args = build_parser().parse_args(card["reproduce"].split()[3:])
+        cfg = build_run_config(args.suite, overrides(args))
+        (sigma,) = cfg.sigmas
+        assert cell(cfg, card["method"], card["base"], sigma, cfg.precision).chash == card["config_hash"], path.name

@@ -416,7 +416,8 @@ def test_a_cascade_names_the_fits_it_composes_and_publishes_them(run_args, tmp_p
     assert not fit_published(run) and run.info.cost["trainable_params"] > 0
     assert main(["publish-fits", "--results", str(results), "--cache-dir", str(cache)]) == 0
     out = capsys.readouterr().out
-    assert out.count("(start of multiscale_gaussian run") == 3 and out.count(": published") == 3
+    assert out.count("(start of multiscale_gaussian run") == 3 and out.count(": published") == 4
+    assert "small_cnn-digits" in out and "(base of multiscale_gaussian run" in out  # the base the suite trained
     assert fit_published(run)
     # the fits come back from the store on a rerun with more images: the same three states
     assert main(["run", *run_args, "--methods", "multiscale_gaussian", "--max-images", "3"]) == 0

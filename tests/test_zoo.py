@@ -91,6 +91,12 @@ def test_a_missing_damaged_or_foreign_fit_is_refused_never_replaced(published, t
     state = results / "checkpoints/gaussian" / fit_hash / "state.safetensors"
     # the local cache still holds the very fit: the zoo must not fall back to it
     assert any(published["cache"].glob(f"fits/gaussian/{fit_hash}/state.safetensors"))
+    # the suite-trained base is read from its published copy too, never from the cache
+    (base_dir,) = (results / "checkpoints").glob("small_cnn-digits/*")
+    shutil.rmtree(base_dir)
+    with pytest.raises(BenchmarkError, match="small_cnn-digits .* is not published"):
+        _load(published, results)
+    shutil.copytree(published["results"] / "checkpoints", results / "checkpoints", dirs_exist_ok=True)
     state.write_bytes(state.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(BenchmarkError, match="damaged"):
         _load(published, results)
@@ -134,8 +140,30 @@ def test_an_own_model_gets_a_row_beside_the_ranked_ones(published, tmp_path):
     mine = [r for r in rows if r["method"] == "always3" and r["ranked"]]
     assert len(mine) == 1 and mine[0]["vs_best"] in ("best", "tied", "below") and mine[0]["base"] == "small_cnn"
     assert "always3 (external model)" in markdown("tiny", rows, radii, [], tmp_path, "cmd", ())
-    with pytest.raises(BenchmarkError, match="registered method"):
-        benchmark_model(Voter(3), "gaussian", str(published["suite"]), 0.25, **kw)
+    # external rows are the user's to load: the zoo lists and loads registered methods only
+    assert {e["method"] for e in available("tiny", results)} == {"gaussian"}
+    for name in ("gaussian", "Gaussian", "perf", "a/b", "x:y"):
+        with pytest.raises(BenchmarkError, match="cannot name your model"):
+            benchmark_model(Voter(3), name, str(published["suite"]), 0.25, **kw)
+    with pytest.raises(BenchmarkError, match="not one of tiny's noise levels"):
+        benchmark_model(Voter(3), "always3", str(published["suite"]), 0.3, **kw)
+    with pytest.raises(BenchmarkError, match="unknown base"):
+        benchmark_model(Voter(3), "always3", str(published["suite"]), 0.25, base="nope", **kw)
+    with pytest.raises(BenchmarkError, match="committed results tree"):
+        benchmark_model(Voter(3), "always3", str(published["suite"]), 0.25, results=ROOT / "results")
+
+
+def test_an_own_models_key_sees_its_code_and_a_version_tag_and_fresh_starts_over(published, tmp_path):
+    kw = {"results": tmp_path / "results", "cache_dir": published["cache"]}
+    suite = str(published["suite"])
+    model = Voter(3)
+    first = benchmark_model(model, "mine", suite, 0.25, **kw)
+    assert model.training and not model.label.requires_grad  # the caller's model is left as it was
+    assert benchmark_model(model, "mine", suite, 0.25, version="v2", **kw) != first
+    before = [r.time_s for r in read_records(first)]
+    assert benchmark_model(model, "mine", suite, 0.25, fresh=True, **kw) == first
+    assert [r.time_s for r in read_records(first)] != before  # certified again, not resumed
+    assert json.loads((first / "run.json").read_text())["fit"]["external"]["source_sha256"]
 
 
 def _reproduces(method: str, sigma: float, count: int) -> None:

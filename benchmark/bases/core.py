@@ -92,3 +92,8 @@ class BaseSpec:
 
     def build(self, config, dataset: DatasetSpec, ctx: BuildContext) -> BaseClassifier:
         raise NotImplementedError
+
+    def stored_slot(self, config, dataset: str, seed: int) -> tuple[str, str] | None:
+        """The (name, hash) under which the fit store keeps this base's weights when the suite trains it (kind
+        ``bases``), from a run's recorded base config, dataset name and seed; None for weights from elsewhere."""
+        return None

@@ -58,8 +58,11 @@ class Pretrained(BaseSpec):
 
     def fit_slot(self, config, dataset: DatasetSpec, seed: int) -> tuple[str, str]:
         """The (name, hash) of this base's training in the fit store (kind ``bases``)."""
-        key = {"base": self.name, "version": self.version, "config": config, "dataset": dataset.name, "seed": seed}
-        return f"{self.name}-{dataset.name}", config_hash(key)
+        return self.stored_slot(config, dataset.name, seed)
+
+    def stored_slot(self, config, dataset: str, seed: int) -> tuple[str, str]:
+        key = {"base": self.name, "version": self.version, "config": config, "dataset": dataset, "seed": seed}
+        return f"{self.name}-{dataset}", config_hash(key)
 
     def build(self, config, dataset: DatasetSpec, ctx: BuildContext) -> BaseClassifier:
         if ctx.store is None:

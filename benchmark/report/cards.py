@@ -2,7 +2,8 @@
 
 A card says what the row is (method and its paper, base, sigma, certificate, precision, engine), what it is made of
 (the fit's hash, SHA-256, size and where it is published; the trainable share), what it cost (fit time, seconds and
-samples per certified image), what it certifies (certified accuracy at the grid with 95% Clopper-Pearson intervals,
+samples per certified image), what it certifies (certified accuracy in percent at the grid with 95% Clopper-Pearson
+intervals,
 ACR with its bootstrap interval, best/tied/below in its table) and the command that reproduces it. Numbers published
 elsewhere for the same method (:mod:`benchmark.report.reported`) sit in their own ``reported_elsewhere`` list,
 labelled with their source, never mixed with the measured ones.
@@ -21,6 +22,7 @@ from benchmark.config.snapshot import SuiteSnapshot
 from benchmark.files import inside, safe_name
 from benchmark.report.reported import reported_numbers
 from benchmark.report.table import leaderboard_rows, radius_label
+from benchmark.run.ranking import fit_parts
 from benchmark.run.records import read_run_info, run_dir
 
 CARD_VERSION = 1
@@ -31,31 +33,56 @@ def _num(value) -> float | None:
 
 
 def _fit(results: Path, method: str, info) -> dict:
-    """The fitted state the row was certified with (a cascade's: the fits it composes, each with its method)."""
-    fit = info.fit
-    parts = [(method, fit)] if fit.get("fit_hash") else []
-    parts += [(p.get("method", name), p) for name, p in sorted(fit.get("composes", {}).items())]
+    """The fitted states the row was certified with (a cascade's: those it composes, each with its method); an
+    external model's class and the SHA-256 of its tensors instead."""
+    if info.fit.get("external"):
+        return {"states": [], "external": info.fit["external"], "stored_bytes": None}
     states = []
-    for name, part in parts:
-        path = results / "checkpoints" / name / part["fit_hash"] / "state.safetensors"
+    for name, part in fit_parts(method, info.fit):
+        path = results / "checkpoints" / safe_name(name) / part["fit_hash"] / "state.safetensors"
+        published = path.is_file()
         states.append(
             {
                 "method": name,
                 "hash": part["fit_hash"],
                 "state_sha256": part.get("state_sha256"),
-                "bytes": path.stat().st_size if path.is_file() else None,
-                "path": f"results/checkpoints/{name}/{part['fit_hash']}/state.safetensors" if path.is_file() else None,
+                "bytes": path.stat().st_size if published else None,
+                "path": f"results/checkpoints/{name}/{part['fit_hash']}/state.safetensors" if published else None,
             }
         )
     return {"states": states, "stored_bytes": info.cost.get("stored_bytes")}
 
 
 def _reproduce(row: dict, info) -> str:
-    """The command that certifies the row again (from its published fit, or fitting it where none is published)."""
-    command = f"python -m benchmark run --suite {info.suite} --methods {row['method']} --bases {row['base']}"
-    command += f" --sigma {row['sigma']:g} --precision {row['precision']}"
-    engine = info.config.get("engine", "eager")
-    return command + (f" --engine {engine}" if engine != "eager" else "")
+    """The call that certifies the row again: for a registered method, ``run`` with every setting of the record key
+    the command line sets, so it plans the very configuration (the method's settings are the suite file's at the
+    commit in ``git``); for an external model, the ``benchmark_model`` call."""
+    key = info.config
+    if info.fit.get("external"):
+        return (
+            f'benchmark.zoo.benchmark_model(model, "{row["method"]}", "{info.suite}", {row["sigma"]:g}, '
+            f'base="{row["base"]}", results=...)  # model: {info.fit["external"]["module"]}'
+        )
+    flags = {
+        "suite": info.suite,
+        "methods": row["method"],
+        "bases": row["base"],
+        "sigma": f"{row['sigma']:g}",
+        "n0": key.get("n0"),
+        "n": key.get("n"),
+        "alpha": key.get("alpha"),
+        "skip": key.get("skip"),
+        "start": key.get("start"),
+        "seed": key.get("seed"),
+        "precision": key.get("precision"),
+        "certify": key.get("certify", "fixed"),
+        "engine": key.get("engine", "eager"),
+    }
+    return "python -m benchmark run " + " ".join(f"--{k} {v}" for k, v in flags.items() if v is not None)
+
+
+def _pct(value: float) -> float:
+    return round(100 * value, 4)
 
 
 def card(results: Path, suite: SuiteSnapshot, row: dict, radii, command: str) -> dict:
@@ -65,9 +92,9 @@ def card(results: Path, suite: SuiteSnapshot, row: dict, radii, command: str) ->
     accuracy = [
         {
             "radius": r,
-            "value": row[radius_label(r)],
-            "lo": row[f"{radius_label(r)}_lo"],
-            "hi": row[f"{radius_label(r)}_hi"],
+            "value": _pct(row[radius_label(r)]),
+            "lo": _pct(row[f"{radius_label(r)}_lo"]),
+            "hi": _pct(row[f"{radius_label(r)}_hi"]),
         }
         for r in radii
     ]
@@ -80,6 +107,7 @@ def card(results: Path, suite: SuiteSnapshot, row: dict, radii, command: str) ->
         "card_version": CARD_VERSION,
         "suite": suite.name,
         "method": row["method"],
+        "external": bool(info.fit.get("external")),
         "paper": paper,
         "summary": summary,
         "base": row["base"],
@@ -100,6 +128,7 @@ def card(results: Path, suite: SuiteSnapshot, row: dict, radii, command: str) ->
             "certify_s_per_image": _num(row["certify_s_per_image"]),
             "samples_per_image": _num(row["samples_per_image"]),
         },
+        "units": {"certified_accuracy": "percent of the images", "radius": "l2, in [0, 1] pixel units"},
         "certified_accuracy": accuracy,
         "acr": {"value": row["acr"], "lo": row["acr_lo"], "hi": row["acr_hi"]},
         "vs_best": row["vs_best"],
@@ -119,7 +148,7 @@ def build_cards(results: Path, suite: SuiteSnapshot, command: str, table: tuple 
 
 
 def card_name(card: dict) -> str:
-    return f"{card['method']}--{card['base']}--sigma_{card['sigma']:g}.json"
+    return f"{safe_name(card['method'])}--{safe_name(card['base'])}--sigma_{card['sigma']:g}.json"
 
 
 def write_cards(results: Path, out_dir: Path, suite: SuiteSnapshot, command: str, table: tuple | None = None) -> Path:

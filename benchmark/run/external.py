@@ -3,22 +3,27 @@
 The model is a noisy classifier like a method's (images in [0, 1] plus noise -> logits, its normalisation inside).
 It enters the run through a :class:`Session` that plans one cell for it and hands the runner an
 :class:`ExternalMethod` in place of a fit; everything after (claims, noise per image, the certificate, records,
-resume, run.json) is the path every registered method takes. The cell's key names the model by its class and the
-SHA-256 of its parameters and buffers, so a changed model never extends another's records.
+resume, run.json) is the path every registered method takes. The cell's key names the model by its class, the
+SHA-256 of its class's source (where Python can read it), the SHA-256 of its parameters and buffers, and the
+caller's ``version`` tag, so a changed model never extends another's records; what none of these sees (a plain
+Python attribute, code outside the class) is what ``version`` is for.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
+import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from benchmark.bases import check_base
 from benchmark.config.registry import METHODS
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import BenchmarkError
-from benchmark.files import safe_name
 from benchmark.method import Method, MethodContext
 from benchmark.run.plan import Cell, images, make_cell
 from benchmark.run.session import Session
@@ -29,8 +34,18 @@ class ExternalConfig:
     """What identifies a user's model in its record key: the class it is and the SHA-256 of its tensors."""
 
     module: str
+    source_sha256: str | None
     state_sha256: str
     parameters: int
+    version: str = ""
+
+
+def source_digest(model: nn.Module) -> str | None:
+    """SHA-256 of the source of the model's class (None where Python cannot read it, e.g. a class typed in a REPL)."""
+    try:
+        return hashlib.sha256(inspect.getsource(type(model)).encode()).hexdigest()
+    except (OSError, TypeError):
+        return None
 
 
 def model_digest(model: nn.Module) -> str:
@@ -55,20 +70,41 @@ class ExternalMethod(Method):
         return {"external": self.config.module}
 
 
+# folders a suite's results hold beside the methods' (an external model's name must not be one)
+RESERVED = frozenset({"attack", "audit", "checkpoints", "perf", "simulate", "tuning"})
+
+
+def check_external(cfg: RunConfig, name: str, base: str, sigma: float) -> None:
+    """A one-line error for a name that could be mistaken for (or stored with) another row's, or for a base or
+    noise level outside the suite, where the row would stand alone in a table of its own."""
+    registered = {m.lower() for m in METHODS.names()}
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.lower() in registered | RESERVED:
+        raise BenchmarkError(
+            f"{name!r} cannot name your model: use letters, digits, _ . - and no registered method or "
+            f"{', '.join(sorted(RESERVED))}"
+        )
+    check_base(base)
+    if float(sigma) not in {float(s) for s in cfg.sigmas}:
+        raise BenchmarkError(
+            f"sigma {sigma:g} is not one of {cfg.suite}'s noise levels ({', '.join(f'{s:g}' for s in cfg.sigmas)})"
+        )
+
+
 class ExternalSession(Session):
     """A session whose one cell is a user's model ``model`` named ``name``, listed with ``base``'s rows at
-    ``sigma``."""
+    ``sigma`` (the model is copied: the caller's stays as it was)."""
 
-    def __init__(self, cfg: RunConfig, model: nn.Module, name: str, base: str, sigma: float):
+    def __init__(self, cfg: RunConfig, model: nn.Module, name: str, base: str, sigma: float, version: str = ""):
         super().__init__(cfg)
-        safe_name(name, "model name")
-        if name in METHODS.names():
-            raise BenchmarkError(f"{name!r} is a registered method: give your model another name")
-        self.model, self.name, self.base, self.sigma = model.eval().requires_grad_(False), name, base, float(sigma)
+        check_external(cfg, name, base, sigma)
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.name, self.base, self.sigma = name, base, float(sigma)
         self.config = ExternalConfig(
             f"{type(model).__module__}.{type(model).__qualname__}",
+            source_digest(model),
             model_digest(model),
             sum(p.numel() for p in model.parameters()),
+            version,
         )
 
     def plan(self) -> list[Cell]:

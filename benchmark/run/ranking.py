@@ -8,17 +8,24 @@ from benchmark.files import safe_name
 from benchmark.run.records import Run
 
 
+def fit_parts(method: str, fit: dict) -> list[tuple[str, dict]]:
+    """The fitted states a run's ``fit`` names, as (method, part with ``fit_hash`` and ``state_sha256``), each once:
+    its own, then those of the stages a cascade composes (its own fit is none; stages may share one state)."""
+    parts = [(method, fit)] if fit.get("fit_hash") else []
+    for name, part in sorted(fit.get("composes", {}).items()):
+        owner = part.get("method", name)
+        if (owner, part.get("fit_hash")) not in {(m, p.get("fit_hash")) for m, p in parts}:
+            parts.append((owner, part))
+    return parts
+
+
 def fit_published(run: Run) -> bool:
     """Whether the state a run was certified with is committed beside it (or the run has no fit): its records can
     then be checked, and extended elsewhere, against that very state."""
     root = run.directory.parents[4]  # <results>/<suite>/<method>/<base>/sigma_<s>/<hash>
-    fits = [(run.info.method, run.info.fit.get("fit_hash"))]
-    # a cascade's own fit is none: the fits of the stages it composes are what its records were certified with
-    composes = run.info.fit.get("composes", {})
-    fits += [(part.get("method", name), part.get("fit_hash")) for name, part in composes.items()]
     return all(
-        not fhash or (root / "checkpoints" / safe_name(method) / fhash / "state.safetensors").is_file()
-        for method, fhash in fits
+        (root / "checkpoints" / safe_name(method) / part["fit_hash"] / "state.safetensors").is_file()
+        for method, part in fit_parts(run.info.method, run.info.fit)
     )
 
 

@@ -21,6 +21,7 @@ from benchmark.run.measure import denoising_error, is_denoiser
 from benchmark.run.plan import Cell
 from benchmark.run.progress import Progress
 from benchmark.run.provenance import stamp
+from benchmark.run.ranking import fit_parts
 from benchmark.run.records import (
     Record,
     RecordWriter,
@@ -47,8 +48,7 @@ def _stage_sigmas(sigmas: tuple[float, ...]) -> list[float] | None:
 
 def fit_states(fit: dict) -> str:
     """The fitted state a run certifies with: its own fit's SHA-256, or those of the fits a cascade composes."""
-    composed = ",".join(part["state_sha256"] for _, part in sorted(fit.get("composes", {}).items()))
-    return fit.get("state_sha256") or composed
+    return ",".join(part["state_sha256"] for _, part in fit_parts("", fit))
 
 
 def start_info(
@@ -240,14 +240,22 @@ def _claim(group: list[int], claims: Claims, writer: RecordWriter, progress: Pro
     return mine
 
 
+def protocol(cfg: RunConfig) -> dict:
+    """What a run's certificate is given for every image: the suite's sample sizes, alpha, batch size and grid."""
+    return {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
+
+
+def noise(cfg: RunConfig, indices, device) -> list:
+    """The generators that draw all the noise of images ``indices`` in a run of ``cfg`` (one per image)."""
+    return [image_generator(cfg.seed, int(idx), device) for idx in indices]
+
+
 def certify_group(cfg: RunConfig, cell: Cell, classifiers: list, data, indices: list[int], device) -> list[Record]:
     """The records of images ``indices`` under the cell's certificate, certified together, each image's noise from
     its own generator (so each record is the one the image gets alone); see :func:`timed_records`."""
 
     def certify(xs, idxs):
-        generators = [image_generator(cfg.seed, idx, device) for idx in idxs]
-        sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
-        return cell.certifier.certify_many(classifiers, xs, generators=generators, **sizes)
+        return cell.certifier.certify_many(classifiers, xs, generators=noise(cfg, idxs, device), **protocol(cfg))
 
     return timed_records(
         certify,

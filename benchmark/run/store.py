@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from benchmark.bases import base_spec
 from benchmark.config.hashing import config_hash
 from benchmark.errors import BenchmarkError
 from benchmark.files import (
@@ -86,12 +87,12 @@ class FitStore:
         return inside(self.published_root, self.published_root / safe_name(name) / safe_hash(fhash, "fit hash"))
 
     def _sources(self, name: str, fhash: str, kind: str) -> list[Path]:
-        published = self.published_path(name, fhash) if kind == "fits" else None
-        return [p for p in (published, self.cache_path(name, fhash, kind)) if p is not None]
+        # a base the suite trains is published beside the fits, under its slot name (``<base>-<dataset>``)
+        return [p for p in (self.published_path(name, fhash), self.cache_path(name, fhash, kind)) if p is not None]
 
     def where(self, name: str, fhash: str, kind: str = "fits") -> str:
         """``published``, ``cached``, ``checkpoint`` (a fit under way can resume) or ``missing``."""
-        published = self.published_path(name, fhash) if kind == "fits" else None
+        published = self.published_path(name, fhash)
         if published is not None and (published / STATE).is_file():
             return "published"
         cached = self.cache_path(name, fhash, kind)
@@ -151,6 +152,10 @@ class FitStore:
             fkey = run.info.fit.get("fit_key")
             if fkey:
                 publisher.publish(run.info.method, config_hash(fkey), expect=run.info.fit.get("state_sha256"))
+            base = None if run.info.fit.get("external") else base_spec(run.info.base)
+            slot = base and base.stored_slot(run.info.config.get("base_config"), run.info.dataset, run.info.seed)
+            if slot:  # the base the suite trained for the run, so the run certifies elsewhere without training it
+                publisher.publish(*slot, f" (base of {run.info.method} run {run.directory.name})", kind="bases")
             publisher.publish_starts(run.info.fit.get("composes", {}), f"{run.info.method} run {run.directory.name}")
         # the fits `attack` evaluated (sigma-0 fits that no certified run names)
         for meta_path in sorted(results.glob(f"{suite or '*'}/attack/*/*/sigma_*/*/attack.json")):
@@ -176,12 +181,13 @@ class _Publisher:
         self.lines: list[str] = []
         self.seen: set[tuple[str, str]] = set()
 
-    def publish(self, method: str, fhash: str, why: str = "", expect: str | None = None) -> None:
-        """``expect``: the state's SHA-256 the results that name this fit recorded (None: not known)."""
+    def publish(self, method: str, fhash: str, why: str = "", expect: str | None = None, kind: str = "fits") -> None:
+        """``expect``: the state's SHA-256 the results that name this fit recorded (None: not known); ``kind``:
+        where the cache keeps it ("bases" for a base the suite trains)."""
         if (method, fhash) in self.seen:
             return
         self.seen.add((method, fhash))
-        source, target = self.store.cache_path(method, fhash), self.target.published_path(method, fhash)
+        source, target = self.store.cache_path(method, fhash, kind), self.target.published_path(method, fhash)
         state = source / STATE
         if (target / STATE).is_file():
             self.lines.append(f"{method} {fhash}{why}: already published")

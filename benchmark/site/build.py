@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.config.snapshot import SuiteSnapshot
-from benchmark.files import inside
+from benchmark.errors import BenchmarkError
+from benchmark.files import check_writable, inside
+from benchmark.run.records import suites_in
 from benchmark.site.html import GENERATOR, SCRIPT, STYLESHEET, Link, NavItem, esc, linker, page
 from benchmark.site.markdown import title_of, to_html
 from benchmark.site.method_page import method_body
@@ -127,3 +129,17 @@ def build_site(
         ):
             stale.unlink()
     return out / INDEX
+
+
+def suites_to_build(results: Path, out: Path, suite: str | None) -> list[str]:
+    """The suites a site of ``results`` shows (``suite``, or every one found), or a one-line error for a results
+    folder that holds nothing to show or an ``out`` that cannot be written."""
+    if not results.is_dir():
+        raise BenchmarkError(f"results directory {results} does not exist: pass --results DIR")
+    found = suites_in(results)
+    if not found:
+        raise BenchmarkError(f"no runs found under {results}: run 'python -m benchmark run' first")
+    if suite is not None and suite not in found:
+        raise BenchmarkError(f"no runs of suite {suite!r} under {results} (it has: {', '.join(found)})")
+    check_writable(out, "--out", "site directory")
+    return [suite] if suite else found

@@ -32,10 +32,10 @@ def _code(value) -> str:
 
 
 def _interval(value: dict | None) -> str:
-    """``{value, lo, hi}`` fractions as percent with their interval."""
+    """``{value, lo, hi}`` in percent, with the interval."""
     if not value:
         return DASH
-    return f"{100 * value['value']:.1f} ({100 * value['lo']:.1f}–{100 * value['hi']:.1f})"
+    return f"{value['value']:.1f} ({value['lo']:.1f}–{value['hi']:.1f})"
 
 
 def _fit(fit: dict) -> str:

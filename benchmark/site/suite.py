@@ -57,18 +57,6 @@ class SuiteData:
         return f"suite-{safe_name(self.name, 'suite')}"
 
 
-def committed_cards() -> CardSource | None:
-    """:func:`benchmark.report.cards.build_cards` where this checkout has that module, else None (no cards shown).
-    Imported lazily so the site builds before the cards land; an import error inside the module is not hidden."""
-    try:
-        from benchmark.report.cards import build_cards
-    except ModuleNotFoundError as err:
-        if err.name != "benchmark.report.cards":
-            raise
-        return None
-    return build_cards
-
-
 def gather(results: Path, snapshot: SuiteSnapshot, command: str, cards: CardSource | None) -> SuiteData:
     """Everything the site shows of ``snapshot``'s suite under ``results``; ``command`` is what the pages name as
     having made them."""

@@ -7,18 +7,20 @@ from pathlib import Path
 from benchmark.config.suite import PROJECT_ROOT, load_suite, snapshot
 from benchmark.errors import BenchmarkError
 from benchmark.report.metrics import certified_accuracy
-from benchmark.run.ranking import fit_published, ranked_runs
+from benchmark.run.ranking import fit_parts, fit_published, ranked_runs
 from benchmark.run.records import Run, latest_runs, suites_in
 
 RESULTS = PROJECT_ROOT / "results"
 
 
 def ranked(results: Path, suite: str) -> list[Run]:
-    """The runs ``suite``'s leaderboard ranks (one per base, method and sigma), as its snapshot says."""
+    """The runs ``suite``'s leaderboard ranks (one per base, method and sigma), as its snapshot says, but external
+    models' rows."""
     rules = snapshot(suite)
-    return ranked_runs(
+    runs = ranked_runs(
         latest_runs(results, suite), rules.preferred_precision, rules.whole_subset_only, rules.certificate
     )
+    return [run for run in runs if not run.info.fit.get("external")]  # a user's own model is theirs to load
 
 
 def ranked_run(results: Path, suite: str, method: str, base: str, sigma: float) -> Run:
@@ -39,10 +41,8 @@ def ranked_run(results: Path, suite: str, method: str, base: str, sigma: float) 
 
 
 def fit_hashes(run: Run) -> list[str]:
-    """The fits a run's records came from: its own, or those of the stages a cascade composes."""
-    fit = run.info.fit
-    own = [fit["fit_hash"]] if fit.get("fit_hash") else []
-    return own + [part["fit_hash"] for _, part in sorted(fit.get("composes", {}).items())]
+    """The fits a run's records came from: its own, or those of the stages a cascade composes (each once)."""
+    return [part["fit_hash"] for _, part in fit_parts(run.info.method, run.info.fit)]
 
 
 def available(suite: str | None = None, results: str | Path | None = None) -> list[dict]:

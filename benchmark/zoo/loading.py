@@ -9,38 +9,40 @@ With the run's settings, ``certify(x, idx=i)`` of test image ``i`` gives the rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from benchmark.certificates.engines import build_engine
+from benchmark.certificates.device import Precision
+from benchmark.certificates.engines import ENGINES, build_engine
 from benchmark.certificates.registry import certifier_for
-from benchmark.certificates.smoothing import image_generator, predict_from_counts, sample_counts
+from benchmark.certificates.smoothing import predict_from_counts, sample_counts
 from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import PROJECT_ROOT
 from benchmark.errors import BenchmarkError
 from benchmark.run.plan import Cell
-from benchmark.run.runner import fit_states
+from benchmark.run.runner import fit_states, noise, protocol
 from benchmark.run.session import Session
 from benchmark.run.store import Fit, FitStore
 from benchmark.zoo.listing import RESULTS, ranked_run
 
 
 class PublishedFits(FitStore):
-    """The fit store as the zoo reads it: published fits only, and nothing is ever fitted."""
+    """The fit store as the zoo reads it: published states only (fits, and bases the suite trains), never the local
+    cache, and nothing is ever fitted."""
 
     def _sources(self, name: str, fhash: str, kind: str) -> list[Path]:
-        return [self.published_path(name, fhash)] if kind == "fits" else super()._sources(name, fhash, kind)
+        return [self.published_path(name, fhash)]
 
     def get_or_fit(self, name, fhash, fit_fn, device="cpu", kind="fits") -> Fit:
         found = self.load(name, fhash, device, kind)
         if found is None:
-            where = self.published_path(name, fhash) if kind == "fits" else self.cache_path(name, fhash, kind)
+            where = self.published_path(name, fhash)
             raise BenchmarkError(
-                f"{name} {kind[:-1]} {fhash} is not at {where}: restore it with 'git checkout -- {where}' "
-                "(the zoo never fits or falls back to the local cache)"
+                f"{name} {fhash} is not published at {where}: restore it with 'git checkout -- {where}', or publish "
+                "it from the cache that holds it (python -m benchmark publish-fits); the zoo never fits or falls "
+                "back to the local cache"
             )
         return found
 
@@ -72,46 +74,50 @@ class SmoothedModel:
     def device(self) -> torch.device:
         return self.session.device
 
-    def _generators(self, count: int, idx: int | Sequence[int] | None) -> tuple[list[torch.Generator], list[int]]:
-        indices = list(range(count)) if idx is None else [int(i) for i in ([idx] if isinstance(idx, int) else idx)]
+    def _generators(self, count: int, idx) -> list[torch.Generator]:
+        indices = list(range(count)) if idx is None else [int(i) for i in torch.as_tensor(idx).reshape(-1).tolist()]
         if len(indices) != count:
             raise BenchmarkError(f"{count} images but {len(indices)} indices: give one idx per image")
-        return [image_generator(self.session.cfg.seed, i, self.device) for i in indices], indices
+        return noise(self.session.cfg, indices, self.device)
 
-    def certify(self, x: torch.Tensor, *, idx=None, certificate: str | None = None, **protocol):
-        """The certificate of image ``x`` ([C,H,W] in [0, 1]; a batch [B,C,H,W] gives a list). The noise of an image
-        comes from the run's generator of dataset index ``idx`` (default: its position in the batch), so
-        ``idx=i`` reproduces test image i's committed record. ``protocol``: n0, n, alpha, batch_size, radii."""
-        cfg, batch = self.session.cfg, x.dim() == 4
+    def certify(self, x: torch.Tensor, *, idx=None, certificate: str | None = None, **overrides):
+        """The certificate of image ``x`` ([C,H,W] in [0, 1]; a batch [B,C,H,W] gives a list), under the suite's
+        protocol (``overrides``: n0, n, alpha, batch_size, radii; ``certificate``: another run-level one).
+
+        The noise of an image is the run's stream of dataset index ``idx`` (one per image): ``idx=i`` on test image
+        i reproduces its committed record. Without ``idx`` an image gets the stream of its position in the batch
+        (0, 1, ...): the same noise on every call, as a run would draw it for those indices.
+        """
+        batch = x.dim() == 4
         xs = list(x) if batch else [x]
-        sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
-        unknown = set(protocol) - set(sizes)
+        sizes = protocol(self.session.cfg)
+        unknown = set(overrides) - set(sizes)
         if unknown:
             raise BenchmarkError(f"certify() takes {', '.join(sorted(sizes))}, not {', '.join(sorted(unknown))}")
         certifier = self.cell.certifier
         if certificate is not None:
             certifier = certifier_for(self.cell.method_config, certificate, self.cell.method)
-        generators, _ = self._generators(len(xs), idx)
+        generators = self._generators(len(xs), idx)
         with torch.no_grad():
             certs = certifier.certify_many(
-                self.classifiers, [v.to(self.device) for v in xs], generators=generators, **(sizes | protocol)
+                self.classifiers, [v.to(self.device) for v in xs], generators=generators, **(sizes | overrides)
             )
         return certs if batch else certs[0]
 
     def predict(self, x: torch.Tensor, *, idx=None, n: int = 1000, alpha: float | None = None, batch_size=None):
-        """PREDICT (Cohen et al. 2019, Algorithm 1) of image ``x`` (a batch gives a list): the smoothed class, or
-        -1 (abstain) unless a binomial test at ``alpha`` (the suite's) separates the top two classes. A cascade's
-        prediction is its certificate's (its stages decide together)."""
+        """PREDICT (Cohen et al. 2019, Algorithm 1) of image ``x`` (a batch gives a list) from ``n`` noisy samples
+        (1,000 by default: PREDICT's cost, not the certificate's n): the smoothed class, or -1 (abstain) unless a
+        binomial test at ``alpha`` (the suite's) separates the top two classes. Noise as :meth:`certify` draws it.
+        A cascade's prediction is its certificate's (its stages decide together)."""
         if len(self.classifiers) > 1:
             certs = self.certify(x, idx=idx)
             return [c.prediction for c in certs] if isinstance(certs, list) else certs.prediction
         cfg, batch = self.session.cfg, x.dim() == 4
         xs = list(x) if batch else [x]
         ((sigma, classifier),) = self.classifiers
-        generators, _ = self._generators(len(xs), idx)
         out = []
         with torch.no_grad():
-            for v, gen in zip(xs, generators, strict=True):
+            for v, gen in zip(xs, self._generators(len(xs), idx), strict=True):
                 counts = sample_counts(classifier, v.to(self.device), sigma, n, batch_size or cfg.batch_size, gen)
                 out.append(predict_from_counts(counts, cfg.alpha if alpha is None else alpha))
         return out if batch else out[0]
@@ -141,6 +147,10 @@ def load(
         results: the results tree whose ranked rows and ``checkpoints/`` are read (default: the committed one).
         cache_dir: where the dataset decoding and the suite's own bases are cached (default: the project's).
     """
+    if precision is not None and precision not in {p.value for p in Precision}:
+        raise BenchmarkError(f"precision={precision!r}: use one of {', '.join(p.value for p in Precision)}")
+    if engine is not None and engine not in ENGINES:
+        raise BenchmarkError(f"engine={engine!r}: use one of {', '.join(ENGINES)}")
     root = Path(results) if results is not None else RESULTS
     run = ranked_run(root, suite, method, base, sigma)
     as_run = {"precision": run.precision, "engine": run.info.config.get("engine", "eager")}
@@ -159,7 +169,7 @@ def load(
             f"the published fit of {method} ({fit_states(fit)[:12]}) is not the state its run recorded "
             f"({fit_states(run.info.fit)[:12]}): restore results/checkpoints/{method} from git"
         )
-    chosen = session.precision if precision is None else precision
+    chosen = Precision(session.precision if precision is None else precision).value
     plain = {s: built.noisy_classifier(s).eval() for s in cell.certifier.sigmas(cell.sigma)}
     classifiers = [(s, build_engine(m, session.device, chosen, engine or as_run["engine"])) for s, m in plain.items()]
     info = {

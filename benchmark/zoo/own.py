@@ -8,6 +8,7 @@ from torch import nn
 
 from benchmark.config.run_config import build_run_config
 from benchmark.config.suite import PROJECT_ROOT
+from benchmark.errors import BenchmarkError
 from benchmark.run.external import ExternalSession
 from benchmark.run.runner import Runner
 
@@ -18,8 +19,10 @@ def benchmark_model(
     suite: str = "cifar10-cpu",
     sigma: float = 0.25,
     *,
+    results: str | Path,
     base: str | None = None,
-    results: str | Path = "results",
+    version: str = "",
+    fresh: bool = False,
     max_images: int | None = None,
     device: str = "cpu",
     cache_dir: str | Path | None = None,
@@ -35,20 +38,27 @@ def benchmark_model(
     like them when it certified the whole subset. Interrupted, the same call resumes where it stopped.
 
     Args:
-        name: the row's name (not a registered method's).
+        name: the row's name (letters, digits, _ . -; not a registered method's).
+        results: the results tree written: your own (copy the committed ``results/`` there to rank beside its
+            rows), never the committed one, whose leaderboards are generated from the suite's own runs.
+        version: a tag of yours in the record key, for a change the key cannot see (a plain attribute, code
+            outside the model's class): the class, its source and the model's tensors are in the key already.
+        fresh: discard this row's records first (certify again from the first image).
         max_images: certify only the first this many images of the subset (a smoke row, listed apart).
-        results: the results tree written (use your own, or copy the committed one to compare in one table).
     """
+    if Path(results).resolve() == (PROJECT_ROOT / "results").resolve():
+        raise BenchmarkError(
+            "results= is the committed results tree: copy it (cp -r results my-results) and pass that copy"
+        )
     overrides = {
         "results": str(results),
         "cache_dir": str(cache_dir or PROJECT_ROOT / ".cache"),
         "device": device,
         "max_images": max_images,
-        "sigmas": [float(sigma)],
         "methods": [],
     }
     cfg = build_run_config(suite, overrides)
     listed_with = base or cfg.bases[0]
-    session = ExternalSession(cfg, model, name, listed_with, sigma)
-    (directory,) = Runner(cfg, progress=progress, session=session).run()
+    session = ExternalSession(cfg, model, name, listed_with, sigma, version)
+    (directory,) = Runner(cfg, fresh=fresh, progress=progress, session=session).run()
     return directory
