@@ -12,7 +12,15 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.certificates.sequential import ADAPTIVE, SEQUENTIAL, certify_sequential, decide, look_alphas, looks
+from benchmark.certificates.sequential import (
+    ADAPTIVE,
+    SEQUENTIAL,
+    Design,
+    certify_sequential,
+    decide,
+    look_alphas,
+    looks,
+)
 from benchmark.certificates.smoothing import certify, image_generator
 from benchmark.cli.parser import main
 from benchmark.config.snapshot import SuiteSnapshot
@@ -208,3 +216,21 @@ def test_a_cascade_keeps_its_own_certificate_unless_one_is_asked_for_it_by_name(
         out = capsys.readouterr().out
         lines[mode] = [line for line in out.splitlines() if "multiscale_gaussian" in line]
     assert lines["fixed"] and lines["fixed"] == lines["adaptive"]
+
+
+def test_the_adaptive_design_is_in_the_record_key_and_never_in_a_fit_key(tiny_suite, monkeypatch):
+    """A design chosen again is another configuration (its records never extend the old design's), and the fit a
+    cell certifies does not depend on it."""
+    from benchmark.certificates.certifier import AdaptiveCertifier
+    from benchmark.config.run_config import build_run_config
+    from benchmark.run.plan import cell
+
+    def one(certify: str):
+        return cell(build_run_config(str(tiny_suite), {"certify": certify}), "gaussian", "small_cnn", 0.25, "fp32")
+
+    adaptive, fixed = one("adaptive"), one("fixed")
+    assert adaptive.key["certify_design"] == vars(ADAPTIVE) and "certify_design" not in fixed.key
+    assert adaptive.fit_hash == fixed.fit_hash and adaptive.chash != fixed.chash
+    monkeypatch.setattr(AdaptiveCertifier, "design", Design(final_share=0.5, futility_beta=0.2))
+    again = one("adaptive")
+    assert again.chash != adaptive.chash and again.fit_hash == adaptive.fit_hash

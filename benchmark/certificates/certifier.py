@@ -40,6 +40,12 @@ class Certifier:
         """The certifier a method's config asks for (its own settings, e.g. a cascade's noise levels)."""
         return cls()
 
+    @classmethod
+    def key_items(cls) -> dict:
+        """What a run's record key holds of this certificate beyond its name: the settings that change its records
+        and may change under the same name (none by default). Keys start with ``certify_``: no fit depends on them."""
+        return {}
+
     def cell_sigmas(self, suite_sigmas: Sequence[float]) -> list[float]:
         """The sigmas of the suite at which a cell of this certificate stands: each of them by default."""
         return list(suite_sigmas)
@@ -144,10 +150,14 @@ class SequentialCertifier(Certifier):
 
 class AdaptiveCertifier(SequentialCertifier):
     """Adaptive sequential CERTIFY: the validity argument of ``sequential`` (a union bound over looks fixed in
-    advance) with the design :data:`benchmark.certificates.sequential.ADAPTIVE`, chosen by simulation on committed
+    advance) with the design :data:`benchmark.certificates.sequential.ADAPTIVE`, chosen by simulation on validation
     vote rates (``python -m benchmark simulate``; ``leaderboards/certificates.md``): it gives an image whose p_A sits
     just below a grid level up at the level below sooner, which is where ``sequential`` spends most of its samples
-    at n = 100,000."""
+    at n = 100,000. Its design is in the record key (a design chosen again is another configuration)."""
 
     name = "adaptive"
     design = ADAPTIVE
+
+    @classmethod
+    def key_items(cls) -> dict:
+        return {"certify_design": dict(vars(cls.design))}

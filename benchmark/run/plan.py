@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.bases import check_base, resolve_base_config
 from benchmark.certificates.certifier import Certifier
 from benchmark.certificates.device import Precision
-from benchmark.certificates.registry import certifier_for, own_certificate
+from benchmark.certificates.registry import certifier_class, certifier_for, own_certificate
 from benchmark.config.hashing import config_hash, record_key, to_jsonable
 from benchmark.config.overrides import override_dataclass
 from benchmark.config.registry import METHODS
@@ -59,6 +59,7 @@ class Cell:
         """The part of the key a fitted state depends on: never the certification settings, nor what the method's
         ``fit_ignores`` names (a denoiser trained on images alone serves every base)."""
         drop = set(_NOT_IN_FIT) | set(METHODS.get(self.method).fit_ignores)
+        drop |= {k for k in self.key if k.startswith("certify_")}  # a certificate's own settings (key_items)
         if "base" in drop:
             drop.add("base_config")
         return {k: v for k, v in self.key.items() if k not in drop}
@@ -174,6 +175,7 @@ def make_cell(
         "certify": "fixed" if own_certificate(mconfig) else cfg.certify,
         "engine": cfg.engine,
     }
+    key |= certifier_class(key["certify"]).key_items()  # a certificate's settings that may change under its name
     key = record_key(key)  # late keys at their first value stay out, so older hashes hold
     return Cell(
         base_name,
