@@ -68,6 +68,11 @@ def test_a_loaded_model_reproduces_its_rows_records(published):
     ]
     # one image alone gets the same certificate as within the batch; predict abstains or names a class
     assert model.certify(xs[0], idx=records[0].idx) == certs[0]
+    # a test image is found by its pixels: without idx it still gets its own stream, so its record
+    assert model.certify(xs[1]) == certs[1] and model.index_of(xs[1]) == records[1].idx
+    # any other image gets the stream of its batch position: the same noise every call
+    other = torch.rand_like(xs[0])
+    assert model.index_of(other) is None and model.certify(other) == model.certify(other, idx=0)
     assert model.predict(xs[0], idx=records[0].idx, n=50) in range(-1, 10)
     # the protocol is the suite's unless overridden: fewer samples, another count
     assert model.certify(xs[0], idx=records[0].idx, n=10).n == 10
@@ -171,7 +176,7 @@ def _reproduces(method: str, sigma: float, count: int) -> None:
     records = sorted(read_records(Path(model.info["run"])), key=lambda r: r.idx)[:count]
     data = model.session.eval_data()
     for record in records:
-        cert = model.certify(data[record.idx][0], idx=record.idx)
+        cert = model.certify(data[record.idx][0])  # the call: the image alone, found by its pixels
         assert (cert.prediction, cert.radius, cert.n_top) == (record.prediction, record.radius, record.n_top)
 
 

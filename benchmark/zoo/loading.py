@@ -4,11 +4,13 @@ The row's run says what it was certified with: its configuration (hash), precisi
 fitted state. The model is rebuilt through a run's own session from the suite's settings, and refused in one line
 unless the rebuilt configuration hashes to the run's and every state is the published file whose SHA-256 the run
 recorded: a missing, damaged or different fit is an error, never a silent fallback to the local cache or a refit.
-With the run's settings, ``certify(x, idx=i)`` of test image ``i`` gives the record the run committed for it.
+With the run's settings, ``certify(x)`` of test image ``i`` (or ``certify(x, idx=i)``) gives the record the run
+committed for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -47,6 +49,10 @@ class PublishedFits(FitStore):
         return found
 
 
+def _digest(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
 class SmoothedModel:
     """A ranked row's smoothed classifier. ``certify`` and ``predict`` default to the suite's protocol (n0, n,
     alpha, certificate, batch size, radius grid) as the row was certified; each is overridable per call.
@@ -61,6 +67,7 @@ class SmoothedModel:
         self.session, self.cell, self.info = session, cell, info
         self.classifiers = classifiers
         self.noisy_classifiers: dict[float, nn.Module] = plain
+        self._index: dict[str, int] | None = None
 
     @property
     def noisy_classifier(self) -> nn.Module:
@@ -74,19 +81,36 @@ class SmoothedModel:
     def device(self) -> torch.device:
         return self.session.device
 
-    def _generators(self, count: int, idx) -> list[torch.Generator]:
-        indices = list(range(count)) if idx is None else [int(i) for i in torch.as_tensor(idx).reshape(-1).tolist()]
-        if len(indices) != count:
-            raise BenchmarkError(f"{count} images but {len(indices)} indices: give one idx per image")
+    def index_of(self, x: torch.Tensor) -> int | None:
+        """The index of image ``x`` in the suite's evaluation split (by its exact pixels), or None: an image of the
+        split certified without ``idx`` still gets its own noise stream, so its committed record reproduces."""
+        if self._index is None:
+            try:
+                data = self.session.eval_data()
+            except BenchmarkError:  # the suite's data is not on this machine: no image is one of its images
+                data = []
+            self._index = {_digest(data[i][0]): i for i in range(len(data))}
+        return self._index.get(_digest(x))
+
+    def _generators(self, xs: list[torch.Tensor], idx) -> list[torch.Generator]:
+        if idx is None:
+            found = [self.index_of(v) for v in xs]
+            indices = [i if i is not None else position for position, i in enumerate(found)]
+        else:
+            indices = [int(i) for i in torch.as_tensor(idx).reshape(-1).tolist()]
+        if len(indices) != len(xs):
+            raise BenchmarkError(f"{len(xs)} images but {len(indices)} indices: give one idx per image")
         return noise(self.session.cfg, indices, self.device)
 
     def certify(self, x: torch.Tensor, *, idx=None, certificate: str | None = None, **overrides):
         """The certificate of image ``x`` ([C,H,W] in [0, 1]; a batch [B,C,H,W] gives a list), under the suite's
         protocol (``overrides``: n0, n, alpha, batch_size, radii; ``certificate``: another run-level one).
 
-        The noise of an image is the run's stream of dataset index ``idx`` (one per image): ``idx=i`` on test image
-        i reproduces its committed record. Without ``idx`` an image gets the stream of its position in the batch
-        (0, 1, ...): the same noise on every call, as a run would draw it for those indices.
+        The noise of an image is the run's stream of dataset index ``idx`` (one per image), so ``certify(x, idx=i)``
+        of test image i reproduces its committed record. Without ``idx``, an image of the suite's evaluation split
+        (found by its exact pixels, where the data is on this machine) gets its own index's stream, so
+        ``certify(x)`` reproduces its record too; any other image gets the stream of its position in the batch
+        (0, 1, ...): the same noise on every call.
         """
         batch = x.dim() == 4
         xs = list(x) if batch else [x]
@@ -97,7 +121,7 @@ class SmoothedModel:
         certifier = self.cell.certifier
         if certificate is not None:
             certifier = certifier_for(self.cell.method_config, certificate, self.cell.method)
-        generators = self._generators(len(xs), idx)
+        generators = self._generators(xs, idx)
         with torch.no_grad():
             certs = certifier.certify_many(
                 self.classifiers, [v.to(self.device) for v in xs], generators=generators, **(sizes | overrides)
@@ -117,7 +141,7 @@ class SmoothedModel:
         ((sigma, classifier),) = self.classifiers
         out = []
         with torch.no_grad():
-            for v, gen in zip(xs, self._generators(len(xs), idx), strict=True):
+            for v, gen in zip(xs, self._generators(xs, idx), strict=True):
                 counts = sample_counts(classifier, v.to(self.device), sigma, n, batch_size or cfg.batch_size, gen)
                 out.append(predict_from_counts(counts, cfg.alpha if alpha is None else alpha))
         return out if batch else out[0]
