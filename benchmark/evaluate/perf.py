@@ -49,6 +49,7 @@ from benchmark.run.grouped import timed_records
 from benchmark.run.jsonl import RERUN, JsonlWriter, claiming
 from benchmark.run.provenance import stamp
 from benchmark.run.records import Record, run_dir
+from benchmark.run.runner import noise, protocol
 from benchmark.run.session import Session
 
 PATH = re.compile(
@@ -188,11 +189,10 @@ def _certifier(cfg: RunConfig, what: str, model, classifier, sigma: float, sessi
         )
         return (lambda xs, idxs: [one(x=x, seed=i) for x, i in zip(xs, idxs, strict=True)]), 1
     certifier = certifier_class(what)()
-    sizes = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": cfg.batch_size, "radii": cfg.radii}
 
-    def certify(xs, idxs):
-        generators = [image_generator(cfg.seed, i, session.device) for i in idxs]
-        return certifier.certify_many([(sigma, classifier)], xs, generators=generators, **sizes)
+    def certify(xs, idxs):  # a run's protocol and noise streams (benchmark.run.runner), so records compare
+        generators = noise(cfg, idxs, session.device)
+        return certifier.certify_many([(sigma, classifier)], xs, generators=generators, **protocol(cfg))
 
     return certify, pack or certifier.pack
 
